@@ -1,0 +1,246 @@
+"""Weight sources: resolve a local folder, a Hub id or the embedded default, then load or save safetensors.
+
+Sources (``load_model(source)``):
+- ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository.
+- a local folder holding ``config.json`` and ``model.safetensors``.
+- ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
+  Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only.
+
+Only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
+A folder may carry ``model.safetensors.sha256`` (the hex digest); a source may also be pinned with
+``sha256=...``: a mismatch is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import CONFIG_NAME, ModelConfig
+from .errors import ConfigError, WeightsError
+from .model import MultiTaskNet, build_model
+
+WEIGHTS_NAME = "model.safetensors"
+CHECKSUM_NAME = "model.safetensors.sha256"
+CARD_NAME = "README.md"
+ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
+_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a model came from.
+
+    Attributes:
+        kind: ``"embedded"``, ``"folder"`` or ``"hub"``.
+        ref: what the user gave (folder path or Hub repo id).
+        revision: requested revision for Hub sources, else ``None``.
+        commit: resolved Hub commit hash (from the cache snapshot), else ``None``.
+        folder: local folder the files were read from.
+    """
+
+    kind: str
+    ref: str
+    revision: str | None
+    commit: str | None
+    folder: Path
+
+    def describe(self) -> str:
+        """Short human label, e.g. ``owner/name@main (3f2a1c0)`` or a folder path."""
+        if self.kind == "hub":
+            rev = f"@{self.revision}" if self.revision else ""
+            commit = f" ({self.commit[:7]})" if self.commit else ""
+            return f"{self.ref}{rev}{commit}"
+        return str(self.folder) if self.kind == "folder" else f"embedded ({self.folder.name}/)"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference with its config, provenance and weights checksum."""
+
+    model: MultiTaskNet
+    config: ModelConfig
+    source: WeightsSource
+    sha256: str
+
+
+def default_source() -> str:
+    """The default weight source: ``$CXRDEMO_WEIGHTS`` or the embedded folder."""
+    return os.environ.get(ENV_WEIGHTS) or str(EMBEDDED_DIR)
+
+
+def parse_hub_id(text: str) -> tuple[str, str | None] | None:
+    """``owner/name[@rev]`` -> ``(repo_id, revision)``; ``None`` when ``text`` is not Hub-id shaped."""
+    m = _HUB_ID.match(text)
+    if not m or ".." in text or text.endswith((".", "-")):
+        return None
+    return m.group("repo"), m.group("rev")
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise WeightsError(
+            f"{path.name} is a pickle checkpoint; cxrdemo loads safetensors only (pickles can run code): "
+            "convert it with safetensors.torch.save_file and add a config.json"
+        )
+
+
+def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
+    """Turn what the user gave into a local folder holding ``config.json`` and ``model.safetensors``."""
+    text = str(source).strip() if source is not None else ""
+    if text in ("", "default"):
+        text = default_source()
+        embedded = Path(text).resolve() == EMBEDDED_DIR
+    else:
+        embedded = False
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_file():
+            _refuse_pickle(path)
+            if path.name in (WEIGHTS_NAME, CONFIG_NAME):
+                path = path.parent
+            else:
+                raise WeightsError(f"{path} is a file; give the folder that holds config.json and model.safetensors")
+        return WeightsSource("embedded" if embedded else "folder", text, None, None, path.resolve())
+    hub = parse_hub_id(text)
+    if hub is None:
+        if os.sep in text or text.startswith((".", "~")):
+            raise WeightsError(f"weights folder {text!r} does not exist; give an existing folder or a Hub id owner/name[@revision]")
+        raise WeightsError(f"{text!r} is neither a folder nor a Hub id; use owner/name or owner/name@revision")
+    return _fetch_from_hub(*hub)
+
+
+def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
+
+    label = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo"))
+        hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo")
+    except hf_errors.RevisionNotFoundError:
+        raise WeightsError(f"Hub repo {repo_id} has no revision {revision!r}; check the branch, tag or commit") from None
+    except hf_errors.RepositoryNotFoundError:
+        raise WeightsError(f"Hub repo {repo_id} was not found (or is private); check the id, or log in with a token") from None
+    except hf_errors.EntryNotFoundError:
+        raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled, OSError) as exc:
+        raise WeightsError(
+            f"could not fetch {label} from the Hugging Face Hub and it is not in the local cache "
+            f"({exc.__class__.__name__}); connect to the internet once, or download it and pass --weights FOLDER"
+        ) from None
+    except hf_errors.HfHubHTTPError as exc:
+        raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0]}; try again later or use a local folder") from None
+    folder = config_path.parent
+    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+    return WeightsSource("hub", repo_id, revision, commit, folder)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _expected_sha256(folder: Path, pinned: str | None) -> str | None:
+    if pinned:
+        return pinned.strip().lower()
+    checksum = folder / CHECKSUM_NAME
+    if checksum.is_file():
+        text = checksum.read_text(encoding="utf-8").split()
+        return text[0].lower() if text else None
+    return None
+
+
+def load_model(
+    source: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    sha256: str | None = None,
+) -> LoadedModel:
+    """Load a model from ``source`` (see module doc) onto ``device`` (default: :func:`cxrdemo.device.pick_device`)."""
+    from .device import pick_device
+
+    resolved = resolve_source(source)
+    folder = resolved.folder
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            _refuse_pickle(folder / pickles[0])
+        raise WeightsError(f"no {WEIGHTS_NAME} in {folder}; a model folder needs config.json and {WEIGHTS_NAME}")
+    config = ModelConfig.load(folder)
+    digest = file_sha256(weights)
+    expected = _expected_sha256(folder, sha256)
+    if expected and expected != digest:
+        raise WeightsError(
+            f"{weights} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it"
+        )
+    model = build_model(config)
+    _load_state(model, weights)
+    model.to(pick_device(device))
+    return LoadedModel(model.eval(), config, resolved, digest)
+
+
+def _load_state(model: MultiTaskNet, weights: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{weights} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); re-download it") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        detail = (wrong or missing or unexpected)[0]
+        raise ConfigError(
+            f"{weights.name} does not match config.json ({model.config.architecture}, {len(model.config.classes)} classes, "
+            f"{model.config.num_boxes} boxes): {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} misshapen "
+            f"tensors (first: {detail}); use the config.json saved with these weights"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def save_model(model: MultiTaskNet, folder: str | os.PathLike, card: str | None = None) -> Path:
+    """Write a Hub-ready folder: ``config.json``, ``model.safetensors``, its ``.sha256`` and a ``README.md`` card.
+
+    ``card`` is the model card text; when ``None`` a card is generated from the config (see :mod:`cxrdemo.modelcard`).
+    """
+    from safetensors.torch import save_file
+
+    from .modelcard import render_card
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    model.config.save(out)
+    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt", "library": "cxrdemo"})
+    digest = file_sha256(out / WEIGHTS_NAME)
+    (out / CHECKSUM_NAME).write_text(f"{digest}  {WEIGHTS_NAME}\n", encoding="utf-8")
+    text = card if card is not None else render_card(model.config, digest)
+    (out / CARD_NAME).write_text(text.replace("{sha256}", digest), encoding="utf-8")
+    return out
+
+
+def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
+    """The ``model`` block of the JSON outputs: source, revision, architecture."""
+    src = loaded.source
+    return {
+        "source": src.ref if src.kind == "hub" else str(src.folder),
+        "revision": src.commit or src.revision or loaded.sha256[:12],
+        "architecture": loaded.config.architecture,
+    }
+
