@@ -25,7 +25,7 @@ def resize_gray(pixels: np.ndarray, size: int) -> np.ndarray:
     if img.size == (size, size):
         return pixels
     # reducing_gap lets PIL first shrink by an integer factor with a box filter (fast), then resample exactly.
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return np.array(img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
 def normalise(resized: np.ndarray, config: ModelConfig) -> torch.Tensor:

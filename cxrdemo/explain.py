@@ -1,0 +1,145 @@
+"""Grad-CAM and friends (pytorch-grad-cam), read off the forward pass that made the prediction, and the CAM box.
+
+The CAM target layer is the backbone's last convolutional block (CLN section 3.4.3), whose output is the final
+feature map ``A``. Everything after it is global average pooling and one linear layer, so the class score is a
+function of ``A`` alone. The CAM is therefore computed by handing pytorch-grad-cam a tiny per-call module
+``A -> logits`` (the exact classification head, with its weights frozen) and ``A`` cached from the forward pass:
+- no second forward through the backbone: changing the method or class costs microseconds, not a network pass;
+- the library still does all the CAM work (hooks, targets, weighting, ReLU, normalisation, its context manager
+  releases the hooks);
+- hooks live on the per-call module, never on the shared model, so concurrent calls cannot mix activations, and
+  the shared parameters never accumulate gradients.
+For a GAP + linear head, Grad-CAM at this layer equals CAM (Zhou et al. 2016) exactly; GradCAM++, XGradCAM,
+LayerCAM, HiResCAM and EigenCAM weight the same activations differently. Perturbation methods (ScoreCAM,
+AblationCAM) need many backbone passes and are not offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from .boxes import Box
+from .errors import InputError
+from .model import MultiTaskNet
+
+#: Method name -> pytorch-grad-cam class.
+CAM_METHODS: dict[str, type] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "layercam": LayerCAM,
+    "hirescam": HiResCAM,
+    "eigencam": EigenCAM,
+    "eigengradcam": EigenGradCAM,
+}
+#: CAM box thresholds studied by CLN (pixel values in [T, 255] of the map scaled to 0..255).
+CAM_THRESHOLDS = (127, 180)
+DEFAULT_CAM_THRESHOLD = 127
+
+
+def check_method(method: str) -> str:
+    """Normalise a CAM method name; :class:`InputError` listing the choices when unknown."""
+    key = method.strip().lower().replace("_", "").replace(" ", "").replace("-", "")
+    key = {"gradcamplusplus": "gradcam++", "gradcampp": "gradcam++"}.get(key, key)
+    if key not in CAM_METHODS:
+        raise InputError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+    return key
+
+
+def check_threshold(threshold: int | float) -> int:
+    """A CAM threshold as an int in 1..254 (so the box is never the whole image or nothing by construction)."""
+    try:
+        value = int(round(float(threshold)))
+    except (TypeError, ValueError):
+        raise InputError(f"CAM threshold {threshold!r} is not a number; use 1..254 (CLN uses 127 or 180)") from None
+    if not 1 <= value <= 254:
+        raise InputError(f"CAM threshold {value} is outside 1..254; CLN uses 127 or 180")
+    return value
+
+
+class _HeadOnFeatures(nn.Module):
+    """``A -> logits``: the classification head of a model, frozen, behind an identity that is the CAM layer."""
+
+    def __init__(self, model: MultiTaskNet) -> None:
+        super().__init__()
+        fc = model.class_head.fc
+        # Parameters that share the model's storage but never collect gradients.
+        self.weight = nn.Parameter(fc.weight.detach(), requires_grad=False)
+        self.bias = nn.Parameter(fc.bias.detach(), requires_grad=False)
+        self.layer = nn.Identity()
+
+    def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        pooled = self.layer(feature_map).mean(dim=(2, 3))
+        return F.linear(pooled, self.weight, self.bias)
+
+
+def cam_heatmaps(
+    model: MultiTaskNet,
+    features: torch.Tensor,
+    targets: list[int],
+    method: str = "gradcam",
+    size: int | None = None,
+) -> np.ndarray:
+    """CAM maps for a batch of cached feature maps.
+
+    Args:
+        model: the model that produced ``features``.
+        features: ``(N, F, h, w)`` final feature maps from :meth:`MultiTaskNet.forward_features`.
+        targets: one class index per image.
+        method: a key of :data:`CAM_METHODS`.
+        size: side of the returned maps (default: the model's input size).
+
+    Returns:
+        ``(N, size, size)`` float32 maps in [0, 1] (each scaled to its own maximum, as pytorch-grad-cam does).
+    """
+    method = check_method(method)
+    if len(targets) != features.shape[0]:
+        raise ValueError(f"{len(targets)} targets for {features.shape[0]} feature maps")
+    n_classes = model.class_head.fc.out_features
+    for t in targets:
+        if not 0 <= int(t) < n_classes:
+            raise InputError(f"target class index {t} is outside 0..{n_classes - 1}")
+    size = size or model.config.input_size
+    head = _HeadOnFeatures(model)
+    feats = features.detach().clone().requires_grad_(True)
+    with torch.enable_grad(), CAM_METHODS[method](model=head, target_layers=[head.layer]) as cam:
+        maps = cam(input_tensor=feats, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if maps.shape[-1] != size:
+        maps = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) for m in maps])
+    return np.clip(maps, 0.0, 1.0)
+
+
+def cam_box(heatmap: np.ndarray, threshold: int = DEFAULT_CAM_THRESHOLD, *, width: int, height: int, label: str = "") -> Box | None:
+    """The box around the largest connected region of ``heatmap * 255 >= threshold`` (CLN / Gascoigne-Burns).
+
+    ``heatmap`` is a square map in the model frame; the box is returned in the original image's pixels, or
+    ``None`` when no pixel reaches the threshold.
+    """
+    threshold = check_threshold(threshold)
+    scaled = np.clip(np.nan_to_num(heatmap, nan=0.0) * 255.0, 0, 255).astype(np.uint8)
+    mask = (scaled >= threshold).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[largest, :4])
+    sy, sx = height / heatmap.shape[0], width / heatmap.shape[1]
+    return Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy, label)
+
+
+@dataclass(frozen=True)
+class CamRequest:
+    """What the user asked the CAM for: method, target class (``None`` = top-1) and box threshold."""
+
+    method: str = "gradcam"
+    target: str | None = None
+    threshold: int = DEFAULT_CAM_THRESHOLD

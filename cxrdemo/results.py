@@ -1,0 +1,132 @@
+"""Typed results of one analysed radiograph, and their JSON form (the CLI / API schema).
+
+JSON keys (exactly): ``image``, ``model``, ``probabilities``, ``boxes``, ``cam``, ``ground_truth``, ``iou``,
+``timings_ms``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .boxes import Box
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class's probability and the model's decision threshold for it."""
+
+    label: str
+    probability: float
+    threshold: float
+
+    @property
+    def positive(self) -> bool:
+        """Whether the probability reaches the model's decision threshold."""
+        return self.probability >= self.threshold
+
+
+@dataclass
+class CamResult:
+    """A Grad-CAM map and the box cut from it.
+
+    Attributes:
+        method: CAM method name (e.g. ``"gradcam"``).
+        target: class label the map explains.
+        threshold: 0..255 threshold used to cut the box (CLN: 127 or 180).
+        heatmap: ``(S, S)`` float32 in [0, 1], in the model frame (stretch to the image's size to overlay).
+        box: the box around the largest region above ``threshold``, in original pixels; ``None`` when nothing is.
+    """
+
+    method: str
+    target: str
+    threshold: int
+    heatmap: np.ndarray
+    box: Box | None
+
+
+@dataclass(frozen=True)
+class IouRow:
+    """One ground-truth box compared with the model's box and the CAM box of the same class."""
+
+    truth: Box
+    box: Box | None
+    cam_box: Box | None
+    box_iou: float | None
+    cam_iou: float | None
+
+    @property
+    def label(self) -> str:
+        return self.truth.label
+
+
+@dataclass
+class Analysis:
+    """Everything cxrdemo says about one radiograph.
+
+    Attributes:
+        image: the image name.
+        width, height: original size in pixels.
+        model: ``{"source", "revision", "architecture"}``.
+        probabilities: every class, highest probability first.
+        boxes: the model's boxes in original pixels (label, score = class probability), highest score first.
+        cam: the Grad-CAM of the chosen target, or ``None`` when no CAM was asked for.
+        ground_truth: ground-truth boxes in original pixels (NIH list or the caller's).
+        ious: one row per ground-truth box.
+        timings_ms: per-stage wall-clock times.
+        notes: remarks for the user (multi-frame file shown as frame 1, ground truth scaled from 1024 px...).
+    """
+
+    image: str
+    width: int
+    height: int
+    model: dict[str, Any]
+    probabilities: list[ClassProbability]
+    boxes: list[Box]
+    cam: CamResult | None
+    ground_truth: list[Box] = field(default_factory=list)
+    ious: list[IouRow] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def top(self) -> ClassProbability:
+        """The highest-ranked class."""
+        return self.probabilities[0]
+
+    def box_for(self, label: str) -> Box | None:
+        """The model's box for ``label`` (or the single box of a CLN-style model)."""
+        for box in self.boxes:
+            if box.label == label:
+                return box
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document of the CLI and the app's API."""
+        cam = None
+        if self.cam is not None:
+            cam = {
+                "method": self.cam.method,
+                "target": self.cam.target,
+                "threshold": self.cam.threshold,
+                "box": self.cam.box.rounded() if self.cam.box is not None else None,
+            }
+        return {
+            "image": self.image,
+            "model": dict(self.model),
+            "probabilities": [{"label": p.label, "probability": round(p.probability, 6)} for p in self.probabilities],
+            "boxes": [{"label": b.label, "score": round(float(b.score or 0.0), 6), "xyxy": b.rounded()} for b in self.boxes],
+            "cam": cam,
+            "ground_truth": [{"label": b.label, "xyxy": b.rounded()} for b in self.ground_truth],
+            "iou": [
+                {
+                    "label": r.label,
+                    "box_iou": None if r.box_iou is None else round(r.box_iou, 4),
+                    "cam_iou": None if r.cam_iou is None else round(r.cam_iou, 4),
+                }
+                for r in self.ious
+            ],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
