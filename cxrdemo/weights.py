@@ -117,27 +117,59 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     return _fetch_from_hub(*hub)
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for the cache only (read at call time, as the user may set it late)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection within ``timeout`` seconds.
+
+    Checked before going online so that an unreachable Hub costs seconds, not huggingface_hub's retry loop, and a
+    cached copy is used instead.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import hf_hub_download
 
     label = f"{repo_id}@{revision}" if revision else repo_id
+    offline = hub_offline()
+    cache_only = offline or not hub_reachable()
     try:
-        config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo"))
-        hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo")
+        config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
+        hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
+        if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
+            why = "the download failed"
+        raise WeightsError(
+            f"{why} and {label} is not in the local Hub cache; connect to the internet once (unset HF_HUB_OFFLINE), "
+            "or download the model folder and pass --weights FOLDER"
+        ) from None
     except hf_errors.RevisionNotFoundError:
         raise WeightsError(f"Hub repo {repo_id} has no revision {revision!r}; check the branch, tag or commit") from None
     except hf_errors.RepositoryNotFoundError:
         raise WeightsError(f"Hub repo {repo_id} was not found (or is private); check the id, or log in with a token") from None
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
-    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled, OSError) as exc:
-        raise WeightsError(
-            f"could not fetch {label} from the Hugging Face Hub and it is not in the local cache "
-            f"({exc.__class__.__name__}); connect to the internet once, or download it and pass --weights FOLDER"
-        ) from None
     except hf_errors.HfHubHTTPError as exc:
         raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0]}; try again later or use a local folder") from None
+    except OSError as exc:
+        raise WeightsError(f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}); check the connection or pass --weights FOLDER") from None
     folder = config_path.parent
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
     return WeightsSource("hub", repo_id, revision, commit, folder)

@@ -1,0 +1,7 @@
+"""``python -m cxrdemo``: see :mod:`cxrdemo.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,588 @@
+"""``python -m cxrdemo train``: train a multi-task model in CLN's protocol and write a Hub-ready folder.
+
+Protocol (CLN section 2.3, adapted to multi-label NIH data):
+1. stage ``classify``: backbone + classification head on every labelled training image, weighted BCE
+   (positives weighted negatives/positives). The first ``--warmup-epochs`` train the head alone on the frozen
+   backbone (a linear-probe warm start, so a random head does not wreck the pre-trained features), then the
+   backbone's stages after the first ``--freeze`` ones train at ``--backbone-lr``.
+2. stage ``joint``: both heads with ``lambda * wBCE + (1 - lambda) * (1 - IoU)`` (IoU of the box predicted for each
+   ground-truth box's class). The box head starts AT the prior boxes (its last layer's bias is set so that it outputs
+   the per-class mean training box), so it can only learn to beat that baseline. By default the backbone stays frozen
+   in this stage (``--stage2-backbone frozen``): with a handful of boxed images, letting the shared features chase
+   the IoU loss only fits noise (CLN had 704 boxed training images).
+Each stage: AdamW, ReduceLROnPlateau on its validation monitor (stage 1: mean AUC; stage 2: the CLN loss), early
+stopping after ``--patience`` epochs without improvement, best epoch kept. Stage 2's "epoch 0" is the stage-1 model
+with prior boxes, so stage 2 can never end worse on its monitor than it started.
+
+Outputs in ``--out``: ``model/`` (Hub-ready: config.json with thresholds chosen on validation by Youden's J and
+prior boxes, model.safetensors, its sha256, README.md card with data, command, seed, time and the validation
+evaluation), ``eval/`` (``evaluate`` on the validation split), ``checkpoint/`` (resumable with ``--resume``),
+``best.safetensors``, ``log.jsonl``, ``split.json`` and ``val_images.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import get_spec
+from .checkpoint import load_checkpoint, model_state, read_state, save_checkpoint
+from .config import NIH_BOX_CLASSES, NIH_CLASSES, ModelConfig
+from .data import Augment, CxrDataset, ImageCache, Sample, label_counts, load_samples, make_loader, split_patients
+from .errors import CxrDemoError, InputError
+from .losses import BOX_LOSSES, cln_loss, positive_weights
+from .metrics import choose_thresholds, mean_of, per_class_auc
+from .model import MultiTaskNet
+from .preprocess import normalise
+
+#: Used when no training image has a box at all: a central box over both lungs.
+FALLBACK_PRIOR = [0.2, 0.2, 0.8, 0.8]
+
+
+def default_cache_dir() -> Path:
+    """``$CXRDEMO_CACHE`` or ``~/.cache/cxrdemo/images`` (decoded pixels: never inside the repository)."""
+    env = os.environ.get("CXRDEMO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "cxrdemo" / "images"
+
+
+# ----------------------------------------------------------------------------------------------- model set-up
+def prior_boxes(samples: Sequence[Sample], box_classes: Sequence[str]) -> tuple[dict[str, list[float]], list[str]]:
+    """Per-class mean training box (normalised xyxy); classes without a box get the mean over all boxes.
+
+    Returns the boxes and the classes that fell back.
+    """
+    per: dict[str, list[tuple[float, float, float, float]]] = {c: [] for c in box_classes}
+    for s in samples:
+        for b in s.boxes:
+            if b.label in per:
+                per[b.label].append(b.xyxy)
+    every = [xy for v in per.values() for xy in v]
+    overall = np.mean(every, axis=0).tolist() if every else list(FALLBACK_PRIOR)
+    out, fallback = {}, []
+    for c in box_classes:
+        box = np.mean(per[c], axis=0).tolist() if per[c] else overall
+        if not per[c]:
+            fallback.append(c)
+        x1, y1, x2, y2 = (float(np.clip(v, 0.0, 1.0)) for v in box)
+        if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
+            x1, y1, x2, y2 = FALLBACK_PRIOR
+        out[c] = [round(x1, 6), round(y1, 6), round(x2, 6), round(y2, 6)]
+    return out, fallback
+
+
+def init_box_head_at_priors(model: MultiTaskNet, priors: dict[str, list[float]]) -> None:
+    """Make the box head output the prior boxes: last layer's weights scaled down, bias = inverse box parameters."""
+    last: nn.Linear = model.box_head.mlp[-1]  # type: ignore[assignment]
+    labels = model.config.box_classes if model.config.box_mode == "per_class" else ["*"]
+    mean_prior = np.mean(list(priors.values()), axis=0) if priors else np.array(FALLBACK_PRIOR)
+    bias = []
+    for lab in labels:
+        x1, y1, x2, y2 = (float(v) for v in priors.get(lab, mean_prior))
+        eps = 1e-4
+        logit = lambda p: math.log(min(max(p, eps), 1 - eps) / (1 - min(max(p, eps), 1 - eps)))  # noqa: E731
+        bias += [logit(x1), logit(y1), logit((x2 - x1) / max(1 - x1, eps)), logit((y2 - y1) / max(1 - y1, eps))]
+    with torch.no_grad():
+        last.weight.mul_(0.01)
+        last.bias.copy_(torch.tensor(bias, dtype=last.bias.dtype))
+
+
+def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone as an ordered list of stages (stem, blocks..., head) for ``--freeze``."""
+    body = getattr(backbone, "body", None)
+    if body is not None and hasattr(body, "blocks"):  # timm EfficientNet family
+        return [nn.ModuleList([body.conv_stem, body.bn1]), *body.blocks, nn.ModuleList([body.conv_head, body.bn2])]
+    children = list(backbone.children())
+    if len(children) <= 2 and children and len(list(children[0].children())) > 2:  # densenet: features + relu
+        return list(children[0].children()) + children[1:]
+    return children
+
+
+def set_trainable(model: MultiTaskNet, backbone_from: int | None, class_head: bool, box_head: bool) -> list[nn.Module]:
+    """Freeze/unfreeze parts; backbone stages ``>= backbone_from`` train (``None``: whole backbone frozen).
+
+    Returns the frozen backbone stages (to be kept in eval mode: their BatchNorm statistics stay fixed).
+    """
+    stages = backbone_stages(model.backbone)
+    frozen = []
+    for i, stage in enumerate(stages):
+        on = backbone_from is not None and i >= backbone_from
+        for p in stage.parameters():
+            p.requires_grad_(on)
+        if not on:
+            frozen.append(stage)
+    for p in model.class_head.parameters():
+        p.requires_grad_(class_head)
+    for p in model.box_head.parameters():
+        p.requires_grad_(box_head)
+    return frozen
+
+
+def train_mode(model: MultiTaskNet, frozen: Sequence[nn.Module]) -> None:
+    """Model in train mode, frozen stages in eval mode."""
+    model.train()
+    for m in frozen:
+        m.eval()
+
+
+# ---------------------------------------------------------------------------------------------- training loop
+@dataclass
+class StagePlan:
+    """One training stage."""
+
+    name: str
+    epochs: int
+    monitor: str  # "auc" (maximise) or "loss" (minimise)
+    use_boxes: bool
+
+
+@dataclass
+class ValResult:
+    """Validation metrics of one epoch."""
+
+    loss: float
+    cls_loss: float
+    box_loss: float
+    mean_auc: float | None
+    auc: dict[str, float | None]
+    mean_iou: float | None
+    probs: np.ndarray
+
+
+def _batch_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, device: torch.device) -> torch.Tensor:
+    return normalise(batch["image"].numpy(), config).to(device, non_blocking=True)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+def validate(model: MultiTaskNet, loader, pos_weight: torch.Tensor, lam: float, use_boxes: bool, box_loss: str, device: torch.device) -> ValResult:
+    """Forward the validation loader (no augmentation) and compute loss, AUCs and mean box IoU."""
+    from .losses import gather_boxes, pairwise_iou
+
+    model.eval()
+    logits, boxes, targets, gtb, gtc = [], [], [], [], []
+    with torch.no_grad(), _autocast(device):
+        for batch in loader:
+            out = model(_batch_inputs(batch, model.config, device))
+            logits.append(out.logits.float().cpu())
+            boxes.append(out.boxes.float().cpu())
+            targets.append(batch["target"])
+            gtb.append(batch["boxes"])
+            gtc.append(batch["box_class"])
+    lg, bx, tg, gb, gc = (torch.cat(v) for v in (logits, boxes, targets, gtb, gtc))
+    parts = cln_loss(lg, bx, tg, gb, gc, pos_weight.cpu(), lam, use_boxes=True, box_loss=box_loss)
+    p, t = gather_boxes(bx, gb, gc)
+    mean_iou = float(pairwise_iou(p, t).mean()) if len(p) else None
+    loss = float(parts.total) if use_boxes else parts.classification
+    probs = model.probabilities(lg).numpy()
+    auc = per_class_auc(tg.numpy(), probs, model.config.classes)
+    return ValResult(loss, parts.classification, parts.box, mean_of(auc), auc, mean_iou, probs)
+
+
+def make_optimizer(model: MultiTaskNet, stage: str, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW with per-part learning rates; every part of the stage is in it (frozen parameters just get no grad)."""
+    backbone = [p for p in model.backbone.parameters()]
+    if stage == "classify":
+        groups = [
+            {"params": list(model.class_head.parameters()), "lr": args.lr, "name": "class_head"},
+            {"params": backbone, "lr": args.backbone_lr, "name": "backbone"},
+        ]
+    else:
+        groups = [
+            {"params": list(model.box_head.parameters()), "lr": args.lr, "name": "box_head"},
+            {"params": list(model.class_head.parameters()), "lr": args.lr * 0.1, "name": "class_head"},
+        ]
+        if args.stage2_backbone == "train":
+            groups.append({"params": backbone, "lr": args.backbone_lr * 0.1, "name": "backbone"})
+    return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+
+
+def _improved(monitor: str, value: float | None, best: float | None) -> bool:
+    if value is None:
+        return False
+    if best is None:
+        return True
+    return value > best + 1e-4 if monitor == "auc" else value < best - 1e-4
+
+
+def _monitor_value(monitor: str, val: ValResult) -> float | None:
+    return val.mean_auc if monitor == "auc" else val.loss
+
+
+# --------------------------------------------------------------------------------------------------- the card
+def training_card_body(info: dict[str, Any], report_md: str) -> str:
+    """Model-card body: data, recipe, exact command, seed, time, validation numbers, limitations."""
+    d = info
+    lines = [
+        "## Training",
+        "",
+        f"- data: `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
+        f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), NIH label CSV `{d['labels']}`, box CSV `{d['boxes']}`",
+        f"- split: patient-wise, stratified (seed {d['seed']}, validation fraction {d['val_fraction']}): "
+        f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
+        "no patient on both sides",
+        f"- starting weights: {d['pretrained']}",
+        f"- recipe: stage 1 classify ({d['stage_epochs'].get('classify', 0)} epochs run, best epoch {d['best_epoch'].get('classify')}), "
+        f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
+        f"lambda {d['lambda']}, box loss {d['box_loss']}, input {d['input_size']} px, batch {d['batch_size']}, "
+        f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
+        f"augmentation: small affine + brightness/contrast, no flip",
+        f"- decision thresholds: per class on validation, maximising Youden's J",
+        f"- prior boxes: per-class mean training box"
+        + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
+        f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads); training time: {d['train_minutes']:.1f} min; "
+        f"finished {d['finished']}",
+        f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
+        "",
+        "Exact command:",
+        "",
+        "```",
+        d["command"],
+        "```",
+        "",
+        "## Validation results",
+        "",
+        f"Measured with `cxrdemo evaluate` on the validation split ({d['n_val']} images, {d['n_val_boxes']} ground-truth boxes). "
+        "The validation split chose the best epoch and the decision thresholds, so these numbers are optimistic; a "
+        "separate holdout judges the model.",
+        "",
+    ]
+    body = report_md.split("\n", 1)[1] if report_md.startswith("# ") else report_md
+    lines += [body.replace("\n## ", "\n### ").strip(), ""]
+    lines += [
+        "## Limitations",
+        "",
+        f"- Trained on only {d['n_train']} radiographs (NIH-scale models see ~100k). "
+        "AUCs per label rest on a handful of validation positives (see the table) and move by several points with a different split.",
+        f"- Very few radiologist boxes ({d['n_boxes']} in all, {d['n_train_boxes']} for training, {d['n_val_boxes']} for validation): the box head "
+        "barely moves from the prior boxes, and the IoU-accuracy figures above are anecdotes, not estimates.",
+        "- NIH labels were mined from reports by NLP and are noisy; the images come from one hospital.",
+        "- Research and teaching use only. Not a medical device; not for diagnosis or triage.",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------- run
+def _setup_threads(threads: int | None) -> int:
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Run a training described by parsed ``args``; returns the Hub-ready model folder."""
+    from tqdm.auto import tqdm
+
+    from .device import pick_device
+    from .evaluate import evaluate_samples, write_report
+    from .modelcard import render_card
+    from .report import report_markdown
+    from .weights import save_model
+
+    started = time.time()
+    if args.box_loss not in BOX_LOSSES:
+        raise InputError(f"--box-loss must be one of {BOX_LOSSES}")
+    if not 0.0 <= args.lam <= 1.0:
+        raise InputError("--lambda must lie in [0, 1]")
+    threads = _setup_threads(args.threads)
+    _seed_everything(args.seed)
+    device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+
+    # ---- data
+    found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
+    samples = found.samples[: args.limit] if args.limit else found.samples
+    train_set, val_set = split_patients(samples, args.val_fraction, args.seed)
+    (out / "val_images.txt").write_text("".join(s.name + "\n" for s in val_set), encoding="utf-8")
+    (out / "split.json").write_text(
+        json.dumps({"seed": args.seed, "train": [s.name for s in train_set], "val": [s.name for s in val_set]}, indent=0) + "\n",
+        encoding="utf-8",
+    )
+    priors, fallback = prior_boxes(train_set, NIH_BOX_CLASSES)
+    spec = get_spec(args.backbone)
+    pretrained_text = {
+        "imagenet": f"ImageNet: {spec.imagenet_source}",
+        "none": "none (random initialisation)",
+    }.get(args.pretrained or "none", f"backbone state dict {Path(args.pretrained).name}")
+    config = ModelConfig(
+        architecture=args.backbone,
+        input_size=args.input_size,
+        dropout=args.dropout,
+        prior_boxes=priors,
+        pretrained=pretrained_text,
+    )
+    model = MultiTaskNet(config, None if args.pretrained in (None, "", "none") else args.pretrained)
+    init_box_head_at_priors(model, priors)
+    model.to(device)
+
+    cache = ImageCache(args.input_size, None if args.no_disk_cache else (args.cache_dir or default_cache_dir()))
+    cache.warm([s.path for s in samples], progress=lambda xs: tqdm(xs, desc="decode+resize (cached)", unit="img", leave=False, disable=args.quiet))
+    augment = None if args.no_augment else Augment()
+    train_ds = CxrDataset(train_set, config.classes, config.box_classes, cache, augment, args.seed)
+    val_ds = CxrDataset(val_set, config.classes, config.box_classes, cache, None, args.seed)
+    pin = device.type == "cuda"
+    train_loader = make_loader(train_ds, args.batch_size, True, args.workers, args.seed, pin)
+    val_loader = make_loader(val_ds, args.eval_batch_size, False, args.workers, args.seed, pin)
+    pos_weight = positive_weights(np.stack([s.target(config.classes) for s in train_set])).to(device)
+
+    plans = [StagePlan("classify", args.epochs, "auc", False), StagePlan("joint", args.stage2_epochs, "loss", True)]
+    best_path = out / "best.safetensors"
+    ckpt_dir = out / "checkpoint"
+    history: list[dict[str, Any]] = []
+    stage_epochs: dict[str, int] = {}
+    best_epoch: dict[str, int | None] = {}
+    resume = read_state(ckpt_dir) if args.resume else None
+    start_stage, start_epoch = 0, 1
+    if resume is not None:
+        history = resume["history"]
+        stage_epochs = resume["stage_epochs"]
+        best_epoch = resume["best_epoch"]
+        start_stage, start_epoch = int(resume["stage"]), int(resume["epoch"]) + 1
+        started -= float(resume.get("elapsed", 0.0))
+        print(f"resuming {plans[start_stage].name} at epoch {start_epoch} from {ckpt_dir}", file=sys.stderr)
+    budget = args.max_minutes * 60 if args.max_minutes else None
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+
+    for si in range(start_stage, len(plans)):
+        plan = plans[si]
+        optimizer = make_optimizer(model, plan.name, args)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max" if plan.monitor == "auc" else "min", factor=0.5, patience=args.plateau_patience, min_lr=1e-6
+        )
+        best, bad, epoch0 = None, 0, 1
+        if resume is not None and si == start_stage:
+            load_checkpoint(ckpt_dir, model, optimizer)
+            scheduler.load_state_dict(resume["scheduler"])
+            best, bad, epoch0 = resume["best"], int(resume["bad"]), start_epoch
+        else:
+            if si > 0 and best_path.is_file():
+                from safetensors.torch import load_file
+
+                model.load_state_dict(load_file(str(best_path)))
+            if plan.use_boxes:  # epoch 0: the stage-1 model with prior boxes
+                val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device)
+                best = _monitor_value(plan.monitor, val)
+                best_epoch[plan.name] = 0
+                _log(log_path, history, plan.name, 0, None, val, optimizer, time.time() - started, quiet=args.quiet)
+        for epoch in range(epoch0, plan.epochs + 1):
+            if budget and time.time() - started > budget * (0.85 if plan.name == "classify" else 1.0):
+                print(f"time budget reached: {plan.name} stops before epoch {epoch}", file=sys.stderr)
+                break
+            warm = plan.name == "classify" and epoch <= args.warmup_epochs
+            if plan.name == "classify":
+                frozen = set_trainable(model, None if warm else args.freeze, True, False)
+            else:
+                frozen = set_trainable(model, args.freeze if args.stage2_backbone == "train" else None, True, True)
+            train_mode(model, frozen)
+            train_ds.set_epoch(epoch + 1000 * si)
+            sums = np.zeros(3)
+            seen = 0
+            bar = tqdm(train_loader, desc=f"{plan.name} {epoch}/{plan.epochs}{' (head warm-up)' if warm else ''}", unit="batch", leave=False, disable=args.quiet)
+            for batch in bar:
+                x = _batch_inputs(batch, config, device)
+                with _autocast(device):
+                    outp = model(x)
+                parts = cln_loss(
+                    outp.logits, outp.boxes, batch["target"].to(device), batch["boxes"], batch["box_class"],
+                    pos_weight, args.lam, use_boxes=plan.use_boxes, box_loss=args.box_loss,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(parts.total).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                n = len(x)
+                seen += n
+                sums += np.array([float(parts.total.detach()) * n, parts.classification * n, parts.box * parts.n_boxes])
+                bar.set_postfix(loss=f"{sums[0] / seen:.4f}")
+            val = validate(model, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device)
+            value = _monitor_value(plan.monitor, val)
+            if not warm:
+                scheduler.step(value if value is not None else 0.0)
+            if _improved(plan.monitor, value, best):
+                best, bad = value, 0
+                best_epoch[plan.name] = epoch
+                from safetensors.torch import save_file
+
+                save_file(model_state(model), str(best_path))
+            elif not warm:
+                bad += 1
+            stage_epochs[plan.name] = epoch
+            _log(log_path, history, plan.name, epoch, sums[0] / max(seen, 1), val, optimizer, time.time() - started, quiet=args.quiet)
+            save_checkpoint(
+                ckpt_dir,
+                model,
+                optimizer,
+                {
+                    "stage": si, "epoch": epoch, "best": best, "bad": bad, "history": history,
+                    "stage_epochs": stage_epochs, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
+                    "elapsed": time.time() - started, "args": vars(args),
+                },
+            )
+            if bad >= args.patience:
+                print(f"early stop: {plan.name} did not improve for {bad} epochs", file=sys.stderr)
+                break
+        resume = None
+        stage_epochs.setdefault(plan.name, 0)
+        if plan.name == "classify" and not best_path.is_file():  # no epoch ran or none had a defined AUC
+            from safetensors.torch import save_file
+
+            save_file(model_state(model), str(best_path))
+
+    # ---- final model: best weights, thresholds on validation, evaluation, card
+    from safetensors.torch import load_file
+
+    if best_path.is_file():
+        model.load_state_dict(load_file(str(best_path)))
+    train_minutes = (time.time() - started) / 60.0
+    val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device)
+    config.thresholds = choose_thresholds(np.stack([s.target(config.classes) for s in val_set]), val.probs, config.classes)
+    command = " ".join(shlex.quote(a) for a in (args.command or [sys.executable, "-m", "cxrdemo", "train", *sys.argv[1:]]))
+    info = {
+        "images": str(args.images), "labels": str(args.labels), "boxes": str(args.boxes),
+        "n_images": len(samples), "n_patients": len({s.patient for s in samples}),
+        "n_boxed": sum(bool(s.boxes) for s in samples), "n_boxes": sum(len(s.boxes) for s in samples),
+        "n_train": len(train_set), "n_val": len(val_set),
+        "n_train_boxes": sum(len(s.boxes) for s in train_set), "n_val_boxes": sum(len(s.boxes) for s in val_set),
+        "seed": args.seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
+        "stage_epochs": stage_epochs, "best_epoch": best_epoch, "lambda": args.lam, "box_loss": args.box_loss,
+        "input_size": args.input_size, "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
+        "freeze": args.freeze, "prior_fallback": fallback, "device": str(device), "threads": threads,
+        "train_minutes": train_minutes, "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(), "torch": torch.__version__, "command": command,
+        "train_label_counts": label_counts(train_set, config.classes), "val_label_counts": label_counts(val_set, config.classes),
+    }
+    result = evaluate_samples(
+        model, val_set, model_info={"source": "this model folder", "revision": "see the sha256 above", "architecture": config.architecture},
+        device=device, batch_size=args.eval_batch_size, cam_method=args.cam, progress=not args.quiet,
+    )
+    write_report(result, out / "eval", plots=not args.no_plots, title="Validation split")
+    config.extra = {
+        "training": {k: v for k, v in info.items() if k not in ("train_label_counts", "val_label_counts")},
+        "validation": {
+            "n_images": result.n_images, "n_boxes": result.n_boxes, "auc": result.auc, "mean_auc": result.mean_auc,
+            "iou_accuracy": result.iou_accuracy, "cam_iou_accuracy": result.cam_iou_accuracy,
+            "prior_iou_accuracy": result.prior_iou_accuracy, "cam_method": result.cam_method,
+        },
+    }
+    config.validate()
+    body = training_card_body(info, report_markdown(result, title="Validation", ours_name="this model"))
+    folder = save_model(model.to("cpu"), out / "model", card=render_card(config, "{sha256}", body))
+    mean = "n/a" if result.mean_auc is None else f"{result.mean_auc:.3f}"
+    print(f"done in {train_minutes:.1f} min: validation mean AUC {mean}; model in {folder}")
+    return folder
+
+
+def _log(path: Path, history: list, stage: str, epoch: int, train_loss: float | None, val: ValResult, optimizer, elapsed: float, quiet: bool) -> None:
+    from tqdm.auto import tqdm
+
+    lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+    rec = {
+        "stage": stage, "epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_cls_loss": val.cls_loss,
+        "val_box_loss": val.box_loss, "val_mean_auc": val.mean_auc, "val_mean_iou": val.mean_iou, "lr": lrs,
+        "elapsed_s": round(elapsed, 1),
+    }
+    history.append(rec)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    auc = "n/a" if val.mean_auc is None else f"{val.mean_auc:.4f}"
+    iou = "n/a" if val.mean_iou is None else f"{val.mean_iou:.3f}"
+    tl = "-" if train_loss is None else f"{train_loss:.4f}"
+    msg = f"{stage} epoch {epoch}: train loss {tl}, val loss {val.loss:.4f}, val mean AUC {auc}, val box IoU {iou}, {elapsed / 60:.1f} min"
+    if quiet:
+        print(msg, file=sys.stderr)
+    else:
+        tqdm.write(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``python -m cxrdemo train``."""
+    p = parser
+    p.add_argument("--images", required=True, help="folder of radiographs (only those with a label row are used)")
+    p.add_argument("--labels", required=True, help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok)")
+    p.add_argument("--boxes", default=None, help="NIH-format box CSV (BBox_List_2017.csv; .gz ok)")
+    p.add_argument("--out", required=True, help="run folder (model/ inside it is the Hub-ready result)")
+    p.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see cxrdemo.backbones)")
+    p.add_argument("--pretrained", default="imagenet", help="starting weights: imagenet, none, or a .safetensors backbone state dict")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--epochs", type=int, default=30, help="most epochs of stage 1 (classification)")
+    p.add_argument("--stage2-epochs", type=int, default=8, help="most epochs of stage 2 (both heads)")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="stage-1 epochs training the head on a frozen backbone")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the heads")
+    p.add_argument("--backbone-lr", type=float, default=2e-4, help="learning rate of the trainable backbone stages")
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--lambda", dest="lam", type=float, default=0.4, help="CLN lambda: weight of classification vs 1-IoU (CLN: 0.1-0.4)")
+    p.add_argument("--box-loss", default="iou", choices=BOX_LOSSES, help="1-IoU (CLN) or 1-GIoU")
+    p.add_argument("--freeze", type=int, default=3, help="leading backbone stages kept frozen (lite0: stem + blocks 0-1 = 3)")
+    p.add_argument("--stage2-backbone", default="frozen", choices=("frozen", "train"), help="train the backbone in stage 2 too?")
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation improvement")
+    p.add_argument("--plateau-patience", type=int, default=2, help="ReduceLROnPlateau patience (halves the learning rates)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stage 1 stops at 85%% of it")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--cache-dir", default=None, help="decoded-image cache folder (default $CXRDEMO_CACHE or ~/.cache/cxrdemo/images)")
+    p.add_argument("--no-disk-cache", action="store_true", help="keep decoded images in memory only")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--cam", default="gradcam", help="CAM method of the final validation evaluation")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N labelled images (smoke tests)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if there is one")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (epoch lines still go to stderr)")
+    p.set_defaults(command=None)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``train`` from parsed arguments; returns the exit code."""
+    train(args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m cxrdemo.train``) until the package CLI wires the subcommand."""
+    parser = add_train_arguments(argparse.ArgumentParser(prog="cxrdemo train", description=__doc__.splitlines()[0]))
+    args = parser.parse_args(argv)
+    args.command = [sys.executable.rsplit("/", 1)[-1], "-m", "cxrdemo.train", *(argv if argv is not None else sys.argv[1:])]
+    try:
+        return run_train(args)
+    except CxrDemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Shared fixtures: the shared NIH data (by path, never copied) and a small model folder built per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("CXRDEMO_DATA", REPO.parent / "shared" / "data" / "nih"))
+
+#: Shared NIH images that carry a radiologist's box (see ../shared/data/nih/boxes.csv).
+BOXED = {
+    "00013125_000.png": "Cardiomegaly",
+    "00000468_017.png": "Atelectasis",
+    "00022084_000.png": "Pneumonia",
+    "00013911_000.png": "Nodule",
+    "00026911_000.png": "Infiltration",
+}
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared NIH folder; tests that need it skip (with the reason) where it is missing."""
+    if not (DATA / "images").is_dir():
+        pytest.skip(f"shared NIH data not found at {DATA} (set CXRDEMO_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def images_dir(data_dir: Path) -> Path:
+    return data_dir / "images"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small randomly initialised MobileNetV3-Small model folder (fast; tests of plumbing, not of accuracy)."""
+    from cxrdemo.config import ModelConfig
+    from cxrdemo.model import build_model
+    from cxrdemo.weights import save_model
+
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    save_model(build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=128)), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def predictor(model_dir: Path):
+    from cxrdemo.predict import Predictor
+
+    return Predictor.from_source(str(model_dir), device="cpu")
