@@ -6,10 +6,11 @@
 - :func:`render_cam`: the Grad-CAM overlay with its box and a caption;
 - :func:`render_panels` (all four, the film resized once) and :func:`composite` (2x2 grid under a title).
 
-Cheap by construction (issue 6): the film is resized once (OpenCV); boxes are painted with numpy slices, text and
-legends with plain PIL, the CAM coloured and blended by OpenCV; no matplotlib figure is ever built. matplotlib only
-supplies the DejaVu Sans font files (found without importing it) and, on the first CAM, the colour map's 256
-colours. Rendered text is cached by (string, size, weight): FreeType is the slowest part otherwise.
+Cheap by construction (issue 6): the film is resized once (OpenCV) and copied per panel; boxes, text and legends
+are plain PIL (dashes pasted through cached masks, text from cached glyph masks: FreeType is otherwise the slowest
+part); the CAM is coloured and blended with uint8 OpenCV lookup tables. No matplotlib figure is ever built:
+matplotlib only supplies the DejaVu Sans font files (found without importing it) and, on the first CAM, the colour
+map's 256 colours.
 
 Display size: the film's longest side becomes ``size`` (aspect kept) in one resize: big films are shrunk, small
 ones (256 px copies) enlarged to ``size`` and never beyond, so text and lines keep one legible scale. Line widths
@@ -19,7 +20,8 @@ Colours are Okabe-Ito, each paired with its own line style so the panels read in
 users: ground truth bluish green, solid; model box orange, dashed; CAM box sky blue, dotted (all with a thin dark
 halo, visible on bright and dark film). Text always sits on a dark backdrop, inside the panel.
 
-Every function is pure; the only module state is caches of constants (fonts, rendered strings, colour map).
+Every function is pure; the only module state is caches of immutable constants (fonts, text masks, dash masks,
+colour tables), so concurrent calls from several threads are safe.
 """
 
 from __future__ import annotations
@@ -153,11 +155,12 @@ def _cam_lut() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _cam_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Per map level, ``colour * alpha`` and ``255 * (1 - alpha)`` as ``(256, 1, 3)`` uint8 tables (OpenCV LUTs)."""
+    """Per map level: ``colour * alpha`` as a ``(256, 1, 3)`` table and ``255 * (1 - alpha)`` as a ``(256,)`` one
+    (uint8 OpenCV LUTs)."""
     alpha = CAM_ALPHA[0] + (CAM_ALPHA[1] - CAM_ALPHA[0]) * np.arange(256) / 255.0
-    colour = np.round(_cam_lut()[:, 0, :] * alpha[:, None])
-    keep = np.repeat(np.round(255.0 * (1.0 - alpha))[:, None], 3, axis=1)
-    return tuple(np.ascontiguousarray(t.astype(np.uint8).reshape(256, 1, 3)) for t in (colour, keep))  # type: ignore[return-value]
+    colour = np.round(_cam_lut()[:, 0, :] * alpha[:, None]).astype(np.uint8).reshape(256, 1, 3)
+    keep = np.round(255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(colour), keep
 
 
 @lru_cache(maxsize=16)
@@ -184,7 +187,7 @@ def _scale(side: int) -> _Scale:
     return _Scale(
         font=font,
         small=max(11, round(font * 0.85)),
-        line=max(2, round(side / 256)),
+        line=max(2, round(side / 192)),
         pad=max(2, font // 4),
         margin=max(4, font // 2),
     )
@@ -201,11 +204,11 @@ def display_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _View:
-    """The film resized once for display, as a PIL image and an array (neither is ever written to: panels copy),
-    and how the analysis' pixels map onto it."""
+    """The film resized once for display, as an RGB PIL image and a grayscale array (neither is ever written to:
+    panels copy them), and how the analysis' pixels map onto it."""
 
     film: Image.Image
-    rgb: np.ndarray
+    gray: np.ndarray
     sx: float
     sy: float
     scale: _Scale
@@ -236,11 +239,10 @@ def _view(radiograph: Radiograph, analysis: Analysis, size: int | None) -> _View
         # Area averaging where bilinear would alias (shrinking 2x or more); bilinear, 4x cheaper, otherwise.
         interpolation = cv2.INTER_AREA if 2 * dw <= w else cv2.INTER_LINEAR
         pixels = cv2.resize(pixels, (dw, dh), interpolation=interpolation)
-    rgb = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
-    rgb.flags.writeable = False
+    film = Image.fromarray(pixels, "L").convert("RGB")  # much cheaper than building RGB in numpy first
     # Boxes are in the analysis' original pixels (those of this film, normally).
     sx, sy = dw / max(analysis.width, 1), dh / max(analysis.height, 1)
-    return _View(Image.fromarray(rgb, "RGB"), rgb, sx, sy, _scale(max(dw, dh)))
+    return _View(film, pixels, sx, sy, _scale(max(dw, dh)))
 
 
 # ---------------------------------------------------------------------------------------------- boxes
@@ -249,7 +251,7 @@ def _pattern(line: str, width: int) -> tuple[int, int] | None:
     if line == "dashed":
         return (5 * width, 3 * width)
     if line == "dotted":
-        return (width, int(1.5 * width) + 1)
+        return (width, width + 1)
     return None
 
 
@@ -261,45 +263,48 @@ def _runs(length: int, pattern: tuple[int, int] | None) -> np.ndarray | None:
     return (np.arange(length) % (on + off)) < on
 
 
-def _grow(mask: np.ndarray | None) -> np.ndarray | None:
-    """A run mask widened by one pixel each way (length + 2): the halo around each dash."""
-    if mask is None:
-        return None
-    out = np.zeros(mask.size + 2, dtype=bool)
-    out[:-2] |= mask
-    out[1:-1] |= mask
-    out[2:] |= mask
-    return out
+@lru_cache(maxsize=64)
+def _dash_mask(line: str, width: int, thickness: int, span: int, horizontal: bool) -> Image.Image:
+    """An 8-bit mask of a dashed/dotted stroke drawn ``width`` thick: ``span`` long, ``thickness`` across."""
+    runs = _runs(span, _pattern(line, width))
+    assert runs is not None, "solid lines need no mask"
+    band = np.repeat((runs.astype(np.uint8) * 255)[None, :], thickness, axis=0)
+    return Image.fromarray(band if horizontal else np.ascontiguousarray(band.T), "L")
 
 
-def _fill(img: Image.Image, rect: Rect, colour: RGB, mask: np.ndarray | None = None, along_x: bool = True) -> None:
-    """Paint ``rect`` (clipped to the image), only where ``mask`` (over its x or y extent) is True when given."""
+def _stroke(img: Image.Image, rect: Rect, colour: RGB, line: str, width: int, horizontal: bool) -> None:
+    """Paint ``rect`` (clipped to the image) in ``colour``, dashed along x or y as ``line`` says at ``width``.
+
+    The pattern starts at the rectangle's own first pixel, so corners are always drawn.
+    """
     x1, y1, x2, y2 = rect
     w, h = img.size
     xa, ya, xb, yb = max(x1, 0), max(y1, 0), min(x2, w - 1), min(y2, h - 1)
     if xa > xb or ya > yb:
         return
-    if mask is None:
+    if _pattern(line, width) is None:
         img.paste(colour, (xa, ya, xb + 1, yb + 1))
         return
-    if along_x:
-        m = np.broadcast_to(mask[xa - x1 : xb - x1 + 1], (yb - ya + 1, xb - xa + 1))
-    else:
-        m = np.broadcast_to(mask[ya - y1 : yb - y1 + 1, None], (yb - ya + 1, xb - xa + 1))
-    img.paste(colour, (xa, ya, xb + 1, yb + 1), Image.fromarray(m.astype(np.uint8) * np.uint8(255), "L"))
+    length = (x2 - x1 + 1) if horizontal else (y2 - y1 + 1)
+    span = 1 << max(10, (length - 1).bit_length())  # few cached masks: power-of-two lengths
+    thickness = (y2 - y1 + 1) if horizontal else (x2 - x1 + 1)
+    mask = _dash_mask(line, width, thickness, span, horizontal)
+    img.paste(colour, (xa, ya, xb + 1, yb + 1), mask.crop((xa - x1, ya - y1, xb - x1 + 1, yb - y1 + 1)))
 
 
 def _paint_box(img: Image.Image, rect: Rect, style: BoxStyle, width: int) -> None:
-    """Draw ``rect``'s outline inside it, ``width`` thick, in ``style``, over a 1 px dark halo."""
+    """Draw ``rect``'s outline inside it, ``width`` thick, in ``style``, edged by a 1 px dark halo.
+
+    The halo runs along both sides of each dash but not into the gaps, so the gaps show the film and dashes and
+    dots keep their colour.
+    """
     x1, y1, x2, y2 = rect
     w = max(1, min(width, (x2 - x1 + 2) // 2, (y2 - y1 + 2) // 2))
-    pattern = _pattern(style.line, w)
-    mx, my = _runs(x2 - x1 + 1, pattern), _runs(y2 - y1 + 1, pattern)
-    for colour, g, ax, ay in ((HALO, 1, _grow(mx), _grow(my)), (style.colour, 0, mx, my)):
-        _fill(img, (x1 - g, y1 - g, x2 + g, y1 + w - 1 + g), colour, ax, True)  # top
-        _fill(img, (x1 - g, y2 - w + 1 - g, x2 + g, y2 + g), colour, ax, True)  # bottom
-        _fill(img, (x1 - g, y1 - g, x1 + w - 1 + g, y2 + g), colour, ay, False)  # left
-        _fill(img, (x2 - w + 1 - g, y1 - g, x2 + g, y2 + g), colour, ay, False)  # right
+    for colour, g in ((HALO, 1), (style.colour, 0)):
+        _stroke(img, (x1, y1 - g, x2, y1 + w - 1 + g), colour, style.line, w, True)  # top
+        _stroke(img, (x1, y2 - w + 1 - g, x2, y2 + g), colour, style.line, w, True)  # bottom
+        _stroke(img, (x1 - g, y1, x1 + w - 1 + g, y2), colour, style.line, w, False)  # left
+        _stroke(img, (x2 - w + 1 - g, y1, x2 + g, y2), colour, style.line, w, False)  # right
 
 
 # ----------------------------------------------------------------------------------------------- text
@@ -392,12 +397,9 @@ def _block_size(rows: Sequence[_Row], px: int, scale: _Scale) -> tuple[int, int,
 
 def _swatch(draw: ImageDraw.ImageDraw, x: int, y_mid: int, length: int, style: BoxStyle) -> None:
     """A short horizontal line in a box style, 2 px thick (the legend's key)."""
-    width = 2
-    mask = _runs(length, _pattern(style.line, width))
-    starts = [0] if mask is None else [i for i in range(length) if mask[i] and (i == 0 or not mask[i - 1])]
-    for a in starts:
-        b = length - 1 if mask is None else min(length - 1, a + _pattern(style.line, width)[0] - 1)  # type: ignore[index]
-        draw.rectangle((x + a, y_mid - 1, x + b, y_mid), fill=style.colour)
+    on, off = _pattern(style.line, 2) or (length, 0)
+    for a in range(x, x + length, on + off):
+        draw.rectangle((a, y_mid - 1, min(a + on, x + length) - 1, y_mid), fill=style.colour)
 
 
 def _draw_block(draw: ImageDraw.ImageDraw, spot: Rect, rows: Sequence[_Row], px: int, scale: _Scale, key_len: int) -> None:
@@ -504,22 +506,29 @@ def render_prediction(radiograph: Radiograph, analysis: Analysis, size: int | No
 
 # ----------------------------------------------------------------------------------------- (b) comparison
 def _comparison_rows(analysis: Analysis) -> list[_Row]:
-    """The legend: the three keys (or the no-ground-truth message) and one IoU line per ground-truth box."""
+    """The comparison's legend: with ground truth, the three keys and one IoU line per ground-truth box; without,
+    the no-ground-truth message and what the model's top box and the CAM box are."""
     cam = analysis.cam
     method = _method_name(cam.method) if cam is not None else ""
-    cam_key = _Row(f"{CAM.name} ({method}, t={cam.threshold})" if cam else "no CAM computed", CAM.colour, CAM)
     if not analysis.ious:
         top = analysis.boxes[0] if analysis.boxes else None
-        rows = [
+        if cam is None:
+            cam_text = "no CAM computed"
+        elif cam.box is None:
+            cam_text = f"{CAM.name}: no {method} region \u2265 {cam.threshold}"
+        else:
+            cam_text = f"{CAM.name}: {method} of {_pretty(cam.target)}"
+        return [
             _Row("no ground truth for this image: draw or type a box", TEXT, bold=True),
             _Row(f"{MODEL.name}: {_box_text(top)}" if top else "no model box", MODEL.colour, MODEL),
+            _Row(cam_text, CAM.colour, CAM),
         ]
-        if cam is not None and cam.box is None:
-            cam_key = _Row(f"{CAM.name}: no {method} region \u2265 {cam.threshold}", CAM.colour, CAM)
-        elif cam is not None:
-            cam_key = _Row(f"{CAM.name}: {method} of {_pretty(cam.target)}", CAM.colour, CAM)
-        return rows + [cam_key]
-    rows = [_Row(f"{TRUTH.name} (radiologist)", TRUTH.colour, TRUTH), _Row(MODEL.name, MODEL.colour, MODEL), cam_key]
+    cam_text = f"{CAM.name}, same class ({method}, t={cam.threshold})" if cam is not None else "no CAM computed"
+    rows = [
+        _Row(f"{TRUTH.name} (radiologist)", TRUTH.colour, TRUTH),
+        _Row(f"{MODEL.name}, same class", MODEL.colour, MODEL),
+        _Row(cam_text, CAM.colour, CAM),
+    ]
     labels = [r.label for r in analysis.ious]
     for i, row in enumerate(analysis.ious):
         name = _pretty(row.label)
@@ -655,23 +664,24 @@ def render_probabilities(analysis: Analysis, size: int | None = None) -> Image.I
 
 
 # ---------------------------------------------------------------------------------------------- (d) CAM
-def _overlay(rgb: np.ndarray, heatmap: np.ndarray) -> Image.Image:
+def _overlay(gray: np.ndarray, heatmap: np.ndarray) -> Image.Image:
     """The film with the heat map stretched onto it, coloured, blended with an opacity that grows with heat.
 
     ``film * (1 - alpha) + colour * alpha`` per pixel, both terms looked up from the map level (uint8 OpenCV
     LUTs; float arithmetic over the full image costs several times more).
     """
-    h, w = rgb.shape[:2]
+    h, w = gray.shape
     heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     level = np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)  # small: the model frame
     level = cv2.resize(level, (w, h), interpolation=cv2.INTER_LINEAR)
     colour, keep = _cam_tables()
-    blended = cv2.add(cv2.multiply(rgb, cv2.applyColorMap(level, keep), scale=1 / 255), cv2.applyColorMap(level, colour))
+    film = cv2.multiply(gray, cv2.LUT(level, keep), scale=1 / 255)
+    blended = cv2.add(cv2.applyColorMap(level, colour), cv2.cvtColor(film, cv2.COLOR_GRAY2RGB))
     return Image.fromarray(blended, "RGB")
 
 
 def _no_cam(view: _View) -> Image.Image:
-    img, draw = _canvas(Image.fromarray(cv2.convertScaleAbs(view.rgb, alpha=0.4), "RGB"))
+    img, draw = _canvas(Image.fromarray(cv2.convertScaleAbs(view.gray, alpha=0.4), "L").convert("RGB"))
     rows = [_Row("no CAM was computed", TEXT, bold=True), _Row("pick a CAM method to see where the model looked", MUTED)]
     px = view.scale.font
     w, h, _ = _block_size(rows, px, view.scale)
@@ -685,7 +695,7 @@ def _cam(view: _View, analysis: Analysis) -> Image.Image:
     if cam is None:
         return _no_cam(view)
     scale = view.scale
-    img, draw = _canvas(_overlay(view.rgb, cam.heatmap))
+    img, draw = _canvas(_overlay(view.gray, cam.heatmap))
     rect = view.rect(cam.box) if cam.box is not None else None
     if rect is not None:
         _paint_box(img, rect, CAM, scale.line)
@@ -754,7 +764,17 @@ def _title(analysis: Analysis) -> str:
 
 
 def render_panels(radiograph: Radiograph, analysis: Analysis, size: int = DEFAULT_SIZE) -> Panels:
-    """All four panels (the film resized once), the chart ``size`` x ``size``, and the composite's title."""
+    """All four panels of one analysis, the film resized only once.
+
+    Args:
+        radiograph: the decoded film.
+        analysis: its analysis.
+        size: longest side of the film panels, and side of the square chart, in pixels.
+
+    Returns:
+        :class:`Panels` with the prediction, comparison, probability and CAM panels (RGB) and the title line
+        (image name, model architecture, top finding) that :func:`composite` writes.
+    """
     view = _view(radiograph, analysis, size)
     return Panels(
         prediction=_prediction(view, analysis),
