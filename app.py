@@ -37,10 +37,14 @@ LOG = logging.getLogger("cxrdemo.app")
 DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clinical decisions."
 TITLE = "cxrdemo: what does your chest X-ray model see?"
 PANEL_NAMES = ("(a) Prediction", "(b) Ground truth vs prediction vs CAM", "(c) Probabilities and thresholds", "(d) Grad-CAM")
+#: Browser sessions whose state (the current case, a few MB) is kept; the oldest are dropped beyond this.
+STATE_SESSIONS = 200
 CSS = """
 #disclaimer {font-weight: 600; color: var(--body-text-color-subdued);}
-#panels {flex-wrap: wrap;}
-#panels > div {flex: 1 1 300px; min-width: 300px;}
+#panels {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
+#panels > div {min-width: 0 !important;}
+@media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
+@media (max-width: 600px) {#panels {grid-template-columns: minmax(0, 1fr);}}
 .panel-title p {margin: 0; font-size: 0.9em;}
 #annotator {max-width: 560px; margin: 0 auto;}
 #summary table {margin: 0.3em 0;}
@@ -84,8 +88,10 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
     heavy = dict(concurrency_id="model", concurrency_limit=concurrency_limit())
     light = dict(queue=False, api_visibility="private")
 
-    with gr.Blocks(title="cxrdemo", fill_width=True) as demo:
-        case_state = gr.State(None)  # s.Case: the cached forward pass of the current radiograph
+    # delete_cache: uploads and rendered panels in Gradio's cache older than 2 h are removed every 30 min.
+    with gr.Blocks(title="cxrdemo", fill_width=True, delete_cache=(1800, 7200)) as demo:
+        # s.Case: the cached forward pass of the current radiograph (a few MB; dropped after 2 h unused)
+        case_state = gr.State(None, time_to_live=7200)
         review_state = gr.State(s.ReviewLog())  # s.ReviewLog: this browser session's reviewed cases
 
         gr.Markdown(f"# {TITLE}")
@@ -132,8 +138,8 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
                     gallery = gr.Gallery(
                         [(s.thumbnail(ex.path), ex.caption) for ex in resources.examples if ex.path],
                         label="Examples (NIH ChestX-ray14; click one)",
-                        columns=6,
-                        height=300,
+                        columns=4,
+                        height=320,
                         allow_preview=False,
                         object_fit="contain",
                         elem_id="examples",
@@ -145,9 +151,12 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
                         "(see examples/README.md)."
                     )
 
+        status = gr.Markdown(
+            "Upload a radiograph or click an example.", elem_id="status", min_height=56, container=True, padding=True
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
-                summary = gr.Markdown("Upload a radiograph or click an example.", elem_id="summary")
+                summary = gr.Markdown("", elem_id="summary")
             with gr.Column(scale=2, min_width=300):
                 label = gr.Label(
                     label="Ranked probabilities (top 5; every class in panel c)",
@@ -155,10 +164,10 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
                     show_heading=False,
                     elem_id="probabilities",
                 )
-        with gr.Row(elem_id="panels"):
+        with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 600 px (CSS above)
             panels = []
             for i, name in enumerate(PANEL_NAMES):
-                with gr.Column(min_width=300):
+                with gr.Column(min_width=200):
                     gr.Markdown(f"**{name}**", elem_classes=["panel-title"])
                     panels.append(
                         gr.Image(
@@ -223,7 +232,7 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
 
         # ------------------------------------------------------------------------------------------ handlers
         controls = [source, device, method, target, threshold]
-        view_outputs = [case_state, summary, *panels, label, json_view, target]
+        view_outputs = [case_state, status, summary, *panels, label, json_view, target]
         full_outputs = view_outputs + ([annotator] if annotator is not None else []) + [truth_text, note]
 
         def show(view: s.CaseView, log: s.ReviewLog | None, full: bool) -> tuple[Any, ...]:
@@ -231,8 +240,10 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
                 gr.Warning(message)
             p = view.panels
             target_update = gr.Dropdown(choices=view.target_choices, value=view.case.settings.target or s.TOP1)
+            # Without a new forward pass, panels (a) and (c) cannot have changed: the browser keeps its copies.
+            prediction, probabilities = (p.prediction, p.probabilities) if view.forward_ran else (gr.skip(), gr.skip())
             out: tuple[Any, ...] = (
-                view.case, view.summary, p.prediction, p.comparison, p.probabilities, p.cam,
+                view.case, view.status, view.summary, prediction, p.comparison, probabilities, p.cam,
                 view.label, view.json, target_update,
             )  # fmt: skip
             if full:
@@ -302,34 +313,29 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
             return view.json, p.prediction, p.comparison, p.probabilities, p.cam
 
         # ------------------------------------------------------------------------------------------- events
+        # Progress and error badges go to the status bar only, so a failed step never masks the last result.
+        ui_heavy = dict(heavy, api_visibility="private", show_progress_on=[status])
+        ui_light = dict(light, show_progress_on=[status])
         analyse_inputs = [upload, *controls, review_state]
-        gr.on(
-            [analyse_btn.click, upload.upload],
-            on_analyse,
-            analyse_inputs,
-            full_outputs,
-            api_visibility="private",
-            **heavy,
-        )
+        gr.on([analyse_btn.click, upload.upload], on_analyse, analyse_inputs, full_outputs, **ui_heavy)
         gr.on(
             [method.input, target.input, threshold.input],
             on_settings,
             [case_state, *controls, review_state],
             view_outputs,
-            api_visibility="private",
             trigger_mode="always_last",
-            **heavy,
+            **ui_heavy,
         )
-        apply_btn.click(on_apply, [case_state, truth_text, review_state], full_outputs, api_visibility="private", **heavy)
-        nih_btn.click(on_nih, [case_state, review_state], full_outputs, api_visibility="private", **heavy)
+        apply_btn.click(on_apply, [case_state, truth_text, review_state], full_outputs, **ui_heavy)
+        nih_btn.click(on_nih, [case_state, review_state], full_outputs, **ui_heavy)
         if annotator is not None:
-            annotator.change(on_draw, [annotator, case_state], truth_text, **light)
-        save_btn.click(on_save, [case_state, note, review_state], [review_state, table], **light)
-        csv_btn.click(on_export_csv, review_state, downloads, **light)
-        report_btn.click(on_export_report, case_state, downloads, api_visibility="private", **heavy)
+            annotator.change(on_draw, [annotator, case_state], truth_text, show_progress="hidden", **light)
+        save_btn.click(on_save, [case_state, note, review_state], [review_state, table], **ui_light)
+        csv_btn.click(on_export_csv, review_state, downloads, **ui_light)
+        report_btn.click(on_export_report, case_state, downloads, **ui_heavy)
         if gallery is not None:
-            gallery.select(on_example, None, upload, **light).success(
-                on_analyse, analyse_inputs, full_outputs, api_visibility="private", **heavy
+            gallery.select(on_example, None, upload, **ui_light).success(
+                on_analyse, analyse_inputs, full_outputs, **ui_heavy
             )
         predict_trigger.click(
             predict,
@@ -350,6 +356,7 @@ def launch_options(resources: s.AppResources) -> dict[str, Any]:
         theme=gr.themes.Soft(),
         css=CSS,
         footer_links=["api", "gradio"],
+        state_session_capacity=STATE_SESSIONS,
     )
 
 

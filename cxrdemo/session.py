@@ -241,17 +241,18 @@ def _short_source(source: str) -> str:
 
 
 def warm_up(cache: ModelCache, settings: Settings = Settings()) -> float:
-    """Load the model of ``settings`` and run one forward pass and CAM on a blank image; returns seconds taken.
+    """Load the model of ``settings``, run one forward pass and CAM on a blank image and draw its panels; returns
+    the seconds taken.
 
-    The first forward of a PyTorch model allocates its buffers; doing it at start-up makes the first user's
-    answer as fast as the later ones.
+    The first forward of a PyTorch model allocates its buffers and the first drawing loads fonts and the colour
+    map; doing both at start-up makes the first user's answer as fast as the later ones.
     """
     start = time.perf_counter()
     predictor = cache.get(model_key(settings.source, settings.device))
-    side = predictor.config.input_size
-    blank = Radiograph(np.full((side, side), 128, dtype=np.uint8), "warm-up.png", "png")
+    blank = Radiograph(np.full((1024, 1024), 128, dtype=np.uint8), "warm-up.png", "png")
     inference = predictor.forward(blank)
-    predictor.cam(inference, settings.method, None, settings.threshold)
+    cam = predictor.cam(inference, settings.method, None, settings.threshold)
+    render_view(blank, predictor.assemble(inference, cam, lookup_nih=False))
     return time.perf_counter() - start
 
 
@@ -329,6 +330,14 @@ class CaseView:
     target_choices: list[tuple[str, str]]
     messages: list[str] = field(default_factory=list)
     forward_ran: bool = True
+
+    @property
+    def status(self) -> str:
+        """One line for the page's status bar: what ran and how long it took."""
+        a = self.case.analysis
+        total = sum(a.timings_ms.values())
+        how = "model run" if self.forward_ran else "CAM and comparison redone from the cached forward pass"
+        return f"{a.image}: {how}, {total:.0f} ms of computation."
 
 
 def analyse_case(
@@ -472,6 +481,7 @@ def summarise(case: Case) -> str:
 
 # ========================================================================================= user ground-truth boxes
 _SEPARATORS = re.compile(r"[,\s;]+")
+_ALIASES = {k.lower(): v for k, v in NIH_BOX_ALIASES.items()}
 
 
 def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> list[Box]:
@@ -493,7 +503,7 @@ def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> 
         except ValueError:
             raise BoxError(f"line {number} ({line!r}): the first four values must be numbers (pixels)") from None
         label = " ".join(parts[4:])
-        label = NIH_BOX_ALIASES.get(label, label)
+        label = _ALIASES.get(label.lower(), label)
         if classes is not None:
             label = _match_class(label, classes, number)
         boxes.append(Box(x1, y1, x2, y2, label))

@@ -44,7 +44,17 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("model")
-    save_model(build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=128)), folder)
+    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=128))
+    # Freshly initialised BatchNorm statistics shrink the final features to ~1e-9, so every image would get the
+    # same output; calibrate them on a few random batches so that different images give different answers.
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.rand(8, 3, 128, 128) * 4 - 2)
+    save_model(model.eval(), folder)
     return folder
 
 

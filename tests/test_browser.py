@@ -1,0 +1,148 @@
+"""End to end in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Starts the app on a free loopback port, uploads a shared NIH image that has an NIH box, waits for the four panels,
+checks that the IoU text and the top probability appear, draws a ground-truth box, and takes screenshots into the
+test's temporary folder. When no browser can start here, the tests are skipped with the reason (never passed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import app_server  # tests/app_server.py (tests/ is on sys.path, as for dicom_fixtures)
+
+BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
+CHROMIUM = os.environ.get("CXRDEMO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """A headless Chromium with a fresh profile; skips (with the reason) where none can start."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.skip(f"playwright is not installed ({exc}); pip install playwright")
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CXRDEMO_CHROMIUM)")
+    manager = sync_playwright().start()
+    try:
+        context = manager.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 1000},
+        )
+    except Exception as exc:  # the browser cannot start on this machine: say why
+        manager.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} could not start: {str(exc).splitlines()[0][:300]}")
+    yield context
+    context.close()
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def served(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    running = app_server.start_app(model_dir, images_dir, tmp_path_factory.mktemp("exports"))
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def expected(served, images_dir: Path):
+    """What the package itself says about the boxed image (the page must show the same)."""
+    from cxrdemo import session as s
+
+    return s.analyse_case(served.resources.cache, s.read_upload(images_dir / BOXED_IMAGE), served.resources.default)
+
+
+@pytest.fixture(scope="module")
+def page(browser, served, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The app's page after uploading the boxed NIH image and getting its result."""
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(served.url)
+    page.wait_for_selector("#upload input[type=file]", state="attached")
+    page.set_input_files("#upload input[type=file]", str(images_dir / BOXED_IMAGE))
+    for i in range(4):
+        page.wait_for_selector(f"#panel-{i} img")
+    page.wait_for_function(
+        "name => document.querySelector('#summary').innerText.includes(name)", arg=BOXED_IMAGE
+    )
+    yield page
+    page.close()
+
+
+def test_upload_shows_four_panels_iou_and_top_probability(page, expected, tmp_path: Path) -> None:
+    for i in range(4):
+        box = page.locator(f"#panel-{i} img").bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 100
+    summary = page.locator("#summary").inner_text()
+    (row,) = expected.json["iou"]
+    assert "box IoU" in summary and "CAM IoU" in summary
+    assert row["label"] == "Atelectasis" and "Atelectasis" in summary
+    assert f"{row['box_iou']:.2f}" in summary and f"{row['cam_iou']:.2f}" in summary
+    top = expected.case.analysis.top
+    assert f"{top.label} {top.probability:.1%}" in summary
+    ranked = page.locator("#probabilities").inner_text()
+    assert top.label in ranked and f"{round(top.probability * 100)}%" in ranked
+    assert "not a diagnostic device" in page.locator("#disclaimer").inner_text()
+    shot = tmp_path / "result.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_threshold_change_updates_without_reload(page) -> None:
+    page.get_by_label("180").check()
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('threshold 180')")
+    assert "cached forward pass" in page.locator("#status").inner_text()
+
+
+def test_drawn_box_becomes_ground_truth(page, tmp_path: Path) -> None:
+    annotator = page.locator("#annotator")
+    if not annotator.count():
+        pytest.skip("gradio_image_annotation is not installed; typed boxes only")
+    canvas = annotator.locator("canvas").first
+    canvas.scroll_into_view_if_needed()
+    annotator.get_by_role("button", name="Create box").click()
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.85  # lower left, clear of NIH's box
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + box["width"] * 0.1, y + box["height"] * 0.08, steps=8)
+    page.mouse.up()
+    page.get_by_role("button", name="OK").first.click()  # the class dialog: first class, Atelectasis
+    page.wait_for_function("document.querySelector('#truth textarea').value.split('\\n').length == 2")
+    page.click("#apply-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('your boxes')")
+    assert page.locator("#summary table tbody tr").count() == 2  # NIH's box (kept in the text) and the drawn one
+    page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
+
+
+def test_bad_file_shows_one_line_error_and_keeps_the_result(page, tmp_path: Path) -> None:
+    before = page.locator("#summary").inner_text()
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"text, not a PNG")
+    page.locator("#upload button[aria-label='Clear']").click()
+    page.set_input_files("#upload input[type=file]", str(fake))
+    toast = page.locator(".toast-body").filter(has_text="not an image").first
+    toast.wait_for()
+    assert "fake.png is not an image" in toast.inner_text()
+    assert page.locator("#summary").inner_text() == before
+    assert page.locator("#panel-0 img").count() == 1
