@@ -112,5 +112,7 @@ def validate_box(box: Box, width: int, height: int, *, min_size: float = 1.0) ->
         )
     clipped = box.clipped(width, height)
     if clipped.width < min_size or clipped.height < min_size:
+        if box.width < min_size or box.height < min_size:
+            raise BoxError(f"box {box.rounded()} is smaller than {min_size:g} px; give its corners in pixels of the {width}x{height} image")
         raise BoxError(f"box {box.rounded()} lies outside the {width}x{height} image; give pixel coordinates inside it")
     return clipped

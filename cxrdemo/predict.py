@@ -22,7 +22,7 @@ import torch
 
 from .boxes import Box, iou
 from .config import ModelConfig
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps, check_method, check_threshold
 from .imaging import Radiograph
 from .preprocess import box_to_original, to_tensor
@@ -117,6 +117,11 @@ class Predictor:
             x = to_tensor(radiograph, self.config)
         with _timed(timings, "forward"):
             probs, boxes, features = self.forward_tensor(x)
+        if not (np.isfinite(probs).all() and np.isfinite(boxes).all()):
+            # Finite weights can still overflow (e.g. absurd scales): never show NaN probabilities or boxes.
+            raise WeightsError(
+                f"the model gave NaN or infinite outputs on {radiograph.name}; its weights are probably corrupt: use other weights"
+            )
         notes = [str(radiograph.metadata["note"])] if radiograph.metadata.get("note") else []
         return Inference(radiograph.name, radiograph.width, radiograph.height, probs[0], boxes[0], features, timings, notes)
 

@@ -8,12 +8,15 @@ Sources (``load_model(source)``):
 
 Only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
 A folder may carry ``model.safetensors.sha256`` (the hex digest); a source may also be pinned with
-``sha256=...``: a mismatch is refused.
+``sha256=...``: a mismatch is refused, and so is a checksum that is not 64 hex digits.
+A config.json whose values have the wrong types, and weights holding NaN or infinity, are refused at load time
+(:class:`ConfigError` / :class:`WeightsError`), not left to fail, or to print NaN probabilities, at the first image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -101,7 +104,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     else:
         embedded = False
     path = Path(text).expanduser()
-    if path.exists():
+    if _exists(path):
         if path.is_file():
             _refuse_pickle(path)
             if path.name in (WEIGHTS_NAME, CONFIG_NAME):
@@ -111,10 +114,19 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
         return WeightsSource("embedded" if embedded else "folder", text, None, None, path.resolve())
     hub = parse_hub_id(text)
     if hub is None:
+        shown = repr(text) if len(text) <= 80 else repr(text[:77] + "...")  # the message stays one readable line
         if os.sep in text or text.startswith((".", "~")):
-            raise WeightsError(f"weights folder {text!r} does not exist; give an existing folder or a Hub id owner/name[@revision]")
-        raise WeightsError(f"{text!r} is neither a folder nor a Hub id; use owner/name or owner/name@revision")
+            raise WeightsError(f"weights folder {shown} does not exist; give an existing folder or a Hub id owner/name[@revision]")
+        raise WeightsError(f"{shown} is neither a folder nor a Hub id; use owner/name or owner/name@revision")
     return _fetch_from_hub(*hub)
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()`` that says ``False`` instead of raising for names the OS refuses (too long, NUL...)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def hub_offline() -> bool:
@@ -184,13 +196,28 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _expected_sha256(folder: Path, pinned: str | None) -> str | None:
+    """The digest ``model.safetensors`` must have: the pin if given, else the folder's checksum file, else None."""
     if pinned:
-        return pinned.strip().lower()
+        value = pinned.strip().lower()
+        if not _SHA256.fullmatch(value):
+            raise WeightsError(f"sha256 pin {pinned.strip()[:80]!r} is not a sha256 digest; give the 64 hex digits of model.safetensors")
+        return value
     checksum = folder / CHECKSUM_NAME
     if checksum.is_file():
-        text = checksum.read_text(encoding="utf-8").split()
-        return text[0].lower() if text else None
+        try:
+            words = checksum.read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError):
+            words = []
+        value = words[0].lower() if words else ""
+        if not _SHA256.fullmatch(value):
+            raise WeightsError(
+                f"{checksum} does not hold a sha256 digest (64 hex digits); write the right digest or delete the file"
+            )
+        return value
     return None
 
 
@@ -211,17 +238,72 @@ def load_model(
         if pickles:
             _refuse_pickle(folder / pickles[0])
         raise WeightsError(f"no {WEIGHTS_NAME} in {folder}; a model folder needs config.json and {WEIGHTS_NAME}")
-    config = ModelConfig.load(folder)
-    digest = file_sha256(weights)
+    config = _load_config(folder)
     expected = _expected_sha256(folder, sha256)
+    digest = file_sha256(weights)
     if expected and expected != digest:
         raise WeightsError(
             f"{weights} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it"
         )
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except (RuntimeError, ValueError, TypeError) as exc:  # e.g. a negative layer width that passed validation
+        raise ConfigError(f"config.json in {folder} cannot build a model ({_first_line(exc)}); use the config.json saved with these weights") from None
     _load_state(model, weights)
     model.to(pick_device(device))
     return LoadedModel(model.eval(), config, resolved, digest)
+
+
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(exc).split())
+    return (text or exc.__class__.__name__)[:limit]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _load_config(folder: Path) -> ModelConfig:
+    """``ModelConfig.load`` plus the type checks it leaves out, so a bad config fails here with one line.
+
+    ``ModelConfig.validate`` checks values, assuming types: a string ``mean`` (3 characters for 3 channels) or a
+    list ``thresholds`` would otherwise pass, or crash with a bare TypeError, and fail later at the first image.
+    """
+    try:
+        config = ModelConfig.load(folder)
+    except ConfigError as exc:
+        if "; " in str(exc):
+            raise
+        # Every message says what to do after "; " (see cxrdemo.errors); some of ModelConfig's only say what is wrong.
+        raise ConfigError(f"{exc} (in {folder}); fix it or use the config.json saved with these weights") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ConfigError(f"config.json in {folder} has a value of the wrong type ({_first_line(exc)}); use the config.json saved with these weights") from None
+    problems = []
+    if not isinstance(config.format_version, int) or isinstance(config.format_version, bool):
+        problems.append("'format_version' must be an integer")
+    if not all(isinstance(c, str) and c for c in config.classes) or not all(isinstance(c, str) for c in config.box_classes):
+        problems.append("'classes' and 'box_classes' must be lists of names")
+    if not isinstance(config.mean, list) or not all(_is_number(v) for v in config.mean):
+        problems.append("'mean' must be a list of numbers")
+    if not isinstance(config.std, list) or not all(_is_number(v) for v in config.std):
+        problems.append("'std' must be a list of numbers")
+    if not isinstance(config.box_hidden, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in config.box_hidden):
+        problems.append("'box_hidden' must be a list of positive layer widths")
+    if not _is_number(config.dropout) or not 0.0 <= config.dropout < 1.0:
+        problems.append("'dropout' must be a number in [0, 1)")
+    if not isinstance(config.thresholds, dict) or not all(_is_number(v) for v in config.thresholds.values()):
+        problems.append("'thresholds' must map class names to numbers")
+    if not isinstance(config.prior_boxes, dict) or not all(
+        isinstance(b, list) and all(_is_number(v) for v in b) for b in config.prior_boxes.values()
+    ):
+        problems.append("'prior_boxes' must map class names to [x1, y1, x2, y2]")
+    if problems:
+        raise ConfigError(f"config.json in {folder}: {problems[0]}; use the config.json saved with these weights")
+    try:
+        config.validate()  # value checks, now that the types are known to be right
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config.json in {folder} is inconsistent ({_first_line(exc)}); use the config.json saved with these weights") from None
+    return config
 
 
 def _load_state(model: MultiTaskNet, weights: Path) -> None:
@@ -242,6 +324,11 @@ def _load_state(model: MultiTaskNet, weights: Path) -> None:
             f"{weights.name} does not match config.json ({model.config.architecture}, {len(model.config.classes)} classes, "
             f"{model.config.num_boxes} boxes): {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} misshapen "
             f"tensors (first: {detail}); use the config.json saved with these weights"
+        )
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise WeightsError(
+            f"{weights} holds NaN or infinite values (first in {bad}); the file is corrupt or training diverged: use other weights"
         )
     model.load_state_dict(state, strict=True)
 
