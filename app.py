@@ -172,8 +172,7 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
                     panels.append(
                         gr.Image(
                             show_label=False,
-                            type="pil",
-                            format="png",
+                            type="filepath",
                             interactive=False,
                             buttons=["download", "fullscreen"],
                             elem_id=f"panel-{i}",
@@ -238,12 +237,12 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
         def show(view: s.CaseView, log: s.ReviewLog | None, full: bool) -> tuple[Any, ...]:
             for message in view.messages:
                 gr.Warning(message)
-            p = view.panels
+            p = s.write_panels(view.panels, resources.panel_root)
             target_update = gr.Dropdown(choices=view.target_choices, value=view.case.settings.target or s.TOP1)
             # Without a new forward pass, panels (a) and (c) cannot have changed: the browser keeps its copies.
-            prediction, probabilities = (p.prediction, p.probabilities) if view.forward_ran else (gr.skip(), gr.skip())
+            prediction, probabilities = (p[0], p[2]) if view.forward_ran else (gr.skip(), gr.skip())
             out: tuple[Any, ...] = (
-                view.case, view.status, view.summary, prediction, p.comparison, probabilities, p.cam,
+                view.case, view.status, view.summary, prediction, p[1], probabilities, p[3],
                 view.label, view.json, target_update,
             )  # fmt: skip
             if full:
@@ -309,8 +308,7 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
             settings = s.Settings.from_controls(source, device, method, target, threshold)
             truth = s.parse_boxes_text(truth) if (truth or "").strip() else None
             view = s.analyse_case(resources.cache, radiograph, settings, truth, report=report)
-            p = view.panels
-            return view.json, p.prediction, p.comparison, p.probabilities, p.cam
+            return (view.json, *s.write_panels(view.panels, resources.panel_root))
 
         # ------------------------------------------------------------------------------------------- events
         # Progress and error badges go to the status bar only, so a failed step never masks the last result.
@@ -352,7 +350,7 @@ def launch_options(resources: s.AppResources) -> dict[str, Any]:
     """Keyword arguments of ``launch`` shared by ``main`` and the tests (theme/css live here in Gradio 6)."""
     return dict(
         max_file_size=s.max_upload_bytes(),
-        allowed_paths=[str(resources.examples_folder), str(resources.export_root)],
+        allowed_paths=[str(resources.examples_folder), str(resources.export_root), str(resources.panel_root)],
         theme=gr.themes.Soft(),
         css=CSS,
         footer_links=["api", "gradio"],

@@ -165,13 +165,13 @@ def model_key(source: str | None, device: str | None) -> ModelKey:
     Raises :class:`InputError` for an unknown or unavailable device.
     """
     from .device import pick_device
-    from .weights import default_source
+    from .weights import default_source, path_exists
 
     text = (source or "").strip()
     if text in ("", "default"):
         text = default_source()
     path = Path(text).expanduser()
-    if path.exists():
+    if path_exists(path):
         text = str(path.resolve())
     return ModelKey(text, str(pick_device(device or "auto")))
 
@@ -267,6 +267,7 @@ def read_upload(path: str | os.PathLike | None, max_bytes: int | None = None) ->
         raise ImageError("no radiograph yet: upload a PNG, JPEG or DICOM file, or click an example")
     file = Path(path)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
+    _wait_for_upload(file)
     if file.is_file():
         size = file.stat().st_size
         if size > limit:
@@ -275,6 +276,47 @@ def read_upload(path: str | os.PathLike | None, max_bytes: int | None = None) ->
     if suffix and suffix not in UPLOAD_SUFFIXES:
         raise ImageError(f"{file.name}: {suffix} files are not accepted; upload a PNG, JPEG or DICOM (.dcm) radiograph")
     return load_image(file)
+
+
+def _wait_for_upload(file: Path, timeout_s: float = 3.0) -> None:
+    """Wait briefly for an upload that is still being moved into place.
+
+    Gradio's upload route answers with the final path and moves the file there in a background task, so a request
+    sent right after the upload can arrive first; a missing file is refused only after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not file.exists():
+        raise ImageError(f"{file.name} did not arrive on the server; upload it again")
+
+
+def write_panels(panels: "Panels", folder: str | os.PathLike, max_age_s: float = 7200.0) -> tuple[str, str, str, str]:
+    """Write the four panels as PNG files with unique names in ``folder`` and return their paths.
+
+    Handing Gradio file paths (not PIL images) lets it copy each file into its cache atomically; PIL images are
+    re-encoded into a content-addressed cache file in place, which a concurrent request for an identical panel can
+    truncate mid-download. Fast PNG compression (level 1) keeps the encoding cheap. Files older than ``max_age_s``
+    in ``folder`` are removed on the way.
+    """
+    import uuid
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - max_age_s
+    for old in out.glob("panel-*.png"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # removed by a concurrent call
+    stem = uuid.uuid4().hex
+    paths = []
+    for name in ("prediction", "comparison", "probabilities", "cam"):
+        path = out / f"panel-{stem}-{name}.png"
+        getattr(panels, name).save(path, format="PNG", compress_level=1)
+        paths.append(str(path))
+    return tuple(paths)  # type: ignore[return-value]
 
 
 # ======================================================================================================= the case
@@ -884,6 +926,11 @@ class AppResources:
     examples_folder: Path
     export_root: Path
     default: Settings = field(default_factory=Settings)
+
+    @property
+    def panel_root(self) -> Path:
+        """Folder of the rendered panels handed to the browser (see :func:`write_panels`)."""
+        return self.export_root / "panels"
 
     def default_classes(self) -> list[str]:
         """Classes of the default model, read from its config.json only (the 14 NIH labels when it is missing)."""

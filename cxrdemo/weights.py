@@ -104,7 +104,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     else:
         embedded = False
     path = Path(text).expanduser()
-    if _exists(path):
+    if path_exists(path):
         if path.is_file():
             _refuse_pickle(path)
             if path.name in (WEIGHTS_NAME, CONFIG_NAME):
@@ -121,7 +121,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     return _fetch_from_hub(*hub)
 
 
-def _exists(path: Path) -> bool:
+def path_exists(path: Path) -> bool:
     """``path.exists()`` that says ``False`` instead of raising for names the OS refuses (too long, NUL...)."""
     try:
         return path.exists()

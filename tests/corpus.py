@@ -529,7 +529,6 @@ def build_corpus(root: Path, model_dir: Path) -> list[Case]:
         "o" * 300 + "/" + "n" * 300,
         Expect(WeightsError, "does not exist"),
         env=offline,
-        known_holes={"app": "cxrdemo.session.model_key calls Path.exists() unguarded: OSError 'File name too long'"},
     )
     weights("hub_unknown_repo_offline", UNKNOWN_REPO, Expect(WeightsError, f"HF_HUB_OFFLINE is set and {UNKNOWN_REPO} is not in the local Hub cache"), env=offline)
     weights("hub_unknown_repo_unreachable", UNKNOWN_REPO + "@v1", Expect(WeightsError, f"cannot be reached and {UNKNOWN_REPO}@v1"), env=unreachable)
