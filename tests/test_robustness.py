@@ -327,8 +327,16 @@ def run_app(case: Case, model_dir: Path, app_predict: Any) -> Outcome:
     doc, *panels = result
     radiograph = load_image(case.image)
     problems = json_problems(doc, radiograph.width, radiograph.height, _n_classes(model_dir), case)
-    if len(panels) != 4 or not all(isinstance(p, Image.Image) and p.width > 0 and p.height > 0 for p in panels):
-        problems.append(f"expected four panel images, got {[type(p).__name__ for p in panels]}")
+    sizes = []
+    for p in panels:  # the handler returns PNG file paths (Gradio copies them into its cache)
+        try:
+            with Image.open(p) as img:
+                img.verify()
+                sizes.append(img.size)
+        except Exception:  # noqa: BLE001 - anything unreadable is a problem
+            sizes.append(None)
+    if len(panels) != 4 or not all(s and s[0] > 0 and s[1] > 0 for s in sizes):
+        problems.append(f"expected four readable panel PNG files, got {panels}")
     return finish(case, "app", "crash" if problems else "valid", "; ".join(problems) or "4 panels", start, doc)
 
 
