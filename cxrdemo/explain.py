@@ -125,8 +125,10 @@ def cam_box(heatmap: np.ndarray, threshold: int = DEFAULT_CAM_THRESHOLD, *, widt
     ``None`` when no pixel reaches the threshold.
     """
     threshold = check_threshold(threshold)
-    scaled = np.clip(np.nan_to_num(heatmap, nan=0.0) * 255.0, 0, 255).astype(np.uint8)
-    mask = (scaled >= threshold).astype(np.uint8)
+    heatmap = np.asarray(heatmap)
+    # Same mask as scaling to uint8 (NaN -> 0, clipped to 0..255, truncated) then comparing: for an integer
+    # threshold, trunc(clip(v)) >= t exactly when v >= t, and NaN compares False; without the three full-map copies.
+    mask = (heatmap * 255.0 >= threshold).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return None
