@@ -8,7 +8,7 @@ images, default ``examples/images``), ``CXRDEMO_MAX_UPLOAD_MB`` (upload limit, d
 (model jobs at once, default 1).
 
 API: ``predict`` (``gradio_client.Client(url).predict(handle_file(path), ..., api_name="/predict")``) returns the
-CLI's JSON and the four rendered panels; see README_APP.md.
+CLI's JSON and the four rendered panels; see README.md.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def progress_reporter(progress: gr.Progress) -> s.Progress:
 
 
 def concurrency_limit() -> int:
-    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see README_APP.md, "Concurrency")."""
+    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see README.md, "Concurrency")."""
     try:
         return max(1, int(os.environ.get("CXRDEMO_CONCURRENCY", "1")))
     except ValueError:
@@ -364,7 +364,7 @@ def prepare(resources: s.AppResources | None = None, warm: bool = True) -> tuple
     if warm:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
-    # Queue: model jobs wait their turn (see README_APP.md, "Concurrency"); a bounded queue refuses floods.
+    # Queue: model jobs wait their turn (see README.md, "Concurrency"); a bounded queue refuses floods.
     demo.queue(default_concurrency_limit=concurrency_limit(), max_size=64)
     return demo, resources
 

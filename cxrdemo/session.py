@@ -61,7 +61,7 @@ REPORT_PANEL_SIZE = 1024
 ANNOTATOR_SIDE = 1024
 #: How many classes the CSV's ``top_probabilities`` column lists.
 CSV_TOP_K = 3
-#: Columns of the reviewed-cases CSV, in order (documented in README_APP.md, "Reviewed-cases CSV").
+#: Columns of the reviewed-cases CSV, in order (documented in README.md, "Reviewed-cases CSV").
 CSV_COLUMNS: tuple[str, ...] = (
     "image",
     "class",
