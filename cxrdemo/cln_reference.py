@@ -10,16 +10,9 @@ can be compared with as equals.
 
 from __future__ import annotations
 
-CLN_CLASSES: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-)
+from .config import NIH_BOX_CLASSES
+
+CLN_CLASSES: tuple[str, ...] = NIH_BOX_CLASSES
 
 #: Table 1: IoU accuracy per T(IoU), per class then the mean (the 9 values in the paper's column order).
 CLN_IOU_ACCURACY: dict[str, dict[str, tuple[float, ...]]] = {

@@ -40,6 +40,16 @@ CAM_METHODS: dict[str, type] = {
     "eigencam": EigenCAM,
     "eigengradcam": EigenGradCAM,
 }
+#: Method name -> how people write it (controls, captions).
+CAM_METHOD_NAMES: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "hirescam": "HiResCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGrad-CAM",
+}
 #: CAM box thresholds studied by CLN (pixel values in [T, 255] of the map scaled to 0..255).
 CAM_THRESHOLDS = (127, 180)
 DEFAULT_CAM_THRESHOLD = 127

@@ -89,15 +89,6 @@ BACKDROP = (0, 0, 0, 185)  # behind text on the film (alpha-blended)
 CAM_COLORMAP = "inferno"
 #: CAM opacity grows with the map's value (min, max): the film shows through where the model did not look.
 CAM_ALPHA = (0.12, 0.62)
-CAM_METHOD_NAMES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "hirescam": "HiResCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGrad-CAM",
-}
 
 
 # ------------------------------------------------------------------------------------------- cached constants
@@ -442,6 +433,8 @@ def _probability_of(analysis: Analysis, label: str) -> ClassProbability | None:
 
 
 def _method_name(method: str) -> str:
+    from .explain import CAM_METHOD_NAMES  # a CAM exists, so explain (and torch) is loaded already
+
     return CAM_METHOD_NAMES.get(method, method)
 
 

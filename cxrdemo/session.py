@@ -39,7 +39,7 @@ from PIL import Image
 
 from .boxes import Box
 from .errors import BoxError, CxrDemoError, ImageError, InputError
-from .explain import CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
+from .explain import CAM_METHOD_NAMES, CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
 from .imaging import DICOM_SUFFIXES, Radiograph, load_image
 from .results import Analysis, CamResult
 from .truth import NIH_BOX_ALIASES
@@ -82,16 +82,6 @@ CSV_COLUMNS: tuple[str, ...] = (
     "model_architecture",
     "reviewed_at",
 )
-#: Human names of the CAM methods for the method control.
-CAM_METHOD_NAMES: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "hirescam": "HiResCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGrad-CAM",
-}
 
 Progress = Callable[[float, str], None]
 """``report(fraction, message)``: how a long step tells the page where it is (the app passes ``gr.Progress``)."""
