@@ -28,7 +28,6 @@ import torch
 
 from .boxes import Box
 from .data import Sample, load_samples
-from .errors import CxrDemoError
 from .imaging import load_image
 from .metrics import BoxMatch, best_matches, iou_accuracy, mean_of, per_class_auc
 from .model import MultiTaskNet
@@ -268,16 +267,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m cxrdemo.evaluate``) until the package CLI wires the subcommand."""
+    """``python -m cxrdemo.evaluate ...`` is ``python -m cxrdemo evaluate ...``."""
     import sys
 
-    parser = add_evaluate_arguments(argparse.ArgumentParser(prog="cxrdemo evaluate", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    try:
-        return run_evaluate(args)
-    except CxrDemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    from .cli import main as cli_main
+
+    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from .backbones import get_spec
 from .checkpoint import load_checkpoint, model_state, read_state, save_checkpoint
 from .config import NIH_BOX_CLASSES, NIH_CLASSES, ModelConfig
 from .data import Augment, CxrDataset, ImageCache, Sample, label_counts, load_samples, make_loader, split_patients
-from .errors import CxrDemoError, InputError
+from .errors import InputError
 from .losses import BOX_LOSSES, cln_loss, positive_weights
 from .metrics import choose_thresholds, mean_of, per_class_auc
 from .model import MultiTaskNet
@@ -139,6 +139,34 @@ def train_mode(model: MultiTaskNet, frozen: Sequence[nn.Module]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- training loop
+class WeightEma:
+    """Exponential moving average of a model's weights and buffers (validated and kept instead of the raw weights).
+
+    ``decay`` is warmed up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early averages are not
+    dominated by the starting weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
+        import copy
+
+        self.decay = float(decay)
+        self.updates = int(updates)
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Blend the current weights of ``model`` into the average."""
+        self.updates += 1
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for avg, cur in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(cur.detach(), 1.0 - d)
+            else:
+                avg.copy_(cur)
+
+
 @dataclass
 class StagePlan:
     """One training stage."""
@@ -244,7 +272,8 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
         f"lambda {d['lambda']}, box loss {d['box_loss']}, input {d['input_size']} px, batch {d['batch_size']}, "
         f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
-        f"augmentation: small affine + brightness/contrast, no flip",
+        + (f"stage-1 weights: exponential moving average (decay {d['ema']}), " if d.get("ema") else "")
+        + "augmentation: small affine + brightness/contrast, no flip",
         f"- decision thresholds: per class on validation, maximising Youden's J",
         f"- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
@@ -252,10 +281,10 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         f"finished {d['finished']}",
         f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
         "",
-        "Exact command:",
+        "Exact command:" if len(d["commands"]) == 1 else "Exact commands (the run was stopped and resumed from its checkpoint with `--resume`):",
         "",
         "```",
-        d["command"],
+        *d["commands"],
         "```",
         "",
         "## Validation results",
@@ -361,7 +390,13 @@ def train(args: argparse.Namespace) -> Path:
     best_epoch: dict[str, int | None] = {}
     resume = read_state(ckpt_dir) if args.resume else None
     start_stage, start_epoch = 0, 1
+    # ``args.command`` is the CLI's subcommand name ("train"); record the command line the user typed.
+    argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]
+    command = " ".join(shlex.quote(a) for a in ["python", "-m", "cxrdemo", *argv])
+    commands = [command]
     if resume is not None:
+        previous = resume.get("commands") or [_command_text(resume.get("args", {}).get("command"))]
+        commands = [c for c in previous if c] + [command]
         history = resume["history"]
         stage_epochs = resume["stage_epochs"]
         best_epoch = resume["best_epoch"]
@@ -378,10 +413,16 @@ def train(args: argparse.Namespace) -> Path:
             optimizer, mode="max" if plan.monitor == "auc" else "min", factor=0.5, patience=args.plateau_patience, min_lr=1e-6
         )
         best, bad, epoch0 = None, 0, 1
+        ema = WeightEma(model, args.ema) if args.ema > 0 and plan.name == "classify" else None
         if resume is not None and si == start_stage:
             load_checkpoint(ckpt_dir, model, optimizer)
             scheduler.load_state_dict(resume["scheduler"])
             best, bad, epoch0 = resume["best"], int(resume["bad"]), start_epoch
+            if ema is not None and (ckpt_dir / "ema.safetensors").is_file():
+                from safetensors.torch import load_file
+
+                ema = WeightEma(model, args.ema, int(resume.get("ema_updates", 0)))
+                ema.model.load_state_dict(load_file(str(ckpt_dir / "ema.safetensors")))
         else:
             if si > 0 and best_path.is_file():
                 from safetensors.torch import load_file
@@ -403,6 +444,7 @@ def train(args: argparse.Namespace) -> Path:
                 frozen = set_trainable(model, args.freeze if args.stage2_backbone == "train" else None, True, True)
             train_mode(model, frozen)
             train_ds.set_epoch(epoch + 1000 * si)
+            train_loader.generator.manual_seed(args.seed * 100_003 + epoch + 1000 * si)  # same order after --resume
             sums = np.zeros(3)
             seen = 0
             bar = tqdm(train_loader, desc=f"{plan.name} {epoch}/{plan.epochs}{' (head warm-up)' if warm else ''}", unit="batch", leave=False, disable=args.quiet)
@@ -418,11 +460,14 @@ def train(args: argparse.Namespace) -> Path:
                 scaler.scale(parts.total).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if ema is not None:
+                    ema.update(model)
                 n = len(x)
                 seen += n
                 sums += np.array([float(parts.total.detach()) * n, parts.classification * n, parts.box * parts.n_boxes])
                 bar.set_postfix(loss=f"{sums[0] / seen:.4f}")
-            val = validate(model, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device)
+            judged = ema.model if ema is not None else model
+            val = validate(judged, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device)
             value = _monitor_value(plan.monitor, val)
             if not warm:
                 scheduler.step(value if value is not None else 0.0)
@@ -431,7 +476,7 @@ def train(args: argparse.Namespace) -> Path:
                 best_epoch[plan.name] = epoch
                 from safetensors.torch import save_file
 
-                save_file(model_state(model), str(best_path))
+                save_file(model_state(judged), str(best_path))
             elif not warm:
                 bad += 1
             stage_epochs[plan.name] = epoch
@@ -443,9 +488,14 @@ def train(args: argparse.Namespace) -> Path:
                 {
                     "stage": si, "epoch": epoch, "best": best, "bad": bad, "history": history,
                     "stage_epochs": stage_epochs, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
-                    "elapsed": time.time() - started, "args": vars(args),
+                    "elapsed": time.time() - started, "args": vars(args), "commands": commands,
+                    "ema_updates": ema.updates if ema is not None else 0,
                 },
             )
+            if ema is not None:
+                from safetensors.torch import save_file
+
+                save_file(model_state(ema.model), str(ckpt_dir / "ema.safetensors"))
             if bad >= args.patience:
                 print(f"early stop: {plan.name} did not improve for {bad} epochs", file=sys.stderr)
                 break
@@ -464,7 +514,6 @@ def train(args: argparse.Namespace) -> Path:
     train_minutes = (time.time() - started) / 60.0
     val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device)
     config.thresholds = choose_thresholds(np.stack([s.target(config.classes) for s in val_set]), val.probs, config.classes)
-    command = " ".join(shlex.quote(a) for a in (args.command or [sys.executable, "-m", "cxrdemo", "train", *sys.argv[1:]]))
     info = {
         "images": str(args.images), "labels": str(args.labels), "boxes": str(args.boxes),
         "n_images": len(samples), "n_patients": len({s.patient for s in samples}),
@@ -474,9 +523,9 @@ def train(args: argparse.Namespace) -> Path:
         "seed": args.seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
         "stage_epochs": stage_epochs, "best_epoch": best_epoch, "lambda": args.lam, "box_loss": args.box_loss,
         "input_size": args.input_size, "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
-        "freeze": args.freeze, "prior_fallback": fallback, "device": str(device), "threads": threads,
+        "freeze": args.freeze, "ema": args.ema, "prior_fallback": fallback, "device": str(device), "threads": threads,
         "train_minutes": train_minutes, "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(), "torch": torch.__version__, "command": command,
+        "python": platform.python_version(), "torch": torch.__version__, "command": command, "commands": commands,
         "train_label_counts": label_counts(train_set, config.classes), "val_label_counts": label_counts(val_set, config.classes),
     }
     result = evaluate_samples(
@@ -498,6 +547,12 @@ def train(args: argparse.Namespace) -> Path:
     mean = "n/a" if result.mean_auc is None else f"{result.mean_auc:.3f}"
     print(f"done in {train_minutes:.1f} min: validation mean AUC {mean}; model in {folder}")
     return folder
+
+
+def _command_text(command: Any) -> str:
+    if isinstance(command, (list, tuple)):
+        return " ".join(shlex.quote(str(a)) for a in command)
+    return str(command) if command else ""
 
 
 def _log(path: Path, history: list, stage: str, epoch: int, train_loss: float | None, val: ValResult, optimizer, elapsed: float, quiet: bool) -> None:
@@ -545,6 +600,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--box-loss", default="iou", choices=BOX_LOSSES, help="1-IoU (CLN) or 1-GIoU")
     p.add_argument("--freeze", type=int, default=3, help="leading backbone stages kept frozen (lite0: stem + blocks 0-1 = 3)")
     p.add_argument("--stage2-backbone", default="frozen", choices=("frozen", "train"), help="train the backbone in stage 2 too?")
+    p.add_argument("--ema", type=float, default=0.0, help="stage 1: validate and keep an exponential moving average of the weights with this decay (0: off)")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation improvement")
@@ -573,15 +629,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m cxrdemo.train``) until the package CLI wires the subcommand."""
-    parser = add_train_arguments(argparse.ArgumentParser(prog="cxrdemo train", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    args.command = [sys.executable.rsplit("/", 1)[-1], "-m", "cxrdemo.train", *(argv if argv is not None else sys.argv[1:])]
-    try:
-        return run_train(args)
-    except CxrDemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """``python -m cxrdemo.train ...`` is ``python -m cxrdemo train ...`` (kept so recorded commands still run)."""
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

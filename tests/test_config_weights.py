@@ -19,7 +19,7 @@ from cxrdemo.weights import (
     load_model,
     parse_hub_id,
     resolve_source,
-    save_model,
+
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import BOXED
-from cxrdemo.boxes import Box
+
 from cxrdemo.errors import BoxError, InputError
 from cxrdemo.imaging import load_image
 from cxrdemo.truth import nih_boxes, nih_key, read_box_csv
