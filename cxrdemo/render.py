@@ -10,7 +10,8 @@ Cheap by construction (issue 6): the film is resized once (OpenCV) and copied pe
 are plain PIL (dashes pasted through cached masks, text from cached glyph masks: FreeType is otherwise the slowest
 part); the CAM is coloured and blended with uint8 OpenCV lookup tables. No matplotlib figure is ever built:
 matplotlib only supplies the DejaVu Sans font files (found without importing it) and, on the first CAM, the colour
-map's 256 colours.
+map's 256 colours. :func:`render_panels` draws two of the four panels on a two-thread pool while the calling thread
+draws the other two (PIL and OpenCV release the GIL while filling pixels: a third less wall time on 2 cores).
 
 Display size: the film's longest side becomes ``size`` (aspect kept) in one resize: big films are shrunk, small
 ones (256 px copies) enlarged to ``size`` and never beyond, so text and lines keep one legible scale. Line widths
@@ -21,13 +22,16 @@ users: ground truth bluish green, solid; model box orange, dashed; CAM box sky b
 halo, visible on bright and dark film). Text always sits on a dark backdrop, inside the panel.
 
 Every function is pure; the only module state is caches of immutable constants (fonts, text masks, dash masks,
-colour tables), so concurrent calls from several threads are safe.
+colour tables) and the panel pool, so concurrent calls from several threads are safe.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -769,13 +773,44 @@ def render_panels(radiograph: Radiograph, analysis: Analysis, size: int = DEFAUL
         (image name, model architecture, top finding) that :func:`composite` writes.
     """
     view = _view(radiograph, analysis, size)
+    pool = _panel_pool()
+    if pool is None:
+        return Panels(
+            prediction=_prediction(view, analysis),
+            comparison=_comparison(view, analysis),
+            probabilities=render_probabilities(analysis, size),
+            cam=_cam(view, analysis),
+            title=_title(analysis),
+        )
+    # The panels are independent and only read the view; PIL and OpenCV release the GIL while they fill pixels, so
+    # two panels drawn by the pool while this thread draws the other two cut the wall time by a third on 2 cores.
+    cam = pool.submit(_cam, view, analysis)
+    prediction = pool.submit(_prediction, view, analysis)
+    comparison = _comparison(view, analysis)
+    probabilities = render_probabilities(analysis, size)
     return Panels(
-        prediction=_prediction(view, analysis),
-        comparison=_comparison(view, analysis),
-        probabilities=render_probabilities(analysis, size),
-        cam=_cam(view, analysis),
+        prediction=prediction.result(),
+        comparison=comparison,
+        probabilities=probabilities,
+        cam=cam.result(),
         title=_title(analysis),
     )
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _panel_pool() -> ThreadPoolExecutor | None:
+    """Two worker threads that draw panels (``None`` on a single core), made once per process (a forked child,
+    whose copy of the pool has no threads, makes its own)."""
+    global _POOL
+    if (os.cpu_count() or 1) < 2:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrdemo-render"))
+        return _POOL[1]
 
 
 def composite(panels: Panels) -> Image.Image:

@@ -1,0 +1,374 @@
+"""``python -m cxrdemo bench``: where the time goes, the whole pipeline against the bare network (issue 6).
+
+    python -m cxrdemo bench --images DIR [--n N] [--weights SRC] [--out FILE.json] [--threads T] [--device D]
+                            [--batch-size B] [--warmup W] [--cold-runs R]
+
+On the same real radiographs (``--n`` files spread over ``DIR``, sorted), one run measures, with the same device and
+torch thread count:
+
+- ``forward_ms``: the bare network, batch 1, forward only (``model(x)`` in inference mode, input preprocessed
+  beforehand);
+- ``forward_backward_ms``: what a plain hook-based Grad-CAM fundamentally costs: a forward hook on the CAM layer,
+  the forward through the whole network with gradients enabled (input marked ``requires_grad`` as pytorch-grad-cam
+  does), then the gradient of the top-1 class logit with respect to the CAM layer's output
+  (``torch.autograd.grad``: the backward goes only as deep as the CAM layer);
+- ``pipeline_ms`` and ``stages_ms``: the single-image pipeline as ``predict`` and the app run it, stage by stage:
+  ``decode`` (:func:`~cxrdemo.imaging.load_image` of the file), ``preprocess`` and ``forward``
+  (:meth:`Predictor.forward <cxrdemo.predict.Predictor.forward>`, its own timings), ``gradcam`` (the top-1 class'
+  map from the cached features, :func:`~cxrdemo.explain.cam_heatmaps`), ``cam_box``
+  (:func:`~cxrdemo.explain.cam_box`), ``compare`` (ground truth and IoUs, :meth:`Predictor.assemble`) and
+  ``render`` (the four panels, :func:`~cxrdemo.render.render_panels` at its default size); the total is the wall
+  time from the file to the panels;
+- ``evaluate_images_per_s``: the evaluate path's batched work on preprocessed batches (``--batch-size``):
+  :meth:`Predictor.forward_tensor` then the top-1 CAM of every image and its box, against
+  ``bare_forward_images_per_s``: ``model(batch)`` in inference mode on the same batches (median of rounds that
+  alternate between the two);
+- ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE`` process, from spawn to its JSON answer on stdout
+  (imports, weights load, decode, forward, CAM), median of ``--cold-runs``.
+
+The three single-image measurements alternate image by image, so they see the same machine state; ``--warmup``
+iterations (and one warm-up round of each batched measurement) are excluded. Writes JSON with exactly
+:data:`RESULT_KEYS` (``--out``) and prints a short table. Research demo, not a diagnostic device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
+RESULT_KEYS = (
+    "device",
+    "threads",
+    "architecture",
+    "n",
+    "forward_ms",
+    "forward_backward_ms",
+    "pipeline_ms",
+    "stages_ms",
+    "pipeline_ratio",
+    "evaluate_images_per_s",
+    "bare_forward_images_per_s",
+    "evaluate_ratio",
+    "cold_start_s",
+)
+STAGES = ("decode", "preprocess", "forward", "gradcam", "cam_box", "compare", "render")
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", default=str(DEFAULT_IMAGES), metavar="DIR", help=f"folder of radiographs (default {DEFAULT_IMAGES})")
+    p.add_argument("--n", type=int, default=20, metavar="N", help="timed iterations, each on its own image when DIR has enough (default 20)")
+    p.add_argument("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or weights/)")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="also write the JSON result to FILE.json")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch.set_num_threads(T) (default: torch's default)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="B", help="batch size of the batched measurements (default 16)")
+    p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed warm-up iterations (default 3)")
+    p.add_argument("--cold-runs", type=int, default=3, metavar="R", help="fresh processes for the cold start, median kept (default 3; 0 skips)")
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def pick_images(folder: str | os.PathLike, n: int) -> list[Path]:
+    """``n`` image files spread evenly over the sorted contents of ``folder`` (all of them when there are fewer)."""
+    from .errors import InputError
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"--images {folder}: not a folder; give the folder of radiographs (e.g. {DEFAULT_IMAGES})")
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"--images {folder}: no PNG, JPEG or DICOM files there")
+    if len(files) <= n:
+        return files
+    step = len(files) / n
+    return [files[int(i * step)] for i in range(n)]
+
+
+def summary(values_ms: Sequence[float]) -> dict[str, float]:
+    """``{"median", "p90"}`` of a list of milliseconds, rounded to 0.01 ms."""
+    arr = np.asarray(values_ms, dtype=np.float64)
+    return {"median": round(float(np.median(arr)), 2), "p90": round(float(np.percentile(arr, 90)), 2)}
+
+
+def _syncer(device) -> Callable[[], None]:
+    import torch
+
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+class _CamLayerGrad:
+    """The core of a hook-based Grad-CAM: forward hook on the CAM layer, gradient of one logit with respect to it."""
+
+    def __init__(self, model, layer) -> None:
+        self.model = model
+        self.activation = None
+        self.handle = layer.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.activation = output
+
+    def __call__(self, x):
+        import torch
+
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            out = self.model(x)
+            logits = out.logits[0]
+            score = logits[int(logits.detach().argmax())]
+            (grad,) = torch.autograd.grad(score, self.activation)
+        self.activation = None
+        return grad
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+# --------------------------------------------------------------------------------------------- measurements
+def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: Callable[[], None]) -> dict[str, Any]:
+    """Forward, forward+backward and the whole pipeline, alternating, ``n`` timed iterations after ``warmup``."""
+    import torch
+
+    from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps
+    from .imaging import load_image
+    from .preprocess import to_tensor
+    from .render import render_panels
+    from .results import CamResult
+
+    model, config, device = predictor.model, predictor.config, predictor.device
+    inputs = [to_tensor(load_image(f), config).to(device) for f in files]  # the bare network's inputs, made once
+    grad_cam = _CamLayerGrad(model, model.cam_layer)
+    forward: list[float] = []
+    forward_backward: list[float] = []
+    pipeline: list[float] = []
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    try:
+        for it in range(warmup + n):
+            k = it % len(files)
+            keep = it >= warmup
+            x = inputs[k]
+
+            sync()
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                model(x)
+            sync()
+            t1 = time.perf_counter()
+            grad_cam(x)
+            sync()
+            t2 = time.perf_counter()
+
+            # The pipeline, from the file to the four panels.
+            start = time.perf_counter()
+            radiograph = load_image(files[k])
+            t_decode = time.perf_counter()
+            inference = predictor.forward(radiograph)
+            t_forward = time.perf_counter()
+            index = predictor.class_index(None, inference.probabilities)
+            label = config.classes[index]
+            heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
+            t_cam = time.perf_counter()
+            box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
+            t_box = time.perf_counter()
+            analysis = predictor.assemble(inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box))
+            t_compare = time.perf_counter()
+            render_panels(radiograph, analysis)
+            end = time.perf_counter()
+            if keep:
+                forward.append((t1 - t0) * 1e3)
+                forward_backward.append((t2 - t1) * 1e3)
+                pipeline.append((end - start) * 1e3)
+                stages["decode"].append((t_decode - start) * 1e3)
+                stages["preprocess"].append(inference.timings_ms["preprocess"])
+                stages["forward"].append(inference.timings_ms["forward"])
+                stages["gradcam"].append((t_cam - t_forward) * 1e3)
+                stages["cam_box"].append((t_box - t_cam) * 1e3)
+                stages["compare"].append((t_compare - t_box) * 1e3)
+                stages["render"].append((end - t_compare) * 1e3)
+    finally:
+        grad_cam.close()
+    return {
+        "forward_ms": summary(forward),
+        "forward_backward_ms": summary(forward_backward),
+        "pipeline_ms": summary(pipeline),
+        "stages_ms": {s: round(float(np.median(v)), 2) for s, v in stages.items()},
+    }
+
+
+def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: int, sync: Callable[[], None]) -> tuple[float, float]:
+    """Images per second of the evaluate path's batched work and of the bare batched forward, on the same batches.
+
+    The evaluate path (as :func:`cxrdemo.evaluate.evaluate_samples` does per batch, decoding excluded: both sides
+    start from preprocessed tensors): :meth:`Predictor.forward_tensor`, then the top-1 CAM of every image from the
+    cached features and its box.
+    """
+    import torch
+
+    from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps
+    from .imaging import load_image
+    from .preprocess import normalise, resize_gray
+
+    model, config, device = predictor.model, predictor.config, predictor.device
+    decoded = [load_image(f) for f in files]
+    sizes = [(r.width, r.height) for r in decoded]
+    resized = np.stack([resize_gray(r.pixels, config.input_size) for r in decoded])
+    batches = [normalise(resized[i : i + batch_size], config).to(device) for i in range(0, len(files), batch_size)]
+
+    def bare() -> None:
+        with torch.inference_mode():
+            for b in batches:
+                model(b)
+
+    def evaluate() -> None:
+        offset = 0
+        for b in batches:
+            probs, _, feats = predictor.forward_tensor(b)
+            targets = [int(i) for i in probs.argmax(axis=1)]
+            maps = cam_heatmaps(model, feats, targets, "gradcam")
+            for j, hm in enumerate(maps):
+                w, h = sizes[offset + j]
+                cam_box(hm, DEFAULT_CAM_THRESHOLD, width=w, height=h, label=config.classes[targets[j]])
+            offset += len(b)
+
+    times: dict[Callable[[], None], list[float]] = {bare: [], evaluate: []}
+    for r in range(rounds + 1):  # round 0 warms up
+        for fn in (bare, evaluate):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if r:
+                times[fn].append(time.perf_counter() - t0)
+    n = len(files)
+    return n / float(np.median(times[evaluate])), n / float(np.median(times[bare]))
+
+
+def measure_cold_start(image: Path, weights: str | None, device: str, threads: int | None, runs: int) -> float | None:
+    """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
+    from .errors import CxrDemoError
+
+    if runs <= 0:
+        return None
+    cmd = [sys.executable, "-m", "cxrdemo", "predict", str(image), "--json", "-", "--device", device]
+    if weights:
+        cmd += ["--weights", str(weights)]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's default thread count in the child
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline() if proc.stdout else ""
+        elapsed = time.perf_counter() - start
+        _, err = proc.communicate()
+        if proc.returncode != 0 or not line.strip():
+            raise CxrDemoError(f"cold start: {' '.join(cmd)} failed (exit {proc.returncode}): {err.strip().splitlines()[-1:] or ''}")
+        json.loads(line)  # a real answer
+        seconds.append(elapsed)
+    return round(float(np.median(seconds)), 3)
+
+
+# ------------------------------------------------------------------------------------------------------ run
+def bench(
+    images: str | os.PathLike,
+    *,
+    n: int = 20,
+    weights: str | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    warmup: int = 3,
+    cold_runs: int = 3,
+    rounds: int = 5,
+) -> dict[str, Any]:
+    """Run every measurement; the result has exactly :data:`RESULT_KEYS`."""
+    import torch
+
+    from .device import pick_device
+    from .errors import InputError
+    from .predict import Predictor
+
+    if n < 1 or batch_size < 1 or warmup < 0:
+        raise InputError("--n and --batch-size must be at least 1, --warmup at least 0")
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: use a positive number of threads")
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    files = pick_images(images, n)
+    predictor = Predictor.from_source(weights, device=str(dev))
+    sync = _syncer(dev)
+    single = measure_single(predictor, files, n, warmup, sync)
+    evaluate_ips, bare_ips = measure_batched(predictor, files, batch_size, rounds, sync)
+    cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs)
+    result = {
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "architecture": predictor.config.architecture,
+        "n": n,
+        **single,
+        "pipeline_ratio": round(single["pipeline_ms"]["median"] / single["forward_backward_ms"]["median"], 3),
+        "evaluate_images_per_s": round(evaluate_ips, 2),
+        "bare_forward_images_per_s": round(bare_ips, 2),
+        "evaluate_ratio": round(evaluate_ips / bare_ips, 3),
+        "cold_start_s": cold,
+    }
+    return {k: result[k] for k in RESULT_KEYS}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A short plain-text table of a result, with the issue's targets."""
+    f, fb, p = result["forward_ms"], result["forward_backward_ms"], result["pipeline_ms"]
+    cold = result["cold_start_s"]
+    lines = [
+        f"cxrdemo bench: {result['architecture']} on {result['device']}, {result['threads']} thread(s), n={result['n']}",
+        f"{'measure':<34}{'median':>10}{'p90':>10}",
+        f"{'bare forward (ms)':<34}{f['median']:>10.2f}{f['p90']:>10.2f}",
+        f"{'bare forward+backward to CAM (ms)':<34}{fb['median']:>10.2f}{fb['p90']:>10.2f}",
+        f"{'full pipeline (ms)':<34}{p['median']:>10.2f}{p['p90']:>10.2f}",
+    ]
+    lines += [f"  {stage:<32}{ms:>10.2f}" for stage, ms in result["stages_ms"].items()]
+    lines += [
+        f"{'pipeline / forward+backward':<34}{result['pipeline_ratio']:>10.3f}   target <= 1.5",
+        f"{'evaluate (images/s)':<34}{result['evaluate_images_per_s']:>10.2f}",
+        f"{'bare batched forward (images/s)':<34}{result['bare_forward_images_per_s']:>10.2f}",
+        f"{'evaluate / bare batched':<34}{result['evaluate_ratio']:>10.3f}   target >= 0.8",
+        f"{'cold start (s)':<34}{'skipped' if cold is None else format(cold, '.3f'):>10}   target < 5",
+    ]
+    return "\n".join(lines)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """``bench``: measure, print the table, write ``--out``; 0 on success."""
+    result = bench(
+        args.images,
+        n=args.n,
+        weights=args.weights,
+        threads=args.threads,
+        device=args.device,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        cold_runs=args.cold_runs,
+    )
+    print(format_table(result))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0

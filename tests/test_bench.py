@@ -1,0 +1,62 @@
+"""``python -m cxrdemo bench``: runs end to end on real images and writes JSON of the promised shape.
+
+Only the plumbing is tested (keys and types, the table, the argument errors), never the speed: timings on a shared
+CI machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cxrdemo.bench import RESULT_KEYS, STAGES, pick_images, summary
+from cxrdemo.cli import main
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_summary(value) -> None:
+    assert isinstance(value, dict) and set(value) == {"median", "p90"}
+    assert all(_is_number(v) and v >= 0 for v in value.values())
+    assert value["p90"] >= value["median"]
+
+
+def test_bench_json_keys_and_types(model_dir, images_dir, tmp_path, capsys):
+    out = tmp_path / "bench" / "result.json"
+    argv = ["bench", "--images", str(images_dir), "--n", "2", "--weights", str(model_dir), "--out", str(out)]
+    argv += ["--threads", "1", "--device", "cpu", "--warmup", "1", "--batch-size", "2", "--cold-runs", "1"]
+    assert main(argv) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert list(result) == list(RESULT_KEYS)
+    assert result["device"] == "cpu"
+    assert result["threads"] == 1
+    assert result["architecture"] == "mobilenet_v3_small"
+    assert result["n"] == 2
+    for key in ("forward_ms", "forward_backward_ms", "pipeline_ms"):
+        _check_summary(result[key])
+    assert list(result["stages_ms"]) == list(STAGES)
+    assert all(_is_number(v) and v >= 0 for v in result["stages_ms"].values())
+    for key in ("pipeline_ratio", "evaluate_images_per_s", "bare_forward_images_per_s", "evaluate_ratio", "cold_start_s"):
+        assert _is_number(result[key]) and result[key] > 0, key
+    printed = capsys.readouterr().out
+    assert "pipeline / forward+backward" in printed and "cold start" in printed
+
+
+def test_bench_bad_folder_is_one_line_error(tmp_path, capsys):
+    assert main(["bench", "--images", str(tmp_path / "missing"), "--n", "1", "--cold-runs", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
+
+
+def test_pick_images_spreads_and_caps(images_dir):
+    every = pick_images(images_dir, 10_000)
+    some = pick_images(images_dir, 3)
+    assert len(some) == 3 and len(set(some)) == 3 and set(some) <= set(every)
+    assert some[0] == every[0]
+
+
+def test_summary_median_and_p90():
+    assert summary([1.0, 2.0, 3.0, 4.0, 10.0]) == {"median": 3.0, "p90": pytest.approx(7.6)}
