@@ -237,12 +237,13 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
         def show(view: s.CaseView, log: s.ReviewLog | None, full: bool) -> tuple[Any, ...]:
             for message in view.messages:
                 gr.Warning(message)
-            p = s.write_panels(view.panels, resources.panel_root)
-            target_update = gr.Dropdown(choices=view.target_choices, value=view.case.settings.target or s.TOP1)
             # Without a new forward pass, panels (a) and (c) cannot have changed: the browser keeps its copies.
-            prediction, probabilities = (p[0], p[2]) if view.forward_ran else (gr.skip(), gr.skip())
+            names = s.PANEL_NAMES if view.forward_ran else ("comparison", "cam")
+            p = s.write_panels(view.panels, resources.panel_root, names=names)
+            target_update = gr.Dropdown(choices=view.target_choices, value=view.case.settings.target or s.TOP1)
+            prediction, probabilities = p.get("prediction", gr.skip()), p.get("probabilities", gr.skip())
             out: tuple[Any, ...] = (
-                view.case, view.status, view.summary, prediction, p[1], probabilities, p[3],
+                view.case, view.status, view.summary, prediction, p["comparison"], probabilities, p["cam"],
                 view.label, view.json, target_update,
             )  # fmt: skip
             if full:
@@ -302,13 +303,13 @@ def build_app(resources: s.AppResources) -> gr.Blocks:
             """Analyse one radiograph (PNG, JPEG or DICOM). Optional: model source, device, CAM method, CAM target
             class (top-1), CAM threshold (127 or 180), ground-truth boxes as 'x1, y1, x2, y2, Class' lines. Returns
             the CLI's JSON (image, model, probabilities, boxes, cam, ground_truth, iou, timings_ms) and the four
-            panels as PNG files (prediction, comparison, probabilities, CAM)."""
+            panels as image files (prediction, comparison and CAM as JPEG, probabilities as PNG)."""
             report = progress_reporter(progress)
             radiograph = s.read_upload(image)
             settings = s.Settings.from_controls(source, device, method, target, threshold)
             truth = s.parse_boxes_text(truth) if (truth or "").strip() else None
             view = s.analyse_case(resources.cache, radiograph, settings, truth, report=report)
-            return (view.json, *s.write_panels(view.panels, resources.panel_root))
+            return (view.json, *s.write_panels(view.panels, resources.panel_root).values())
 
         # ------------------------------------------------------------------------------------------- events
         # Progress and error badges go to the status bar only, so a failed step never masks the last result.

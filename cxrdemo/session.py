@@ -281,32 +281,44 @@ def _wait_for_upload(file: Path, timeout_s: float = 3.0) -> None:
         raise ImageError(f"{file.name} did not arrive on the server; upload it again")
 
 
-def write_panels(panels: "Panels", folder: str | os.PathLike, max_age_s: float = 7200.0) -> tuple[str, str, str, str]:
-    """Write the four panels as PNG files with unique names in ``folder`` and return their paths.
+PANEL_NAMES = ("prediction", "comparison", "probabilities", "cam")
+#: How each panel is encoded for the browser. The three film panels are JPEG at quality 95 without chroma
+#: subsampling (visually lossless, 3-6 ms and ~110 KB each at 768 px); lossless PNG cost 35-60 ms each even at
+#: zlib level 1, the largest single cost of an answer on 2 cores (issue 6), and 3x the bytes to download. The
+#: chart (flat colours and text) stays PNG. The exported report (:func:`composite`) is always PNG.
+PANEL_FORMATS = {"prediction": "JPEG", "comparison": "JPEG", "probabilities": "PNG", "cam": "JPEG"}
+
+
+def write_panels(
+    panels: "Panels", folder: str | os.PathLike, max_age_s: float = 7200.0, names: Sequence[str] = PANEL_NAMES
+) -> dict[str, str]:
+    """Write the panels ``names`` as uniquely named image files in ``folder``; ``{name: path}``.
 
     Handing Gradio file paths (not PIL images) lets it copy each file into its cache atomically; PIL images are
     re-encoded into a content-addressed cache file in place, which a concurrent request for an identical panel can
-    truncate mid-download. Fast PNG compression (level 1) keeps the encoding cheap. Files older than ``max_age_s``
-    in ``folder`` are removed on the way.
+    truncate mid-download. Formats: :data:`PANEL_FORMATS`. Files older than ``max_age_s`` in ``folder`` are removed
+    on the way.
     """
     import uuid
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - max_age_s
-    for old in out.glob("panel-*.png"):
+    for old in out.glob("panel-*"):
         try:
             if old.stat().st_mtime < cutoff:
                 old.unlink()
         except OSError:
             pass  # removed by a concurrent call
     stem = uuid.uuid4().hex
-    paths = []
-    for name in ("prediction", "comparison", "probabilities", "cam"):
-        path = out / f"panel-{stem}-{name}.png"
-        getattr(panels, name).save(path, format="PNG", compress_level=1)
-        paths.append(str(path))
-    return tuple(paths)  # type: ignore[return-value]
+    paths = {}
+    for name in names:
+        fmt = PANEL_FORMATS[name]
+        path = out / f"panel-{stem}-{name}.{'jpg' if fmt == 'JPEG' else 'png'}"
+        options = dict(quality=95, subsampling=0) if fmt == "JPEG" else dict(compress_level=1)
+        getattr(panels, name).save(path, format=fmt, **options)
+        paths[name] = str(path)
+    return paths
 
 
 # ======================================================================================================= the case

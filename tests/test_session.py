@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import threading
 import time
@@ -355,3 +356,23 @@ def test_describe_error_is_one_line() -> None:
     assert s.describe_error(ImageError("bad file")) == "bad file"
     message = s.describe_error(RuntimeError("boom\nsecond line"))
     assert "\n" not in message and "RuntimeError" in message and "bug" in message
+
+
+def test_write_panels_formats_subsets_and_cleanup(view: s.CaseView, tmp_path: Path) -> None:
+    stale = tmp_path / "panel-old-cam.jpg"
+    stale.write_bytes(b"x")
+    old = time.time() - 3 * 3600
+    os.utime(stale, (old, old))
+    paths = s.write_panels(view.panels, tmp_path)
+    assert list(paths) == list(s.PANEL_NAMES) and not stale.exists()
+    for name, path in paths.items():
+        with Image.open(path) as img:
+            assert img.format == s.PANEL_FORMATS[name] and img.size == getattr(view.panels, name).size
+            shown = np.asarray(img.convert("RGB"), dtype=np.int16)
+        drawn = np.asarray(getattr(view.panels, name).convert("RGB"), dtype=np.int16)
+        if s.PANEL_FORMATS[name] == "PNG":
+            assert np.array_equal(shown, drawn)
+        else:  # JPEG 95 without chroma subsampling: visually lossless
+            assert np.abs(shown - drawn).mean() < 2.0
+    again = s.write_panels(view.panels, tmp_path, names=("comparison", "cam"))
+    assert list(again) == ["comparison", "cam"] and set(again.values()).isdisjoint(paths.values())
