@@ -16,7 +16,7 @@ def front_matter(config: ModelConfig) -> str:
     return (
         "---\nlibrary_name: cxrdemo\nlicense: apache-2.0\npipeline_tag: image-classification\n"
         "tags:\n- chest-x-ray\n- medical-imaging\n- multi-task\n- grad-cam\n"
-        f"base_model_relation: finetune\n---\n"
+        "base_model_relation: finetune\n---\n"
     )
 
 

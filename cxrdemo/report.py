@@ -124,7 +124,7 @@ def report_markdown(result: "EvalResult", title: str = "cxrdemo evaluation", fig
         "",
         *iou_table(result, ours_name),
         "",
-        f"CLN section 3.4.3 (Grad-CAM on CLN-CheXNet's backbone, mean at T=0.1): "
+        "CLN section 3.4.3 (Grad-CAM on CLN-CheXNet's backbone, mean at T=0.1): "
         + ", ".join(f"threshold {k}: {v:.3f}" for k, v in CLN_GRADCAM_MEAN_AT_0_1.items())
         + ".",
         "",

@@ -274,8 +274,8 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
         + (f"stage-1 weights: exponential moving average (decay {d['ema']}), " if d.get("ema") else "")
         + "augmentation: small affine + brightness/contrast, no flip",
-        f"- decision thresholds: per class on validation, maximising Youden's J",
-        f"- prior boxes: per-class mean training box"
+        "- decision thresholds: per class on validation, maximising Youden's J",
+        "- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
         f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads); training time: {d['train_minutes']:.1f} min; "
         f"finished {d['finished']}",

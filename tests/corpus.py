@@ -396,7 +396,7 @@ def build_corpus(root: Path, model_dir: Path) -> list[Case]:
         image("fifo", fifo, Expect(ImageError, "not a regular file"), surfaces=("api", "cli"))
 
     # ------------------------------------------------------------------------------------------------ DICOM
-    from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGLSLossless
+    from pydicom.uid import JPEGBaseline8Bit, JPEGLSLossless
 
     from dicom_fixtures import write_dicom
 
