@@ -17,21 +17,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from .boxes import Box
 from .data import Sample, load_samples
+from .errors import InputError
 from .imaging import load_image
 from .metrics import BoxMatch, best_matches, iou_accuracy, mean_of, per_class_auc
 from .model import MultiTaskNet
 from .preprocess import box_to_original, normalise, resize_gray
+
+if TYPE_CHECKING:
+    from .provenance import DataSplits
 
 REPORT_KEYS = (
     "n_images",
@@ -198,8 +203,10 @@ def _model_boxes(boxes: np.ndarray, probs: np.ndarray, config, width: int, heigh
     ]
 
 
-def write_report(result: EvalResult, out: str | Path, plots: bool = True, title: str = "cxrdemo evaluation") -> Path:
-    """Write ``report.json``, ``report.md`` and (optionally) the plots into ``out``; returns the folder."""
+def write_report(
+    result: EvalResult, out: str | Path, plots: bool = True, title: str = "cxrdemo evaluation", notes: Sequence[str] = ()
+) -> Path:
+    """Write ``report.json``, ``report.md`` (with ``notes`` under its title) and optionally the plots into ``out``."""
     from .report import plot_iou_accuracy, plot_roc, report_markdown
 
     out = Path(out)
@@ -208,7 +215,7 @@ def write_report(result: EvalResult, out: str | Path, plots: bool = True, title:
     figures: list[str] = []
     if plots:
         figures = [plot_roc(result, out / "roc.png").name, plot_iou_accuracy(result, out / "iou_accuracy.png").name]
-    (out / "report.md").write_text(report_markdown(result, title=title, figures=figures), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(result, title=title, figures=figures, notes=notes), encoding="utf-8")
     return out
 
 
@@ -223,6 +230,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--cam-threshold", type=int, default=127, help="CAM box threshold on the 0..255 map (CLN: 127 or 180)")
     parser.add_argument("--out", default="evaluation", help="output folder for report.json, report.md and plots")
     parser.add_argument("--names", default=None, help="text file of image file names to restrict to (e.g. a run's val_images.txt)")
+    parser.add_argument("--unseen", action="store_true", help="skip the images the model was trained or validated on (its data_splits.json)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -236,6 +244,24 @@ def read_names(path: str | Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def seen_images(samples: Sequence[Sample], splits: "DataSplits | None", drop: bool = False) -> tuple[list[Sample], list[str]]:
+    """The samples to evaluate and one-line notes on those the model was trained or validated on.
+
+    With ``drop`` they are removed (``--unseen``); otherwise they stay and the note says the numbers are not a test.
+    """
+    if splits is None:
+        return list(samples), []
+    roles = [splits.role(s.name) for s in samples]
+    n_train, n_val = roles.count("train"), roles.count("validation")
+    if not n_train and not n_val:
+        return list(samples), []
+    seen = f"{n_train} of the {len(samples)} images are this model's training images and {n_val} its validation images"
+    if drop:
+        kept = [s for s, r in zip(samples, roles) if r is None]
+        return kept, [f"{seen}; --unseen left {len(kept)} images the model never saw"]
+    return list(samples), [f"{seen}: these numbers are not a test of the model; add --unseen to skip them"]
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``evaluate`` from parsed arguments; prints the summary and the report path; returns the exit code."""
     from .device import pick_device
@@ -246,9 +272,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     loaded = load_model(args.weights, device=device)
     names = read_names(args.names) if args.names else None
     found = load_samples(args.images, args.labels, args.boxes, loaded.config.classes, names=names)
+    samples, notes = seen_images(found.samples, loaded.splits, drop=args.unseen)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if not samples:
+        raise InputError("no image left to evaluate: every one was seen by the model in training or validation")
     result = evaluate_samples(
         loaded.model,
-        found.samples,
+        samples,
         model_info=describe_model(loaded),
         device=device,
         batch_size=args.batch_size,
@@ -256,7 +287,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cam_threshold=args.cam_threshold,
         progress=not args.quiet,
     )
-    out = write_report(result, args.out, plots=not args.no_plots)
+    out = write_report(result, args.out, plots=not args.no_plots, notes=notes)
     mean = "n/a" if result.mean_auc is None else f"{result.mean_auc:.3f}"
     iou = result.iou_accuracy["0.1"]["mean"]
     print(
@@ -268,8 +299,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cxrdemo.evaluate ...`` is ``python -m cxrdemo evaluate ...``."""
-    import sys
-
     from .cli import main as cli_main
 
     return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])

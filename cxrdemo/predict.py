@@ -83,6 +83,12 @@ class Predictor:
         """``{"source", "revision", "architecture"}`` for JSON outputs."""
         return describe_model(self.loaded)
 
+    def provenance_notes(self, image: str) -> list[str]:
+        """A warning when ``image`` is one of the model's training or validation images (see :mod:`cxrdemo.provenance`)."""
+        splits = self.loaded.splits
+        note = splits.note(image) if splits is not None else None
+        return [note] if note else []
+
     # ----------------------------------------------------------------------------------------------- stages
     def class_index(self, label: str | None, probabilities: np.ndarray | None = None) -> int:
         """Index of ``label`` in the config's classes; top-1 of ``probabilities`` when ``label`` is None/"top-1"."""
@@ -238,7 +244,7 @@ class Predictor:
             ground_truth=truth,
             ious=rows,
             timings_ms=timings,
-            notes=inference.notes + notes,
+            notes=inference.notes + notes + self.provenance_notes(inference.image),
         )
 
     def analyse(

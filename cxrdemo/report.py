@@ -89,8 +89,14 @@ def per_box_table(result: "EvalResult") -> list[str]:
     return lines
 
 
-def report_markdown(result: "EvalResult", title: str = "cxrdemo evaluation", figures: Sequence[str] = (), ours_name: str = "ours") -> str:
-    """The whole ``report.md``."""
+def report_markdown(
+    result: "EvalResult",
+    title: str = "cxrdemo evaluation",
+    figures: Sequence[str] = (),
+    ours_name: str = "ours",
+    notes: Sequence[str] = (),
+) -> str:
+    """The whole ``report.md``; ``notes`` (e.g. that the model saw some of the images) are printed under the title."""
     counts = box_counts(result)
     boxed = ", ".join(f"{c} {n}" for c, n in counts.items() if n) or "none"
     model = result.model
@@ -99,6 +105,7 @@ def report_markdown(result: "EvalResult", title: str = "cxrdemo evaluation", fig
         "",
         f"- model: `{model.get('architecture')}` from `{model.get('source')}` (revision `{model.get('revision')}`)",
         f"- images: {result.n_images}; ground-truth boxes: {result.n_boxes} ({boxed})",
+        *(f"- **note:** {n}" for n in notes),
         f"- mean AUC over the {sum(v is not None for v in result.auc.values())} labels with positives and negatives: "
         f"**{fmt(result.mean_auc)}** (label-prior baseline 0.500)",
         f"- CAM boxes: {result.cam_method}, threshold {result.cam_threshold}/255, largest connected region",

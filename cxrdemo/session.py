@@ -41,6 +41,7 @@ from .boxes import Box
 from .errors import BoxError, CxrDemoError, ImageError, InputError
 from .explain import CAM_METHOD_NAMES, CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
 from .imaging import DICOM_SUFFIXES, Radiograph, load_image
+from .provenance import DataSplits, read_splits
 from .results import Analysis, CamResult
 from .truth import NIH_BOX_ALIASES
 
@@ -498,6 +499,8 @@ def summarise(case: Case) -> str:
         f"**{a.image}** ({a.width}x{a.height}): top class **{top.label} {top.probability:.1%}** "
         f"({verdict} its threshold {top.threshold:.2f}).",
     ]
+    for note in a.notes:  # e.g. that the model was trained on this very image
+        lines += ["", f"> **Note:** {note}."]
     if a.ious:
         src = "your boxes" if case.truth else "NIH's radiologist boxes"
         lines.append("")
@@ -830,18 +833,22 @@ class Example:
         finding_labels: NIH's labels for the image (``"Atelectasis|Pneumothorax"`` or ``"No Finding"``).
         boxes: NIH's boxes, in the 1024 px original's pixels (xyxy).
         path: the image file when it exists in the examples folder, else ``None``.
+        seen: ``"train"`` or ``"validation"`` when the default model was trained or validated on the image.
     """
 
     image: str
     finding_labels: str
     boxes: tuple[Box, ...] = ()
     path: Path | None = None
+    seen: str | None = None
 
     @property
     def caption(self) -> str:
         """Short caption for a gallery: file name, labels and whether NIH boxed it."""
         boxed = ", ".join(sorted({b.label for b in self.boxes}))
         tail = f" | box: {boxed}" if boxed else ""
+        if self.seen:
+            tail += f" | in the default model's {'training' if self.seen == 'train' else 'validation'} data"
         return f"{self.image}: {self.finding_labels.replace('|', ', ')}{tail}"
 
 
@@ -961,9 +968,26 @@ def make_resources(
     folder = Path(examples_folder).resolve() if examples_folder else examples_dir(root)
     manifest_path = Path(manifest) if manifest else root / "examples" / "manifest.csv"
     examples = available_examples(read_manifest(manifest_path), folder) if manifest_path.is_file() else []
+    splits = default_splits()
+    if splits is not None:
+        examples = [replace(ex, seen=splits.role(ex.image)) for ex in examples]
     exports = Path(export_root) if export_root else Path(tempfile.mkdtemp(prefix="cxrdemo-exports-"))
     exports.mkdir(parents=True, exist_ok=True)
     return AppResources(cache or ModelCache(capacity=2), examples, folder, exports.resolve())
+
+
+def default_splits() -> DataSplits | None:
+    """The default model's ``data_splits.json`` when the default source is a local folder (no model load, no
+    network); ``None`` otherwise or when it cannot be read (the model load reports real problems)."""
+    from .weights import default_source, parse_hub_id
+
+    source = default_source()
+    if parse_hub_id(source) is not None and not Path(source).exists():
+        return None
+    try:
+        return read_splits(source)
+    except CxrDemoError:
+        return None
 
 
 def describe_error(exc: BaseException) -> str:

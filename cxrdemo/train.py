@@ -266,7 +266,7 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), NIH label CSV `{d['labels']}`, box CSV `{d['boxes']}`",
         f"- split: patient-wise, stratified (seed {d['seed']}, validation fraction {d['val_fraction']}): "
         f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
-        "no patient on both sides",
+        "no patient on both sides; their names are in `data_splits.json` (cxrdemo flags them when it analyses one)",
         f"- starting weights: {d['pretrained']}",
         f"- recipe: stage 1 classify ({d['stage_epochs'].get('classify', 0)} epochs run, best epoch {d['best_epoch'].get('classify')}), "
         f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
@@ -331,6 +331,7 @@ def train(args: argparse.Namespace) -> Path:
     from .device import pick_device
     from .evaluate import evaluate_samples, write_report
     from .modelcard import render_card
+    from .provenance import write_splits
     from .report import report_markdown
     from .weights import save_model
 
@@ -544,6 +545,7 @@ def train(args: argparse.Namespace) -> Path:
     config.validate()
     body = training_card_body(info, report_markdown(result, title="Validation", ours_name="this model"))
     folder = save_model(model.to("cpu"), out / "model", card=render_card(config, "{sha256}", body))
+    write_splits(folder, [s.name for s in train_set], [s.name for s in val_set])
     mean = "n/a" if result.mean_auc is None else f"{result.mean_auc:.3f}"
     print(f"done in {train_minutes:.1f} min: validation mean AUC {mean}; model in {folder}")
     return folder

@@ -27,6 +27,7 @@ import torch
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
 from .model import MultiTaskNet, build_model
+from .provenance import SPLITS_NAME, DataSplits, read_splits
 
 WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
@@ -72,6 +73,7 @@ class LoadedModel:
     config: ModelConfig
     source: WeightsSource
     sha256: str
+    splits: DataSplits | None = None  # the images the model was trained and validated on, when the folder says
 
 
 def default_source() -> str:
@@ -164,6 +166,7 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     try:
         config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
         hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+        _fetch_optional(repo_id, SPLITS_NAME, revision, cache_only)
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
@@ -185,6 +188,17 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     folder = config_path.parent
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
     return WeightsSource("hub", repo_id, revision, commit, folder)
+
+
+def _fetch_optional(repo_id: str, filename: str, revision: str | None, cache_only: bool) -> None:
+    """Fetch a file that a model repo may lack (e.g. ``data_splits.json``) into the same snapshot; absent is fine."""
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+    except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
+        pass
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -251,7 +265,7 @@ def load_model(
         raise ConfigError(f"config.json in {folder} cannot build a model ({_first_line(exc)}); use the config.json saved with these weights") from None
     _load_state(model, weights)
     model.to(pick_device(device))
-    return LoadedModel(model.eval(), config, resolved, digest)
+    return LoadedModel(model.eval(), config, resolved, digest, read_splits(folder))
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:

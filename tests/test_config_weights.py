@@ -154,15 +154,18 @@ def test_source_parsing():
 
 
 # ------------------------------------------------------------------------------------------------- the Hub path
-def _build_hub_cache(cache: Path, repo_id: str, model_dir: Path, commit: str, refs: dict[str, str]) -> None:
-    """Lay out a Hugging Face Hub cache (models--owner--name/{blobs,refs,snapshots}) as huggingface_hub writes it."""
+def _build_hub_cache(
+    cache: Path, repo_id: str, model_dir: Path, commit: str, refs: dict[str, str], extra: tuple[str, ...] = ()
+) -> None:
+    """Lay out a Hugging Face Hub cache (models--owner--name/{blobs,refs,snapshots}) as huggingface_hub writes it,
+    with the model files and the ``extra`` files of ``model_dir``."""
     from cxrdemo.weights import CARD_NAME, CONFIG_NAME
 
     root = cache / ("models--" + repo_id.replace("/", "--"))
     (root / "blobs").mkdir(parents=True)
     snap = root / "snapshots" / commit
     snap.mkdir(parents=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, *extra):
         digest = file_sha256(model_dir / name)
         shutil.copyfile(model_dir / name, root / "blobs" / digest)
         (snap / name).symlink_to(Path("..") / ".." / "blobs" / digest)

@@ -376,3 +376,19 @@ def test_write_panels_formats_subsets_and_cleanup(view: s.CaseView, tmp_path: Pa
             assert np.abs(shown - drawn).mean() < 2.0
     again = s.write_panels(view.panels, tmp_path, names=("comparison", "cam"))
     assert list(again) == ["comparison", "cam"] and set(again.values()).isdisjoint(paths.values())
+
+
+def test_example_caption_says_when_the_default_model_saw_the_image() -> None:
+    ex = s.Example("00000468_017.png", "Atelectasis|Pneumothorax", (Box(10, 10, 50, 50, "Atelectasis"),))
+    assert ex.caption == "00000468_017.png: Atelectasis, Pneumothorax | box: Atelectasis"
+    from dataclasses import replace
+
+    assert replace(ex, seen="train").caption.endswith("| in the default model's training data")
+    assert replace(ex, seen="validation").caption.endswith("| in the default model's validation data")
+
+
+def test_summary_carries_the_analysis_notes(view: s.CaseView) -> None:
+    from dataclasses import replace
+
+    noted = replace(view.case, analysis=replace(view.case.analysis, notes=["x.png is one of this model's training images"]))
+    assert "> **Note:** x.png is one of this model's training images." in s.summarise(noted)

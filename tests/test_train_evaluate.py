@@ -67,8 +67,12 @@ def trained(few_images) -> Path:
 
 def test_training_produces_a_loadable_folder(trained: Path):
     folder = trained / "model"
-    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "model.safetensors.sha256", "README.md"}
+    names = {"config.json", "model.safetensors", "model.safetensors.sha256", "README.md", "data_splits.json"}
+    assert {p.name for p in folder.iterdir()} == names
     loaded = load_model(folder, device="cpu")
+    split = json.loads((trained / "split.json").read_text())  # the run's split, as the model folder records it
+    assert loaded.splits is not None
+    assert loaded.splits.train == set(split["train"]) and loaded.splits.validation == set(split["val"])
     cfg = loaded.config
     assert cfg.architecture == "mobilenet_v3_small" and cfg.input_size == 64
     assert set(cfg.thresholds) == set(cfg.classes)

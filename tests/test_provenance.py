@@ -1,0 +1,100 @@
+"""Which images a model saw (data_splits.json): read, written, fetched from the Hub, and said out loud."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cxrdemo.errors import ConfigError
+from cxrdemo.provenance import SPLITS_NAME, DataSplits, read_splits, write_splits
+
+TRAIN_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
+VAL_IMAGE = "00002578_000.png"
+
+
+@pytest.fixture(scope="module")
+def split_model(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the test model that says it was trained on TRAIN_IMAGE and validated on VAL_IMAGE."""
+    folder = tmp_path_factory.mktemp("split-model") / "model"
+    shutil.copytree(model_dir, folder)
+    write_splits(folder, [TRAIN_IMAGE, "00000001_000.png"], [VAL_IMAGE])
+    return folder
+
+
+def test_roles_match_by_nih_image_index(tmp_path: Path) -> None:
+    path = write_splits(tmp_path, ["/data/00000468_017.png", "other.jpg"], ["00002578_000.png"])
+    assert json.loads(path.read_text()) == {"train": ["00000468_017.png", "other.jpg"], "validation": ["00002578_000.png"]}
+    splits = read_splits(tmp_path)
+    assert isinstance(splits, DataSplits)
+    assert splits.role("00000468_017.dcm") == "train"  # same NIH image, another format
+    assert splits.role("/uploads/other.jpg") == "train"
+    assert splits.role("00002578_000.png") == "validation"
+    assert splits.role("00000002_000.png") is None and splits.note("00000002_000.png") is None
+    assert "training images" in splits.note("00000468_017.png") and "optimistic" in splits.note("00002578_000.png")
+
+
+def test_missing_is_none_and_malformed_is_one_clear_error(tmp_path: Path) -> None:
+    assert read_splits(tmp_path) is None
+    for text in ("{not json", "[1, 2]", '{"train": "00000001_000.png"}', '{"train": [1, 2]}'):
+        (tmp_path / SPLITS_NAME).write_text(text)
+        with pytest.raises(ConfigError, match=rf"{SPLITS_NAME}.*fix it or delete it") as info:
+            read_splits(tmp_path)
+        assert "\n" not in str(info.value)
+
+
+def test_analysis_notes_training_and_validation_images(split_model: Path, model_dir: Path, images_dir: Path) -> None:
+    from cxrdemo.imaging import load_image
+    from cxrdemo.predict import Predictor
+
+    predictor = Predictor.from_source(str(split_model), device="cpu")
+    seen = predictor.analyse(load_image(images_dir / TRAIN_IMAGE))
+    assert any("training images" in n for n in seen.notes)
+    val = predictor.analyse(load_image(images_dir / VAL_IMAGE))
+    assert any("validation split" in n for n in val.notes)
+    unseen = predictor.analyse(load_image(images_dir / "00000002_000.png"))
+    assert not any("training" in n or "validation" in n for n in unseen.notes)
+    plain = Predictor.from_source(str(model_dir), device="cpu")  # no data_splits.json: nothing to say
+    assert plain.loaded.splits is None and not plain.provenance_notes(TRAIN_IMAGE)
+
+
+def test_cli_prints_the_note_on_stderr_and_keeps_stdout_json(split_model: Path, images_dir: Path, capsys) -> None:
+    from cxrdemo.cli import main
+
+    assert main(["predict", str(images_dir / TRAIN_IMAGE), "--weights", str(split_model), "--json", "-", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    json.loads(out)
+    assert err.startswith(f"note: {TRAIN_IMAGE} is one of this model's training images")
+
+
+def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
+    from cxrdemo.data import Sample
+    from cxrdemo.evaluate import seen_images
+
+    splits = read_splits(split_model)
+    samples = [Sample(name=n, path=Path(n), patient=n[:8], labels=(), boxes=()) for n in (TRAIN_IMAGE, VAL_IMAGE, "00000002_000.png")]
+    kept, notes = seen_images(samples, splits)
+    assert len(kept) == 3 and notes == ["1 of the 3 images are this model's training images and 1 its validation images: "
+                                        "these numbers are not a test of the model; add --unseen to skip them"]
+    kept, notes = seen_images(samples, splits, drop=True)
+    assert [s.name for s in kept] == ["00000002_000.png"] and "--unseen left 1 images" in notes[0]
+    assert seen_images(samples, None) == (samples, [])
+
+
+def test_hub_model_brings_its_splits_offline(split_model: Path, tmp_path: Path, monkeypatch) -> None:
+    from test_config_weights import _build_hub_cache  # tests/ is on sys.path (pytest's prepend import mode)
+
+    from cxrdemo.weights import load_model
+
+    cache = tmp_path / "hub"
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    _build_hub_cache(cache, "cxrdemo/with-splits", split_model, commit, {"main": commit}, extra=(SPLITS_NAME,))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    loaded = load_model("cxrdemo/with-splits", device="cpu")
+    assert loaded.splits is not None and loaded.splits.role(TRAIN_IMAGE) == "train"
