@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = _subcommands()
     parser = build_parser(command if command in commands else None)
     args = parser.parse_args(argv)
+    args.argv = argv  # what the user typed after the program name (train records it in the model card)
     try:
         return commands[args.command][2](args)
     except CxrDemoError as exc:

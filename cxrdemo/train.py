@@ -391,8 +391,9 @@ def train(args: argparse.Namespace) -> Path:
     best_epoch: dict[str, int | None] = {}
     resume = read_state(ckpt_dir) if args.resume else None
     start_stage, start_epoch = 0, 1
-    # ``args.command`` is the CLI's subcommand name ("train"); record the command line the user typed.
-    argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *sys.argv[1:]]
+    # Record the command line the user typed (the CLI passes it as ``args.argv``; ``args.command`` is just "train").
+    typed = list(getattr(args, "argv", None) or sys.argv[1:])
+    argv = typed if typed[:1] == ["train"] else ["train", *typed]
     command = " ".join(shlex.quote(a) for a in ["python", "-m", "cxrdemo", *argv])
     commands = [command]
     if resume is not None:
@@ -620,7 +621,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if there is one")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars (epoch lines still go to stderr)")
-    p.set_defaults(command=None)
     return p
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -13,9 +12,10 @@ import torch
 
 from cxrdemo.checkpoint import load_checkpoint, save_checkpoint
 from cxrdemo.config import ModelConfig
-from cxrdemo.evaluate import REPORT_KEYS, add_evaluate_arguments, run_evaluate
+from cxrdemo.cli import main as cli_main
+from cxrdemo.evaluate import REPORT_KEYS
 from cxrdemo.model import MultiTaskNet
-from cxrdemo.train import add_train_arguments, backbone_stages, init_box_head_at_priors, run_train
+from cxrdemo.train import backbone_stages, init_box_head_at_priors
 from cxrdemo.weights import load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,16 +52,13 @@ def few_images(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def trained(few_images) -> Path:
     out = few_images["tmp"] / "run"
-    parser = add_train_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(
-        [
-            "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
-            "--out", str(out), "--backbone", "mobilenet_v3_small", "--pretrained", "none", "--input-size", "64",
-            "--epochs", "1", "--warmup-epochs", "0", "--stage2-epochs", "1", "--batch-size", "8", "--val-fraction", "0.3",
-            "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2",
-        ]
-    )
-    assert run_train(args) == 0
+    argv = [
+        "train", "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
+        "--out", str(out), "--backbone", "mobilenet_v3_small", "--pretrained", "none", "--input-size", "64",
+        "--epochs", "1", "--warmup-epochs", "0", "--stage2-epochs", "1", "--batch-size", "8", "--val-fraction", "0.3",
+        "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0  # through the CLI, as users run it
     return out
 
 
@@ -77,7 +74,8 @@ def test_training_produces_a_loadable_folder(trained: Path):
     assert cfg.architecture == "mobilenet_v3_small" and cfg.input_size == 64
     assert set(cfg.thresholds) == set(cfg.classes)
     assert set(cfg.prior_boxes) == set(cfg.box_classes)
-    assert cfg.extra["training"]["seed"] == 0 and "command" in cfg.extra["training"]
+    assert cfg.extra["training"]["seed"] == 0
+    assert cfg.extra["training"]["command"].startswith("python -m cxrdemo train --images ")  # what was typed
     card = (folder / "README.md").read_text()
     assert loaded.sha256 in card and "Exact command" in card and "Limitations" in card and "{sha256}" not in card
     with torch.no_grad():
@@ -89,14 +87,15 @@ def test_training_produces_a_loadable_folder(trained: Path):
     assert (trained / "val_images.txt").read_text().strip()
 
 
-def test_evaluate_report_schema(trained: Path, few_images, tmp_path: Path):
+def test_evaluate_report_schema(trained: Path, few_images, tmp_path: Path, capsys):
     out = tmp_path / "eval"
-    parser = add_evaluate_arguments(argparse.ArgumentParser())
     argv = [
-        "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
+        "evaluate", "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
         "--weights", str(trained / "model"), "--out", str(out), "--device", "cpu", "--quiet", "--batch-size", "5",
     ]
-    assert run_evaluate(parser.parse_args(argv)) == 0
+    assert cli_main(argv) == 0
+    # Every image was in the run's training or validation split: said on stderr and in report.md.
+    assert "these numbers are not a test of the model" in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert tuple(report) == REPORT_KEYS
     assert report["n_images"] == N_IMAGES and report["n_boxes"] >= 6
@@ -111,10 +110,11 @@ def test_evaluate_report_schema(trained: Path, few_images, tmp_path: Path):
     assert report["timings"]["images_per_second"] > 0
     md = (out / "report.md").read_text()
     assert "CLN-CheXNet (paper)" in md and "prior boxes" in md
+    assert "- **note:** " in md and "training images" in md
     assert (out / "roc.png").is_file() and (out / "iou_accuracy.png").is_file()
     # deterministic: another batch size gives the same numbers
     again = tmp_path / "again"
-    assert run_evaluate(parser.parse_args(argv[:-7] + ["--out", str(again), "--device", "cpu", "--quiet", "--no-plots"])) == 0
+    assert cli_main(argv[:-7] + ["--out", str(again), "--device", "cpu", "--quiet", "--no-plots"]) == 0
     second = json.loads((again / "report.json").read_text())
     assert second["auc"] == pytest.approx(report["auc"]) and second["iou_accuracy"] == report["iou_accuracy"]
 
