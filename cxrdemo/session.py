@@ -363,7 +363,8 @@ class CaseView:
         summary: Markdown: top class, the IoU table (or how to add ground truth), timings.
         json: the CLI / API JSON of the analysis.
         target_choices: ``(label, value)`` pairs for the target-class control: top-1 first, then every class.
-        messages: remarks for the user (shown as warnings), e.g. "NIH boxes scaled from 1024x1024".
+        messages: remarks for the user shown as warnings after a forward pass (the summary always lists them),
+            e.g. "NIH boxes scaled from 1024x1024" or that the model was trained on this image.
         forward_ran: whether this view needed a forward pass (``False`` when the cached one was reused).
     """
 
@@ -447,7 +448,8 @@ def _finish(
     report(0.8, "drawing the panels")
     panels = render_view(radiograph, analysis, panel_size)
     case = Case(radiograph, key, inference, settings, tuple(truth) if truth else None, analysis)
-    messages = list(analysis.notes)
+    # Toasts once per radiograph (the summary keeps the notes): not again on every CAM or ground-truth change.
+    messages = list(analysis.notes) if forward_ran else []
     return CaseView(
         case=case,
         panels=panels,
