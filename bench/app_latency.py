@@ -7,7 +7,7 @@ then measures:
 - ``server_up_s``: from spawning the process to the page answering HTTP 200;
 - ``first_answer_after_start_s``: from spawning the process to the first ``predict`` answer (gradio_client);
 - ``api_first_s`` and ``api_later_s``: the wall time of the first and of each later ``predict`` call (different
-  images), upload and download of the four PNG panels included;
+  images), upload and download of the four panel files included;
 - with ``--browser`` (headless Chromium at /usr/bin/chromium): the time from choosing the file in the page to the
   four panels and the IoU text shown, for the first and the later uploads, and for a CAM threshold change (no
   forward pass).

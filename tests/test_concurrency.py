@@ -12,7 +12,7 @@ carries the CAM map). Hooks on the served model must not grow, and the model is 
 
 Two races were found here and fixed in the app: a rendered panel handed to Gradio as a PIL image is re-encoded into
 a content-addressed cache file in place, so two requests with an identical panel could truncate each other's
-download (the app now hands over uniquely named PNG files, which Gradio copies atomically:
+download (the app now hands over uniquely named image files, which Gradio copies atomically:
 ``cxrdemo.session.write_panels``); and an uploaded file could be used before Gradio's background task had moved it
 to the path it returned (``cxrdemo.session.read_upload`` waits briefly for it). Any failure fails the test.
 Everything is bounded by timeouts; nothing listens beyond 127.0.0.1.
