@@ -46,7 +46,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
 RESULT_KEYS = (
     "device",
     "threads",
@@ -81,6 +80,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 def pick_images(folder: str | os.PathLike, n: int) -> list[Path]:
     """``n`` image files spread evenly over the sorted contents of ``folder`` (all of them when there are fewer)."""
     from .errors import InputError
+    from .imaging import IMAGE_SUFFIXES
 
     path = Path(folder)
     if not path.is_dir():

@@ -63,7 +63,7 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"error: {image}: {exc}", file=sys.stderr)
             continue
         for note in analysis.notes:
-            print(f"note: {analysis.image}: {note}" if analysis.image not in note else f"note: {note}", file=sys.stderr)
+            print(f"note: {analysis.image}: {note}", file=sys.stderr)
         doc = analysis.to_json()
         results.append(doc)
         if args.json == "-":

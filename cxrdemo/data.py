@@ -36,14 +36,13 @@ from torch.utils.data import Dataset
 from .boxes import Box
 from .config import NIH_CLASSES
 from .errors import InputError
-from .imaging import load_image
+from .imaging import IMAGE_SUFFIXES, load_image
 from .preprocess import resize_gray
 
 #: Side of the NIH originals, the frame of ``BBox_List_2017.csv``.
 NIH_SIDE = 1024
 #: Box-file spellings that differ from the label file's.
 BOX_LABEL_ALIASES = {"Infiltrate": "Infiltration"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 #: Most ground-truth boxes one NIH image carries (93 images have 2 to 4); more are dropped by the Dataset.
 MAX_BOXES = 4
 

@@ -36,6 +36,8 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Smallest side accepted: anything smaller cannot be a radiograph worth showing.
 MIN_SIDE = 16
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+#: File suffixes of the formats cxrdemo reads (folders are scanned for these; uploads are checked against them).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
 
 
 @dataclass

@@ -54,12 +54,12 @@ class DataSplits:
         role = self.role(image)
         if role == "train":
             return (
-                f"{image} is one of this model's training images: its scores, boxes and IoUs show what the model "
+                "this image is one of this model's training images: its scores, boxes and IoUs show what the model "
                 "fitted, not how it does on new films"
             )
         if role == "validation":
             return (
-                f"{image} is in this model's validation split (used to pick its epoch and decision thresholds): "
+                "this image is in this model's validation split (used to pick its epoch and decision thresholds): "
                 "its numbers are optimistic"
             )
         return None

@@ -40,7 +40,7 @@ from PIL import Image
 from .boxes import Box
 from .errors import BoxError, CxrDemoError, ImageError, InputError
 from .explain import CAM_METHOD_NAMES, CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
-from .imaging import DICOM_SUFFIXES, Radiograph, load_image
+from .imaging import IMAGE_SUFFIXES, Radiograph, load_image
 from .provenance import DataSplits, read_splits
 from .results import Analysis, CamResult
 from .truth import NIH_BOX_ALIASES
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # imported lazily at run time: torch and the model stack load
 #: Largest upload the app accepts (bytes); ``CXRDEMO_MAX_UPLOAD_MB`` overrides. A 4280x3520 16-bit CR DICOM is ~30 MB.
 DEFAULT_MAX_UPLOAD_MB = 50
 #: Suffixes the upload control offers; files without a suffix are tried too (DICOM files often have none).
-UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
+UPLOAD_SUFFIXES = IMAGE_SUFFIXES
 #: Value of the target-class control that means "the top-1 class".
 TOP1 = "top-1"
 #: Side of the panels shown on the page, and of the panels in an exported report.

@@ -66,7 +66,7 @@ def test_cli_prints_the_note_on_stderr_and_keeps_stdout_json(split_model: Path, 
     assert main(["predict", str(images_dir / TRAIN_IMAGE), "--weights", str(split_model), "--json", "-", "--device", "cpu"]) == 0
     out, err = capsys.readouterr()
     json.loads(out)
-    assert err.startswith(f"note: {TRAIN_IMAGE} is one of this model's training images")
+    assert err.startswith(f"note: {TRAIN_IMAGE}: this image is one of this model's training images")
 
 
 def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
