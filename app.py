@@ -25,7 +25,7 @@ import gradio as gr
 from cxrdemo import session as s
 from cxrdemo.device import available_devices
 from cxrdemo.errors import CxrDemoError
-from cxrdemo.explain import CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD
+from cxrdemo.cams import CAM_METHOD_KEYS as CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD
 
 try:  # drawing boxes needs the gradio_image_annotation component; typed coordinates work without it
     from gradio_image_annotation import image_annotator

@@ -142,7 +142,8 @@ def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: 
     """Forward, forward+backward and the whole pipeline, alternating, ``n`` timed iterations after ``warmup``."""
     import torch
 
-    from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps
+    from .cams import DEFAULT_CAM_THRESHOLD
+    from .explain import cam_box, cam_heatmaps
     from .imaging import load_image
     from .preprocess import to_tensor
     from .render import render_panels
@@ -183,7 +184,9 @@ def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: 
             t_cam = time.perf_counter()
             box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
             t_box = time.perf_counter()
-            analysis = predictor.assemble(inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box))
+            analysis = predictor.assemble(
+                inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
+            )
             t_compare = time.perf_counter()
             render_panels(radiograph, analysis)
             end = time.perf_counter()
@@ -217,7 +220,8 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
     """
     import torch
 
-    from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps
+    from .cams import DEFAULT_CAM_THRESHOLD
+    from .explain import cam_box, cam_heatmaps
     from .imaging import load_image
     from .preprocess import normalise, resize_gray
 

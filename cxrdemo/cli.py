@@ -22,7 +22,7 @@ from .errors import CxrDemoError
 
 
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    from .explain import CAM_METHODS, DEFAULT_CAM_THRESHOLD
+    from .cams import CAM_METHOD_KEYS as CAM_METHODS, DEFAULT_CAM_THRESHOLD
 
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or DICOM radiographs")
     p.add_argument("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or weights/)")
@@ -43,7 +43,7 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_source(args.weights, device=args.device, sha256=args.sha256)
     cam_method = None if str(args.cam).lower() == "none" else args.cam
     if cam_method:
-        from .explain import check_method, check_threshold
+        from .cams import check_method, check_threshold
 
         check_method(cam_method)
         check_threshold(args.threshold)

@@ -14,27 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-
-#: The 14 NIH ChestX-ray14 findings, in NIH's spelling and the order of its papers.
-NIH_CLASSES: tuple[str, ...] = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-    "Consolidation",
-    "Edema",
-    "Emphysema",
-    "Fibrosis",
-    "Pleural_Thickening",
-    "Hernia",
-)
-
-#: The 8 findings that NIH's radiologists boxed (BBox_List_2017.csv; it spells Infiltration "Infiltrate").
-NIH_BOX_CLASSES: tuple[str, ...] = NIH_CLASSES[:8]
+from .nih import NIH_BOX_CLASSES, NIH_CLASSES
 
 #: ImageNet statistics, the normalisation of every ImageNet-initialised backbone in the registry.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

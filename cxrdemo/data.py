@@ -34,15 +34,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .boxes import Box
-from .config import NIH_CLASSES
 from .errors import InputError
 from .imaging import IMAGE_SUFFIXES, load_image
+from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv
 from .preprocess import resize_gray
 
-#: Side of the NIH originals, the frame of ``BBox_List_2017.csv``.
-NIH_SIDE = 1024
-#: Box-file spellings that differ from the label file's.
-BOX_LABEL_ALIASES = {"Infiltrate": "Infiltration"}
 #: Most ground-truth boxes one NIH image carries (93 images have 2 to 4); more are dropped by the Dataset.
 MAX_BOXES = 4
 
@@ -80,27 +76,6 @@ def read_label_csv(path: str | Path) -> dict[str, LabelRow]:
         found = tuple(x.strip() for x in (row.get("Finding Labels") or "").split("|") if x.strip() and x.strip() != "No Finding")
         patient = (row.get("Patient ID") or "").strip() or name.split("_")[0]
         out[name] = LabelRow(found, patient)
-    return out
-
-
-def read_box_csv(path: str | Path) -> dict[str, list[Box]]:
-    """``Image Index`` -> boxes in the 1024 px originals' pixels, from an NIH-format box CSV (gz ok)."""
-    rows = csv.reader(io.StringIO(_read_text(path)))
-    header = next(rows, None)
-    if not header or header[0].strip() != "Image Index":
-        raise InputError(f"{path}: a box CSV starts with 'Image Index', 'Finding Label', 'Bbox [x,y,w,h]' (NIH format)")
-    out: dict[str, list[Box]] = {}
-    for row in rows:
-        if len(row) < 6 or not row[0].strip():
-            continue
-        label = BOX_LABEL_ALIASES.get(row[1].strip(), row[1].strip())
-        try:
-            x, y, w, h = (float(v) for v in row[2:6])
-        except ValueError:
-            continue
-        if w <= 0 or h <= 0:
-            continue
-        out.setdefault(row[0].strip(), []).append(Box.from_xywh(x, y, w, h, label))
     return out
 
 

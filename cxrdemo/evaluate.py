@@ -103,7 +103,8 @@ def evaluate_samples(
     """Evaluate ``model`` on ``samples`` (see module doc); the model is put in eval mode on ``device``."""
     from tqdm.auto import tqdm
 
-    from .explain import cam_box, cam_heatmaps, check_method, check_threshold
+    from .cams import check_method, check_threshold
+    from .explain import cam_box, cam_heatmaps
 
     cam_method = check_method(cam_method)
     cam_threshold = check_threshold(cam_threshold)

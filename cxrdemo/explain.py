@@ -16,8 +16,6 @@ AblationCAM) need many backbone passes and are not offered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
@@ -31,10 +29,11 @@ from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, H
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 from .boxes import Box
+from .cams import CAM_METHOD_KEYS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
 from .errors import InputError
 from .model import MultiTaskNet
 
-#: Method name -> pytorch-grad-cam class.
+#: Method name (see :mod:`cxrdemo.cams`) -> pytorch-grad-cam class.
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
@@ -44,39 +43,7 @@ CAM_METHODS: dict[str, type] = {
     "eigencam": EigenCAM,
     "eigengradcam": EigenGradCAM,
 }
-#: Method name -> how people write it (controls, captions).
-CAM_METHOD_NAMES: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "xgradcam": "XGrad-CAM",
-    "layercam": "LayerCAM",
-    "hirescam": "HiResCAM",
-    "eigencam": "EigenCAM",
-    "eigengradcam": "EigenGrad-CAM",
-}
-#: CAM box thresholds studied by CLN (pixel values in [T, 255] of the map scaled to 0..255).
-CAM_THRESHOLDS = (127, 180)
-DEFAULT_CAM_THRESHOLD = 127
-
-
-def check_method(method: str) -> str:
-    """Normalise a CAM method name; :class:`InputError` listing the choices when unknown."""
-    key = method.strip().lower().replace("_", "").replace(" ", "").replace("-", "")
-    key = {"gradcamplusplus": "gradcam++", "gradcampp": "gradcam++"}.get(key, key)
-    if key not in CAM_METHODS:
-        raise InputError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
-    return key
-
-
-def check_threshold(threshold: int | float) -> int:
-    """A CAM threshold as an int in 1..254 (so the box is never the whole image or nothing by construction)."""
-    try:
-        value = int(round(float(threshold)))
-    except (TypeError, ValueError):
-        raise InputError(f"CAM threshold {threshold!r} is not a number; use 1..254 (CLN uses 127 or 180)") from None
-    if not 1 <= value <= 254:
-        raise InputError(f"CAM threshold {value} is outside 1..254; CLN uses 127 or 180")
-    return value
+assert tuple(CAM_METHODS) == CAM_METHOD_KEYS, "cams.CAM_METHOD_NAMES and explain.CAM_METHODS must list the same methods"
 
 
 class _HeadOnFeatures(nn.Module):
@@ -150,12 +117,3 @@ def cam_box(heatmap: np.ndarray, threshold: int = DEFAULT_CAM_THRESHOLD, *, widt
     x, y, w, h = (int(v) for v in stats[largest, :4])
     sy, sx = height / heatmap.shape[0], width / heatmap.shape[1]
     return Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy, label)
-
-
-@dataclass(frozen=True)
-class CamRequest:
-    """What the user asked the CAM for: method, target class (``None`` = top-1) and box threshold."""
-
-    method: str = "gradcam"
-    target: str | None = None
-    threshold: int = DEFAULT_CAM_THRESHOLD

@@ -2,9 +2,10 @@
 
 The pipeline is split so that an interactive caller can reuse what it already has:
 
-    Predictor.forward(radiograph)                 -> Inference (probabilities, boxes, cached feature map)
-    Predictor.cam(inference, method, target, thr) -> CamResult  (no new network pass)
-    Predictor.compare(inference, cam, truth)      -> Analysis   (IoUs against ground truth)
+    Predictor.forward(radiograph)             -> Inference (probabilities, boxes, cached feature map)
+    Predictor.cam(inference, CamRequest)      -> CamResult  (no new network pass)
+    Predictor.assemble(inference, cam, truth) -> Analysis   (CAM boxes of the truth's classes, then
+                                                             :func:`cxrdemo.compare.iou_rows`)
 
 ``Predictor.analyse`` runs all three. A :class:`Predictor` holds no per-request state: concurrent calls on one
 predictor are safe (the CAM hooks are per call, see :mod:`cxrdemo.explain`).
@@ -20,14 +21,16 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .boxes import Box, iou
+from .boxes import Box
+from .cams import DEFAULT_CAM_THRESHOLD, CamRequest
+from .compare import GroundTruth, ground_truth, iou_rows
 from .config import ModelConfig
 from .errors import InputError, WeightsError
-from .explain import DEFAULT_CAM_THRESHOLD, cam_box, cam_heatmaps, check_method, check_threshold
+from .explain import cam_box, cam_heatmaps
 from .imaging import Radiograph
+from .nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original, to_tensor
-from .results import Analysis, CamResult, ClassProbability, IouRow
-from .truth import nih_boxes, user_boxes
+from .results import Analysis, CamResult, ClassProbability
 from .weights import LoadedModel, describe_model, load_model
 
 
@@ -91,20 +94,16 @@ class Predictor:
 
     # ----------------------------------------------------------------------------------------------- stages
     def class_index(self, label: str | None, probabilities: np.ndarray | None = None) -> int:
-        """Index of ``label`` in the config's classes; top-1 of ``probabilities`` when ``label`` is None/"top-1"."""
-        if label in (None, "", "top-1", "top1", "auto"):
+        """Index of ``label`` in the config's classes; top-1 of ``probabilities`` when ``label`` means top-1."""
+        if is_top1(label):
             if probabilities is None:
                 raise InputError("no target class given and no probabilities to pick the top-1 from")
             return int(np.argmax(probabilities))
         classes = self.config.classes
-        if label in classes:
-            return classes.index(label)
-        lowered = {c.lower(): i for i, c in enumerate(classes)}
-        key = str(label).strip().lower().replace(" ", "_")
-        key = {"infiltrate": "infiltration"}.get(key, key)
-        if key in lowered:
-            return lowered[key]
-        raise InputError(f"unknown class {label!r}; choose one of {', '.join(classes)} or top-1")
+        found = match_class(str(label), classes)
+        if found is None:
+            raise InputError(f"unknown class {label!r}; choose one of {', '.join(classes)} or {TOP1}")
+        return classes.index(found)
 
     def forward_tensor(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """Run the network on a ``(N, C, S, S)`` batch: probabilities, normalised boxes, feature maps (CPU)."""
@@ -131,35 +130,29 @@ class Predictor:
         notes = [str(radiograph.metadata["note"])] if radiograph.metadata.get("note") else []
         return Inference(radiograph.name, radiograph.width, radiograph.height, probs[0], boxes[0], features, timings, notes)
 
-    def cam(
-        self,
-        inference: Inference,
-        method: str = "gradcam",
-        target: str | None = None,
-        threshold: int = DEFAULT_CAM_THRESHOLD,
-    ) -> CamResult:
-        """The CAM of ``target`` (default top-1) and its box, from the cached feature map."""
-        method = check_method(method)
-        threshold = check_threshold(threshold)
-        index = self.class_index(target, inference.probabilities)
-        label = self.config.classes[index]
-        heatmap = cam_heatmaps(self.model, inference.features, [index], method)[0]
-        box = cam_box(heatmap, threshold, width=inference.width, height=inference.height, label=label)
-        return CamResult(method, label, threshold, heatmap, box)
+    def cam(self, inference: Inference, request: CamRequest = CamRequest()) -> CamResult:
+        """The CAM that ``request`` asks for (target ``None`` = top-1) and its box, from the cached feature map."""
+        index = self.class_index(request.target, inference.probabilities)
+        return self._cams(inference, request, [index])[0]
+
+    def cams(self, inference: Inference, request: CamRequest, labels: Sequence[str]) -> dict[str, CamResult]:
+        """The CAMs of several classes with ``request``'s method and threshold, in one batched call."""
+        indices = [self.class_index(label, inference.probabilities) for label in dict.fromkeys(labels)]
+        return {r.target: r for r in self._cams(inference, request, indices)} if indices else {}
+
+    def _cams(self, inference: Inference, request: CamRequest, indices: list[int]) -> list[CamResult]:
+        feats = inference.features.expand(len(indices), *inference.features.shape[1:])
+        maps = cam_heatmaps(self.model, feats, indices, request.method)
+        out = []
+        for index, heatmap in zip(indices, maps):
+            label = self.config.classes[index]
+            box = cam_box(heatmap, request.threshold, width=inference.width, height=inference.height, label=label)
+            out.append(CamResult(request.method, label, request.threshold, heatmap, box))
+        return out
 
     def model_boxes(self, inference: Inference) -> list[Box]:
         """The model's boxes in original pixels, each scored by its class probability, highest first."""
-        cfg = self.config
-        probs = inference.probabilities
-        if cfg.box_mode == "single":
-            top = int(np.argmax(probs))
-            labelled = [(cfg.classes[top], float(probs[top]), inference.boxes[0])]
-        else:
-            labelled = [
-                (label, float(probs[cfg.classes.index(label)]), inference.boxes[k]) for k, label in enumerate(cfg.box_classes)
-            ]
-        boxes = [box_to_original(b, inference.width, inference.height, label, score) for label, score, b in labelled]
-        return sorted(boxes, key=lambda b: -(b.score or 0.0))
+        return boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
 
     def ranked(self, inference: Inference) -> list[ClassProbability]:
         """Every class with its probability and threshold, highest first."""
@@ -172,79 +165,44 @@ class Predictor:
         inference: Inference,
         boxes: Sequence[Box | Sequence[float] | dict] | None = None,
         lookup_nih: bool = True,
-    ) -> tuple[list[Box], list[str]]:
-        """Ground truth for an image: the caller's boxes if any, else NIH's list by file name."""
-        notes: list[str] = []
-        if boxes:
-            return user_boxes(boxes, inference.width, inference.height, self.config.classes), notes
-        if not lookup_nih:
-            return [], notes
-        found = nih_boxes(inference.image, inference.width, inference.height)
-        if found and (inference.width, inference.height) != (1024, 1024):
-            notes.append(f"NIH boxes scaled from 1024x1024 to {inference.width}x{inference.height}")
-        return found, notes
+    ) -> GroundTruth:
+        """Ground truth for an image: the caller's boxes if any (checked), else NIH's list by file name."""
+        return ground_truth(inference.image, inference.width, inference.height, self.config.classes, boxes, lookup_nih)
 
-    def compare(
-        self,
-        inference: Inference,
-        cam: CamResult | None,
-        truth: list[Box],
-        *,
-        cam_boxes: dict[str, Box | None] | None = None,
-    ) -> list[IouRow]:
-        """IoU rows: each ground-truth box against the model's box and the CAM box of its own class."""
-        boxes = self.model_boxes(inference)
-        rows = []
-        cam_boxes = dict(cam_boxes or {})
-        for g in truth:
-            model_box = next((b for b in boxes if b.label == g.label), None)
-            if self.config.box_mode == "single" and model_box is None:
-                model_box = boxes[0]
-            if g.label not in cam_boxes:
-                cam_boxes[g.label] = self._cam_box_for(inference, cam, g.label)
-            cbox = cam_boxes[g.label]
-            rows.append(
-                IouRow(
-                    g,
-                    model_box,
-                    cbox,
-                    None if model_box is None else iou(model_box, g),
-                    None if cam is None else (0.0 if cbox is None else iou(cbox, g)),
-                )
-            )
-        return rows
-
-    def _cam_box_for(self, inference: Inference, cam: CamResult | None, label: str) -> Box | None:
+    def cam_boxes(self, inference: Inference, cam: CamResult | None, labels: Sequence[str]) -> dict[str, Box | None] | None:
+        """The box cut from the CAM of each of ``labels``, with ``cam``'s method and threshold (``None`` without a CAM)."""
         if cam is None:
             return None
-        if cam.target == label:
-            return cam.box
-        return self.cam(inference, cam.method, label, cam.threshold).box
+        out: dict[str, Box | None] = {cam.target: cam.box}
+        missing = [label for label in dict.fromkeys(labels) if label not in out]
+        if missing:
+            request = CamRequest(cam.method, None, cam.threshold)
+            out.update({label: r.box for label, r in self.cams(inference, request, missing).items()})
+        return out
 
-    def assemble(
-        self,
-        inference: Inference,
-        cam: CamResult | None,
-        truth_boxes: Sequence[Box | Sequence[float] | dict] | None = None,
-        lookup_nih: bool = True,
-    ) -> Analysis:
-        """Build the :class:`Analysis` from a forward pass, a CAM and the ground truth."""
+    def assemble(self, inference: Inference, cam: CamResult | None, truth: GroundTruth = GroundTruth()) -> Analysis:
+        """Build the :class:`Analysis` from a forward pass, a CAM and checked ground truth (:meth:`ground_truth`).
+
+        The CAM boxes of the ground truth's other classes are computed here, with the same method and threshold,
+        then compared by :func:`cxrdemo.compare.iou_rows`.
+        """
         timings = dict(inference.timings_ms)
         with _timed(timings, "compare"):
-            truth, notes = self.ground_truth(inference, truth_boxes, lookup_nih)
-            rows = self.compare(inference, cam, truth)
+            boxes = self.model_boxes(inference)
+            cam_boxes = self.cam_boxes(inference, cam, truth.labels)
+            rows = iou_rows(truth.boxes, boxes, cam_boxes, self.config.box_mode == "single")
         return Analysis(
             image=inference.image,
             width=inference.width,
             height=inference.height,
             model=self.model_info,
             probabilities=self.ranked(inference),
-            boxes=self.model_boxes(inference),
+            boxes=boxes,
             cam=cam,
-            ground_truth=truth,
+            ground_truth=list(truth.boxes),
             ious=rows,
             timings_ms=timings,
-            notes=inference.notes + notes + self.provenance_notes(inference.image),
+            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image),
         )
 
     def analyse(
@@ -259,8 +217,26 @@ class Predictor:
     ) -> Analysis:
         """The whole pipeline for one decoded radiograph (``cam_method=None`` skips the CAM)."""
         inference = self.forward(radiograph)
+        truth = self.ground_truth(inference, truth_boxes, lookup_nih)
         cam = None
         if cam_method:
             with _timed(inference.timings_ms, "cam"):
-                cam = self.cam(inference, cam_method, target, cam_threshold)
-        return self.assemble(inference, cam, truth_boxes, lookup_nih)
+                cam = self.cam(inference, CamRequest(cam_method, target, cam_threshold))
+        return self.assemble(inference, cam, truth)
+
+
+def boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
+    """The box head's output in an image's original pixels, scored by class probability, highest first.
+
+    The one conversion of model boxes (the app, the CLI, ``evaluate`` and ``bench`` all call it): a per-class model
+    gives one box per box class, labelled and scored by that class; a single-box (CLN) model gives its one box,
+    labelled and scored by the top-1 class (:func:`cxrdemo.compare.model_box_for` compares it with every class).
+    """
+    if config.box_mode == "single":
+        top = int(np.argmax(probabilities))
+        labelled = [(config.classes[top], float(probabilities[top]), boxes[0])]
+    else:
+        index = {c: i for i, c in enumerate(config.classes)}
+        labelled = [(c, float(probabilities[index[c]]), boxes[k]) for k, c in enumerate(config.box_classes)]
+    out = [box_to_original(b, width, height, label, score) for label, score, b in labelled]
+    return sorted(out, key=lambda b: -(b.score or 0.0))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import ConfigError
-from .truth import nih_key
+from .nih import nih_key
 
 SPLITS_NAME = "data_splits.json"
 

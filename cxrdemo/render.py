@@ -437,7 +437,7 @@ def _probability_of(analysis: Analysis, label: str) -> ClassProbability | None:
 
 
 def _method_name(method: str) -> str:
-    from .explain import CAM_METHOD_NAMES  # a CAM exists, so explain (and torch) is loaded already
+    from .cams import CAM_METHOD_NAMES
 
     return CAM_METHOD_NAMES.get(method, method)
 

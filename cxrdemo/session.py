@@ -39,11 +39,11 @@ from PIL import Image
 
 from .boxes import Box
 from .errors import BoxError, CxrDemoError, ImageError, InputError
-from .explain import CAM_METHOD_NAMES, CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
+from .cams import CamRequest, CAM_METHOD_KEYS as CAM_METHODS, CAM_METHOD_NAMES, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
 from .imaging import IMAGE_SUFFIXES, Radiograph, load_image
 from .provenance import DataSplits, read_splits
 from .results import Analysis, CamResult
-from .truth import NIH_BOX_ALIASES
+from .nih import NIH_BOX_ALIASES
 
 if TYPE_CHECKING:  # imported lazily at run time: torch and the model stack load on first use
     from .predict import Inference, Predictor
@@ -242,8 +242,8 @@ def warm_up(cache: ModelCache, settings: Settings = Settings()) -> float:
     predictor = cache.get(model_key(settings.source, settings.device))
     blank = Radiograph(np.full((1024, 1024), 128, dtype=np.uint8), "warm-up.png", "png")
     inference = predictor.forward(blank)
-    cam = predictor.cam(inference, settings.method, None, settings.threshold)
-    render_view(blank, predictor.assemble(inference, cam, lookup_nih=False))
+    cam = predictor.cam(inference, CamRequest(settings.method, None, settings.threshold))
+    render_view(blank, predictor.assemble(inference, cam))
     return time.perf_counter() - start
 
 
@@ -441,9 +441,9 @@ def _finish(
 ) -> CaseView:
     report(0.6, f"{CAM_METHOD_NAMES.get(settings.method, settings.method)} and comparison")
     start = time.perf_counter()
-    cam = predictor.cam(inference, settings.method, settings.target, settings.threshold)
+    cam = predictor.cam(inference, CamRequest(settings.method, settings.target, settings.threshold))
     cam_ms = (time.perf_counter() - start) * 1000.0
-    analysis = predictor.assemble(inference, cam, list(truth) if truth else None)
+    analysis = predictor.assemble(inference, cam, predictor.ground_truth(inference, list(truth) if truth else None))
     analysis.timings_ms["cam"] = cam_ms
     report(0.8, "drawing the panels")
     panels = render_view(radiograph, analysis, panel_size)
@@ -945,7 +945,8 @@ class AppResources:
 
     def default_classes(self) -> list[str]:
         """Classes of the default model, read from its config.json only (the 14 NIH labels when it is missing)."""
-        from .config import NIH_CLASSES, ModelConfig
+        from .config import ModelConfig
+        from .nih import NIH_CLASSES
         from .weights import resolve_source
 
         try:

@@ -41,7 +41,8 @@ from torch import nn
 
 from .backbones import get_spec
 from .checkpoint import load_checkpoint, model_state, read_state, save_checkpoint
-from .config import NIH_BOX_CLASSES, NIH_CLASSES, ModelConfig
+from .config import ModelConfig
+from .nih import NIH_BOX_CLASSES, NIH_CLASSES
 from .data import Augment, CxrDataset, ImageCache, Sample, label_counts, load_samples, make_loader, split_patients
 from .errors import InputError
 from .losses import BOX_LOSSES, cln_loss, positive_weights

@@ -6,51 +6,20 @@ the 1024 px images' pixels; for a file of the same name at another size (some co
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .boxes import Box, validate_box
 from .errors import BoxError
+from .nih import NIH_SIDE, match_class, nih_key, read_box_csv
 
 NIH_BOX_LIST = Path(__file__).resolve().parent / "resources" / "BBox_List_2017.csv.gz"
-NIH_SIDE = 1024
-#: The box file's spellings that differ from the label file's.
-NIH_BOX_ALIASES = {"Infiltrate": "Infiltration"}
-_NIH_NAME = re.compile(r"(\d{8}_\d{3})")
-
-
-def nih_key(name: str) -> str | None:
-    """The NIH ``Image Index`` (``00013118_008.png``) inside a file name or path, if there is one."""
-    m = _NIH_NAME.search(Path(str(name)).name)
-    return f"{m.group(1)}.png" if m else None
-
-
-def read_box_csv(path: str | Path) -> dict[str, tuple[Box, ...]]:
-    """Read an NIH-format box list (``Image Index``, ``Finding Label``, ``Bbox [x,y,w,h]`` + 3 columns; gz ok)."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig")))
-    next(rows, None)
-    index: dict[str, list[Box]] = {}
-    for row in rows:
-        if len(row) < 6 or not row[0]:
-            continue
-        label = NIH_BOX_ALIASES.get(row[1], row[1])
-        x, y, w, h = (float(v) for v in row[2:6])
-        index.setdefault(row[0], []).append(Box.from_xywh(x, y, w, h, label))
-    return {k: tuple(v) for k, v in index.items()}
 
 
 @lru_cache(maxsize=4)
 def _index(path: str) -> Mapping[str, tuple[Box, ...]]:
-    return read_box_csv(path)
+    return {k: tuple(v) for k, v in read_box_csv(path).items()}
 
 
 def nih_boxes(name: str, width: int, height: int, box_list: str | Path = NIH_BOX_LIST) -> list[Box]:
@@ -77,8 +46,8 @@ def user_boxes(
     out = []
     for item in boxes:
         box = _as_box(item)
-        label = NIH_BOX_ALIASES.get(box.label, box.label)
-        if label not in classes:
+        label = match_class(box.label, classes)
+        if label is None:
             raise BoxError(f"ground-truth class {box.label!r} is not one of the model's classes; pick one of {', '.join(classes)}")
         out.append(validate_box(Box(box.x1, box.y1, box.x2, box.y2, label), width, height))
     return out

@@ -9,7 +9,8 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cxrdemo.errors import InputError
-from cxrdemo.explain import CAM_METHODS, cam_box, cam_heatmaps, check_method, check_threshold
+from cxrdemo.cams import check_method, check_threshold
+from cxrdemo.explain import CAM_METHODS, cam_box, cam_heatmaps
 
 
 class _LogitsOnly(torch.nn.Module):

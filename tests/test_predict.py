@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import BOXED
 
+from cxrdemo.cams import CamRequest
 from cxrdemo.errors import BoxError, InputError
 from cxrdemo.imaging import load_image
 from cxrdemo.truth import nih_boxes, nih_key, read_box_csv
@@ -74,13 +75,13 @@ def test_user_boxes_validated_and_compared(predictor, images_dir):
 
 def test_cam_reuses_inference_and_threshold_changes_box(predictor, images_dir):
     inference = predictor.forward(load_image(images_dir / "00022084_000.png"))
-    c127 = predictor.cam(inference, "gradcam", "Pneumonia", 127)
-    c180 = predictor.cam(inference, "gradcam", "Pneumonia", 180)
+    c127 = predictor.cam(inference, CamRequest("gradcam", "Pneumonia", 127))
+    c180 = predictor.cam(inference, CamRequest("gradcam", "Pneumonia", 180))
     assert np.array_equal(c127.heatmap, c180.heatmap)
     if c180.box is not None:
         assert c127.box is not None and c180.box.area <= c127.box.area
     with pytest.raises(InputError, match="unknown class"):
-        predictor.cam(inference, "gradcam", "Tumour", 127)
+        predictor.cam(inference, CamRequest("gradcam", "Tumour", 127))
 
 
 def test_concurrent_predictions_equal_serial(predictor, images_dir):

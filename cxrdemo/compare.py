@@ -1,0 +1,97 @@
+"""Ground truth and its comparison with the model: which boxes count as truth, and the IoU rows.
+
+This module receives the model's boxes and the CAM boxes; it never runs the network or a CAM (data flows one way:
+:mod:`cxrdemo.predict` computes, this module compares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .boxes import Box, iou
+from .nih import NIH_SIDE
+from .results import IouRow
+from .truth import nih_boxes, user_boxes
+
+#: Where a ground-truth box came from (the review CSV's ``ground_truth_source``).
+SOURCE_NIH = "NIH"
+SOURCE_USER = "user"
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Checked ground-truth boxes for one image, in its original pixels.
+
+    Attributes:
+        boxes: the boxes (labels are the model's class names).
+        source: :data:`SOURCE_NIH`, :data:`SOURCE_USER`, or ``""`` when there is none.
+        notes: remarks for the user (NIH boxes scaled from 1024 px...).
+    """
+
+    boxes: tuple[Box, ...] = ()
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def labels(self) -> list[str]:
+        """The distinct classes of the boxes, in order of first appearance."""
+        return list(dict.fromkeys(b.label for b in self.boxes))
+
+
+def ground_truth(
+    image: str,
+    width: int,
+    height: int,
+    classes: Sequence[str],
+    boxes: Sequence[Box | Sequence[float] | Mapping[str, object]] | None = None,
+    lookup_nih: bool = True,
+) -> GroundTruth:
+    """The ground truth of an image: the caller's boxes if any (checked once here), else NIH's list by file name.
+
+    Raises:
+        BoxError: a caller's box names an unknown class, has no area, is out of order or outside the image.
+    """
+    if boxes:
+        return GroundTruth(tuple(user_boxes(boxes, width, height, classes)), SOURCE_USER)
+    if not lookup_nih:
+        return GroundTruth()
+    found = nih_boxes(image, width, height)
+    if not found:
+        return GroundTruth()
+    notes: tuple[str, ...] = ()
+    if (width, height) != (NIH_SIDE, NIH_SIDE):
+        notes = (f"NIH boxes scaled from {NIH_SIDE}x{NIH_SIDE} to {width}x{height}",)
+    return GroundTruth(tuple(found), SOURCE_NIH, notes)
+
+
+def model_box_for(label: str, boxes: Sequence[Box], single_box: bool) -> Box | None:
+    """The model's box compared with a ground-truth box of ``label``: its own class's box, or a single-box model's box."""
+    found = next((b for b in boxes if b.label == label), None)
+    if found is None and single_box and boxes:
+        return boxes[0]
+    return found
+
+
+def iou_rows(
+    truth: Sequence[Box],
+    model_boxes: Sequence[Box],
+    cam_boxes: Mapping[str, Box | None] | None,
+    single_box: bool = False,
+) -> list[IouRow]:
+    """One row per ground-truth box: IoU with the model's box and with the CAM box of the same class.
+
+    Args:
+        truth: ground-truth boxes.
+        model_boxes: the model's boxes in original pixels (:meth:`cxrdemo.predict.Predictor.model_boxes`).
+        cam_boxes: class -> box cut from that class's CAM (``None`` when no region reached the threshold); ``None``
+            when no CAM was computed (the rows' ``cam_iou`` is then ``None``).
+        single_box: the model predicts one box per image (CLN), compared with every ground-truth class.
+    """
+    rows = []
+    for g in truth:
+        box = model_box_for(g.label, model_boxes, single_box)
+        cam_box = None if cam_boxes is None else cam_boxes.get(g.label)
+        cam_iou = None if cam_boxes is None else (0.0 if cam_box is None else iou(cam_box, g))
+        rows.append(IouRow(g, box, cam_box, None if box is None else iou(box, g), cam_iou))
+    return rows
