@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
+
+#: What to do about a bad config.json (every ConfigError of this module ends with it).
+FIX = "use the config.json saved with these weights"
 
 CLASS_MODES = ("multilabel", "softmax")
 BOX_MODES = ("per_class", "single")
@@ -70,34 +74,14 @@ class ModelConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise :class:`ConfigError` with a one-line reason when the config is inconsistent."""
-        if not isinstance(self.architecture, str) or not self.architecture:
-            raise ConfigError("config.json: 'architecture' must be a backbone name")
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise ConfigError("config.json: 'classes' must be a non-empty list of distinct labels")
-        if self.class_mode not in CLASS_MODES:
-            raise ConfigError(f"config.json: 'class_mode' must be one of {CLASS_MODES}, not {self.class_mode!r}")
-        if self.box_mode not in BOX_MODES:
-            raise ConfigError(f"config.json: 'box_mode' must be one of {BOX_MODES}, not {self.box_mode!r}")
-        unknown = [c for c in self.box_classes if c not in self.classes]
-        if unknown:
-            raise ConfigError(f"config.json: box classes {unknown} are not among 'classes'")
-        if self.box_mode == "per_class" and not self.box_classes:
-            raise ConfigError("config.json: box_mode 'per_class' needs at least one box class")
-        if not isinstance(self.input_size, int) or not 32 <= self.input_size <= 2048:
-            raise ConfigError(f"config.json: 'input_size' must be an integer in 32..2048, not {self.input_size!r}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"config.json: 'channels' must be 1 or 3, not {self.channels!r}")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ConfigError("config.json: 'mean' and 'std' need one value per input channel")
-        if any(s <= 0 for s in self.std):
-            raise ConfigError("config.json: 'std' values must be positive")
-        for label, t in self.thresholds.items():
-            if label not in self.classes or not 0.0 <= float(t) <= 1.0:
-                raise ConfigError(f"config.json: threshold for {label!r} must name a class and lie in [0, 1]")
-        for label, box in self.prior_boxes.items():
-            if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
-                raise ConfigError(f"config.json: prior box for {label!r} must be normalised [x1, y1, x2, y2]")
+        """Raise :class:`ConfigError` with a one-line reason (what is wrong; what to do) when the config is wrong.
+
+        Types first (a string ``mean`` of 3 characters would otherwise pass a length check and fail at the first
+        image), then values. The only home of config checks: loading a folder relies on it.
+        """
+        problem = _type_problem(self) or _value_problem(self)
+        if problem:
+            raise ConfigError(f"config.json: {problem}; {FIX}")
 
     # ---------------------------------------------------------------- derived
     @property
@@ -118,20 +102,23 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build a config from a dictionary, refusing unknown keys and wrong types with one line."""
         if not isinstance(data, dict):
-            raise ConfigError("config.json must hold a JSON object")
+            raise ConfigError(f"config.json must hold a JSON object; {FIX}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"config.json: unknown keys {unknown}; is this a cxrdemo model folder?")
         if "architecture" not in data:
-            raise ConfigError("config.json: missing 'architecture'")
+            raise ConfigError(f"config.json: missing 'architecture'; {FIX}")
         version = data.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ConfigError(f"config.json: 'format_version' must be an integer; {FIX}")
         if version > FORMAT_VERSION:
             raise ConfigError(f"config.json: format_version {version} is newer than this cxrdemo; upgrade cxrdemo")
         try:
             return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config.json: {exc}") from None
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            text = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+            raise ConfigError(f"config.json has a value of the wrong type ({text}); {FIX}") from None
 
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json`` into ``folder`` and return its path."""
@@ -151,4 +138,73 @@ class ModelConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid JSON ({exc.__class__.__name__}: {exc}); fix or re-export the model") from None
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("config.json", f"config.json in {path.parent}", 1)) from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_names(values: object, allow_empty: bool = False) -> bool:
+    return isinstance(values, list) and all(isinstance(c, str) and c for c in values) and (allow_empty or bool(values))
+
+
+def _type_problem(c: ModelConfig) -> str | None:
+    """The first field of the wrong type, as a one-line phrase, or None."""
+    checks = (
+        (isinstance(c.architecture, str) and bool(c.architecture), "'architecture' must be a backbone name"),
+        (isinstance(c.format_version, int) and not isinstance(c.format_version, bool), "'format_version' must be an integer"),
+        (_is_names(c.classes) and _is_names(c.box_classes, allow_empty=True), "'classes' and 'box_classes' must be lists of names"),
+        (isinstance(c.input_size, int) and not isinstance(c.input_size, bool), "'input_size' must be an integer"),
+        (isinstance(c.mean, list) and all(_is_number(v) for v in c.mean), "'mean' must be a list of numbers"),
+        (isinstance(c.std, list) and all(_is_number(v) for v in c.std), "'std' must be a list of numbers"),
+        (
+            isinstance(c.box_hidden, list)
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in c.box_hidden),
+            "'box_hidden' must be a list of positive layer widths",
+        ),
+        (_is_number(c.dropout) and 0.0 <= c.dropout < 1.0, "'dropout' must be a number in [0, 1)"),
+        (
+            isinstance(c.thresholds, dict) and all(_is_number(v) for v in c.thresholds.values()),
+            "'thresholds' must map class names to numbers",
+        ),
+        (
+            isinstance(c.prior_boxes, dict)
+            and all(isinstance(b, list) and all(_is_number(v) for v in b) for b in c.prior_boxes.values()),
+            "'prior_boxes' must map class names to [x1, y1, x2, y2]",
+        ),
+    )
+    return next((message for ok, message in checks if not ok), None)
+
+
+def _value_problem(c: ModelConfig) -> str | None:
+    """The first inconsistent value, as a one-line phrase, or None (types are known to be right)."""
+    if len(set(c.classes)) != len(c.classes):
+        return "'classes' must be distinct labels"
+    if c.class_mode not in CLASS_MODES:
+        return f"'class_mode' must be one of {CLASS_MODES}, not {c.class_mode!r}"
+    if c.box_mode not in BOX_MODES:
+        return f"'box_mode' must be one of {BOX_MODES}, not {c.box_mode!r}"
+    unknown = [b for b in c.box_classes if b not in c.classes]
+    if unknown:
+        return f"box classes {unknown} are not among 'classes'"
+    if c.box_mode == "per_class" and not c.box_classes:
+        return "box_mode 'per_class' needs at least one box class"
+    if not 32 <= c.input_size <= 2048:
+        return f"'input_size' must be an integer in 32..2048, not {c.input_size!r}"
+    if c.channels not in (1, 3):
+        return f"'channels' must be 1 or 3, not {c.channels!r}"
+    if len(c.mean) != c.channels or len(c.std) != c.channels:
+        return "'mean' and 'std' need one value per input channel"
+    if any(s <= 0 for s in c.std):
+        return "'std' values must be positive"
+    for label, t in c.thresholds.items():
+        if label not in c.classes or not 0.0 <= float(t) <= 1.0:
+            return f"threshold for {label!r} must name a class and lie in [0, 1]"
+    for label, box in c.prior_boxes.items():
+        if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
+            return f"prior box for {label!r} must be normalised [x1, y1, x2, y2]"
+    return None

@@ -79,7 +79,7 @@ def load_image(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
     """
     data, name = _read_bytes(source, name)
     if not data:
-        raise ImageError(f"{name} is empty (0 bytes); upload a PNG, JPEG or DICOM radiograph")
+        raise ImageError(f"{name} is empty (0 bytes); give a PNG, JPEG or DICOM radiograph")
     if _looks_like_dicom(data, name):
         return _load_dicom(data, name)
     return _load_raster(data, name)
@@ -156,7 +156,7 @@ def _check_png_crc(data: bytes, name: str) -> None:
         if zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF != stored:
             chunk = kind.decode("latin-1") if kind.isalpha() else repr(kind)
             raise ImageError(
-                f"{name} is a corrupt PNG (bad checksum in its {chunk} chunk); re-export the image and upload it again"
+                f"{name} is a corrupt PNG (bad checksum in its {chunk} chunk); re-export the image and try again"
             )
         if kind == b"IEND":
             return
@@ -172,7 +172,7 @@ _JPEG_FRAME = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
 
 
 def _jpeg_corrupt(name: str, what: str) -> ImageError:
-    return ImageError(f"{name} is a corrupt or truncated JPEG ({what}); re-export the image and upload it again")
+    return ImageError(f"{name} is a corrupt or truncated JPEG ({what}); re-export the image and try again")
 
 
 def _check_jpeg_markers(data: bytes, name: str) -> None:
@@ -232,7 +232,7 @@ def _load_raster(data: bytes, name: str) -> Radiograph:
         with Image.open(io.BytesIO(data)) as img:
             fmt = (img.format or "unknown").lower()
             if fmt not in ("png", "jpeg", "tiff", "bmp", "webp", "gif"):
-                raise ImageError(f"{name} is a {fmt.upper()} image; upload PNG, JPEG or DICOM")
+                raise ImageError(f"{name} is a {fmt.upper()} image; use a PNG, JPEG or DICOM radiograph")
             width, height = img.size
             _check_size(width, height, name)
             frames = getattr(img, "n_frames", 1)
@@ -249,9 +249,9 @@ def _load_raster(data: bytes, name: str) -> Radiograph:
     except Image.DecompressionBombError:
         raise ImageError(f"{name} is too large to decode safely; the limit is {MAX_PIXELS / 1e6:.0f} MP") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image cxrdemo can read; upload a PNG, JPEG or DICOM radiograph") from None
+        raise ImageError(f"{name} is not an image cxrdemo can read; give a PNG, JPEG or DICOM radiograph") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name} is corrupt or truncated ({str(exc)[:80]}); re-export the image and upload it again") from None
+        raise ImageError(f"{name} is corrupt or truncated ({str(exc)[:80]}); re-export the image and try again") from None
     meta: dict[str, Any] = {"mode": mode}
     if frames > 1:
         meta["frames"] = frames
@@ -345,7 +345,7 @@ def _load_dicom(data: bytes, name: str) -> Radiograph:
         raise ImageError(f"{name} is not a readable DICOM file ({exc.__class__.__name__}); export it again") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         sop = str(getattr(ds, "Modality", "") or getattr(ds, "SOPClassUID", "unknown"))
-        raise ImageError(f"{name} is a DICOM file without pixel data ({sop}); upload a DICOM image of the radiograph")
+        raise ImageError(f"{name} is a DICOM file without pixel data ({sop}); use a DICOM image of the radiograph")
     rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
     _check_size(cols, rows, name)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()

@@ -16,12 +16,14 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .boxes import Box
+from .boxcheck import STATIC_BOXES_NOTE, BoxProbe, probe_boxes
 from .cams import DEFAULT_CAM_THRESHOLD, CamRequest
 from .compare import GroundTruth, ground_truth, iou_rows
 from .config import ModelConfig
@@ -80,6 +82,11 @@ class Predictor:
     def from_source(cls, source: str | None = None, *, device: str | None = None, sha256: str | None = None) -> "Predictor":
         """Load weights from ``source`` (folder, Hub id, or default) onto ``device``."""
         return cls(load_model(source, device=device, sha256=sha256))
+
+    @cached_property
+    def box_probe(self) -> BoxProbe:
+        """Whether this model's box head looks at the image (:mod:`cxrdemo.boxcheck`), probed once per predictor."""
+        return probe_boxes(self.model, self.config, self.device)
 
     @property
     def model_info(self) -> dict[str, str | None]:
@@ -202,8 +209,18 @@ class Predictor:
             ground_truth=list(truth.boxes),
             ious=rows,
             timings_ms=timings,
-            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image),
+            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes(),
+            truth_source=truth.source,
+            boxes_static=self.box_probe.all_static,
         )
+
+    def _box_notes(self) -> list[str]:
+        probe = self.box_probe
+        if probe.all_static:
+            return [f"{STATIC_BOXES_NOTE}: this model's box head gives the same boxes whatever the image"]
+        if probe.static_classes:
+            return [f"boxes of {', '.join(probe.static_classes)}: the per-class prior, not image-specific"]
+        return []
 
     def analyse(
         self,

@@ -77,6 +77,10 @@ class Analysis:
         ious: one row per ground-truth box.
         timings_ms: per-stage wall-clock times.
         notes: remarks for the user (multi-frame file shown as frame 1, ground truth scaled from 1024 px...).
+        truth_source: where ``ground_truth`` came from: ``"NIH"`` (NIH's box list), ``"user"`` (typed or drawn),
+            or ``""`` (none); panels and exports name it.
+        boxes_static: the model's boxes do not depend on the image (its box head outputs the same box for any
+            input, e.g. the per-class prior): panels and exports say "boxes: the per-class prior, not image-specific".
     """
 
     image: str
@@ -90,6 +94,8 @@ class Analysis:
     ious: list[IouRow] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    truth_source: str = ""
+    boxes_static: bool = False
 
     @property
     def top(self) -> ClassProbability:

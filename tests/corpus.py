@@ -383,7 +383,7 @@ def build_corpus(root: Path, model_dir: Path) -> list[Case]:
     floats[:4, -4:] = -np.inf
     image("tiff_float_nan_inf", put("float.tif", _encode(Image.fromarray(floats, "F"), "TIFF")), VALID, check=lambda r: _similar(r.pixels[8:-8], film[8:-8]), overrides=refused_by_upload)
     image("bmp", put("film.bmp", _encode(film_img, "BMP")), VALID, check=_exact(film), overrides=refused_by_upload)
-    image("ico_unsupported", put("icon.ico", _encode(film_img, "ICO")), Expect(ImageError, "ICO image.*upload PNG, JPEG or DICOM"), overrides=refused_by_upload)
+    image("ico_unsupported", put("icon.ico", _encode(film_img, "ICO")), Expect(ImageError, "ICO image.*use a PNG, JPEG or DICOM"), overrides=refused_by_upload)
     folder_png = img_dir / "folder.png"
     folder_png.mkdir()
     image("folder_named_png", folder_png, Expect(ImageError, "is a folder"))
