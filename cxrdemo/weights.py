@@ -170,9 +170,9 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
             why = "the download failed"
+        first = "unset HF_HUB_OFFLINE and connect to the internet once" if offline else "connect to the internet once"
         raise WeightsError(
-            f"{why} and {label} is not in the local Hub cache; connect to the internet once (unset HF_HUB_OFFLINE), "
-            "or download the model folder and pass --weights FOLDER"
+            f"{why} and {label} is not in the local Hub cache; {first}, or use a local model folder (config.json + model.safetensors) as the source"
         ) from None
     except hf_errors.RevisionNotFoundError:
         raise WeightsError(f"Hub repo {repo_id} has no revision {revision!r}; check the branch, tag or commit") from None
@@ -183,7 +183,7 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     except hf_errors.HfHubHTTPError as exc:
         raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0]}; try again later or use a local folder") from None
     except OSError as exc:
-        raise WeightsError(f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}); check the connection or pass --weights FOLDER") from None
+        raise WeightsError(f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}); check the connection or use a local model folder as the source") from None
     folder = config_path.parent
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
     return WeightsSource("hub", repo_id, revision, commit, folder)
