@@ -1,6 +1,7 @@
-"""cxrdemo's web app (Gradio 6): see what a chest X-ray model does on a radiograph. Research demo, not a diagnostic device.
+"""cxrdemo's web app (Gradio 6): what a chest X-ray model does on a radiograph. Research demo, not a diagnostic device.
 
-This file only wires Gradio components to the functions of :mod:`cxrdemo.session`; all logic lives in the package.
+This file only lays out Gradio components (:func:`create_ui`) and wires them to the functions of
+:mod:`cxrdemo.webapp` (:func:`create_event_handlers`); all logic lives in the package.
 
 Run: ``python app.py`` serves on http://127.0.0.1:7860 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override;
 a Hugging Face Space sets them). Environment: ``CXRDEMO_WEIGHTS`` (default model), ``CXRDEMO_EXAMPLES_DIR`` (example
@@ -17,15 +18,23 @@ import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from cxrdemo import session as s
+from cxrdemo.cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, method_name
 from cxrdemo.device import available_devices
 from cxrdemo.errors import CxrDemoError
-from cxrdemo.cams import CAM_METHOD_KEYS as CAM_METHODS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD
+from cxrdemo.imaging import IMAGE_SUFFIXES
+from cxrdemo.nih import TOP1
+from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
+from cxrdemo.webapp import actions, boxes_text, review, view
+from cxrdemo.webapp import resources as res
+from cxrdemo.webapp.models import warm_up
+from cxrdemo.webapp.state import CaseView, Progress, Settings
+from cxrdemo.webapp.upload import max_upload_bytes, read_upload
 
 try:  # drawing boxes needs the gradio_image_annotation component; typed coordinates work without it
     from gradio_image_annotation import image_annotator
@@ -36,21 +45,186 @@ REPO = Path(__file__).resolve().parent
 LOG = logging.getLogger("cxrdemo.app")
 DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clinical decisions."
 TITLE = "cxrdemo: what does your chest X-ray model see?"
-PANEL_NAMES = ("(a) Prediction", "(b) Ground truth vs prediction vs CAM", "(c) Probabilities and thresholds", "(d) Grad-CAM")
 #: Browser sessions whose state (the current case, a few MB) is kept; the oldest are dropped beyond this.
 STATE_SESSIONS = 200
+#: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it.
+NOTE_SECONDS = 6
+START = "Upload a radiograph or click an example."
+RANKED = "Ranked probabilities (top 5; every class in panel c)"
+TRUTH_HELP = (
+    "**Ground truth.** NIH's box list is used when it knows the image. Otherwise draw a box (pick its class in the "
+    "dialog) or type `x1, y1, x2, y2, Class` per line in original pixels, then *Apply ground truth*."
+)
+FAILED = "The last step failed (see the message); the result below is the previous one, and the inputs are kept."
 CSS = """
 #disclaimer {font-weight: 600; color: var(--body-text-color-subdued);}
 #panels {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
 #panels > div {min-width: 0 !important;}
 @media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
-@media (max-width: 600px) {#panels {grid-template-columns: minmax(0, 1fr);}}
 .panel-title p {margin: 0; font-size: 0.9em;}
 #annotator {max-width: 560px; margin: 0 auto;}
 #summary table {margin: 0.3em 0;}
+#examples .caption-label {white-space: normal; line-height: 1.2; max-height: 2.4em;}
+/* A phone: the upload, a short strip of examples, the panels, the summary; the settings come after them. */
+@media (max-width: 700px) {
+  #inputs, #model-col {display: contents !important;}
+  #page > * {order: 10;}
+  #title, #disclaimer {order: 0;}
+  #upload-col {order: 1;}
+  #gallery-col {order: 2;}
+  #status {order: 3;}
+  #panels {order: 4; grid-template-columns: minmax(0, 1fr);}
+  #results {order: 5;}
+  #source-col, #cam-col {order: 6;}
+  #examples {height: 200px !important; max-height: 200px;}
+  #examples .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+  #examples .caption-label {font-size: 12px;}
+  #title h1 {font-size: 1.3em;}
+}
 """
+#: Toasts live outside the app's container, which Gradio scopes ``css`` to: on a phone they go to the bottom, off
+#: the title and the upload.
+HEAD = "<style>@media (max-width: 700px) {.toast-wrap {top: auto !important; bottom: 12px !important;}}</style>"
 
 
+# ------------------------------------------------------------------------------------------------------ layout
+@dataclass
+class UI:
+    """The page's components (``None``: not on this page, e.g. no examples or no box-drawing component)."""
+
+    case_state: gr.State
+    review_state: gr.State
+    drawn_state: gr.State
+    upload: gr.File
+    analyse_btn: gr.Button
+    source: gr.Textbox
+    device: gr.Dropdown
+    method: gr.Dropdown
+    target: gr.Dropdown
+    threshold: gr.Radio
+    gallery: gr.Gallery | None
+    status: gr.Markdown
+    summary: gr.Markdown
+    label: gr.Label
+    panels: dict[str, gr.Image]
+    annotator: Any
+    truth_text: gr.Textbox
+    apply_btn: gr.Button
+    nih_btn: gr.Button
+    note: gr.Textbox
+    save_btn: gr.Button
+    table: gr.Dataframe
+    csv_btn: gr.Button
+    report_btn: gr.Button
+    downloads: gr.File
+    json_view: gr.JSON
+    api: dict[str, gr.components.Component]
+
+    @property
+    def controls(self) -> list[gr.components.Component]:
+        return [self.source, self.device, self.method, self.target, self.threshold]
+
+    @property
+    def view_outputs(self) -> list[gr.components.Component]:
+        """What a CAM or ground-truth change may update."""
+        return [self.case_state, self.status, self.summary, *self.panels.values(), self.label, self.json_view,
+                self.target]  # fmt: skip
+
+    @property
+    def case_outputs(self) -> list[gr.components.Component]:
+        """What a new case may update: the view, and the ground-truth and note fields."""
+        extra = [self.annotator] if self.annotator is not None else []
+        return self.view_outputs + extra + [self.truth_text, self.drawn_state, self.note]
+
+
+def create_ui(resources: res.AppResources) -> UI:
+    """Lay out the page (inside a ``gr.Blocks``) and return its components."""
+    classes, default = resources.default_classes(), resources.default
+    case_state = gr.State(None, time_to_live=7200)  # state.Case: the cached forward pass (a few MB; 2 h unused)
+    review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
+    drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
+    with gr.Column(elem_id="page"):
+        gr.Markdown(f"# {TITLE}", elem_id="title")
+        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
+        with gr.Row(equal_height=False, elem_id="inputs"):
+            with gr.Column(scale=1, min_width=300, elem_id="model-col"):
+                with gr.Column(elem_id="upload-col"):
+                    upload = gr.File(label="Radiograph (PNG, JPEG or DICOM)", file_types=list(IMAGE_SUFFIXES),
+                                     type="filepath", elem_id="upload")  # fmt: skip
+                    analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                with gr.Column(elem_id="source-col"):
+                    source = gr.Textbox(default.source, label="Model source", elem_id="source",
+                                        placeholder="empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
+                    device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device")
+            with gr.Column(scale=1, min_width=300, elem_id="cam-col"):
+                methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]
+                method = gr.Dropdown(methods, value=default.cam.method, label="CAM method", elem_id="method")
+                target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
+                                     info=view.target_info(default.cam.method), allow_custom_value=True)  # fmt: skip
+                threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
+                                     info="CLN studied 127 and 180", elem_id="threshold")  # fmt: skip
+            with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
+                gallery = None
+                if resources.examples:
+                    thumbnails = [(res.thumbnail(ex.path), ex.caption) for ex in resources.examples if ex.path]
+                    gallery = gr.Gallery(thumbnails, label="NIH examples: click one", columns=4, height=320,
+                                         allow_preview=False, object_fit="contain", elem_id="examples")  # fmt: skip
+                else:
+                    gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
+                                "(see examples/README.md).")  # fmt: skip
+        status = gr.Markdown(START, elem_id="status", min_height=56, container=True, padding=True)
+        with gr.Row(equal_height=False, elem_id="results"):
+            with gr.Column(scale=3, min_width=300):
+                summary = gr.Markdown("", elem_id="summary")
+            with gr.Column(scale=2, min_width=280):
+                label = gr.Label(label=RANKED, num_top_classes=5, show_heading=False, elem_id="probabilities")
+        with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
+            panels = {}
+            for i, name in enumerate(PANEL_NAMES):
+                with gr.Column(min_width=160):
+                    gr.Markdown(f"**{PANEL_TITLES[name]}**", elem_classes=["panel-title"])
+                    panels[name] = gr.Image(show_label=False, type="filepath", interactive=False,
+                                            buttons=["download", "fullscreen"], elem_id=f"panel-{i}")  # fmt: skip
+        with gr.Row(equal_height=False, elem_id="below"):
+            with gr.Column(scale=1, min_width=300):
+                gr.Markdown(TRUTH_HELP)
+                annotator = None
+                if image_annotator is not None:
+                    annotator = image_annotator(None, label="Draw ground-truth boxes", label_list=list(classes), sources=[],
+                                                image_type="filepath", show_download_button=False, show_clear_button=False,
+                                                show_remove_button=False, elem_id="annotator")  # fmt: skip
+                truth_text = gr.Textbox(label="Ground-truth boxes (x1, y1, x2, y2, Class; one per line)", lines=2,
+                                        placeholder="149, 519, 262, 564, Atelectasis", elem_id="truth")  # fmt: skip
+                with gr.Row():
+                    apply_btn = gr.Button("Apply ground truth", elem_id="apply-truth")
+                    nih_btn = gr.Button("Back to NIH's boxes", elem_id="nih-truth")
+            with gr.Column(scale=1, min_width=300):
+                note = gr.Textbox(label="Review note for this case", lines=3, elem_id="note")
+                save_btn = gr.Button("Save review", elem_id="save-review")
+                headers = ["image", "class", "box IoU", "CAM IoU", "note"]
+                table = gr.Dataframe(headers=headers, value=[], label="Reviewed cases", interactive=False,
+                                     elem_id="reviewed")  # fmt: skip
+                with gr.Row():
+                    csv_btn = gr.Button("Export CSV", elem_id="export-csv")
+                    report_btn = gr.Button("Export report (PNG + JSON)", elem_id="export-report")
+                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, height=140,
+                                    elem_id="downloads")  # fmt: skip
+        with gr.Accordion("Prediction JSON (same as the CLI and the predict API)", open=False, elem_id="json-box"):
+            json_view = gr.JSON(label="prediction", elem_id="json")
+    # The predict API's own inputs: free values, checked by the package with one-line errors (the page's radio
+    # and dropdowns would refuse anything off their lists with Gradio's raw "not in the list of choices").
+    api = dict(
+        trigger=gr.Button("predict", visible=False),
+        device=gr.Textbox("auto", visible=False),
+        method=gr.Textbox(default.cam.method, visible=False),
+        target=gr.Textbox(TOP1, visible=False),
+        threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+    )
+    scope = locals()
+    return UI(**{f.name: scope[f.name] for f in fields(UI)})
+
+
+# ---------------------------------------------------------------------------------------------------- handlers
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every failure of a handler into a one-line ``gr.Error`` (the page keeps its inputs, the server runs on)."""
 
@@ -61,321 +235,199 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except CxrDemoError as exc:
-            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
+            raise gr.Error(view.describe_error(exc), title="Cannot do that", print_exception=False) from None
         except Exception as exc:  # a bug: log the traceback, show one line
             LOG.exception("handler %s failed", fn.__name__)
-            raise gr.Error(s.describe_error(exc), title="Unexpected error", print_exception=False) from None
+            raise gr.Error(view.describe_error(exc), title="Unexpected error", print_exception=False) from None
 
     return wrapper
 
 
-def progress_reporter(progress: gr.Progress) -> s.Progress:
-    """Adapt ``gr.Progress`` to the session's ``report(fraction, message)``."""
+def progress_reporter(progress: gr.Progress) -> Progress:
+    """Adapt ``gr.Progress`` to the package's ``report(fraction, message)``."""
     return lambda fraction, message: progress(fraction, desc=message)
 
 
-def concurrency_limit() -> int:
-    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see README.md, "Concurrency")."""
-    try:
-        return max(1, int(os.environ.get("CXRDEMO_CONCURRENCY", "1")))
-    except ValueError:
-        return 1
+class Handlers:
+    """The page's event handlers: each takes the components' values, calls the package, and returns the updates
+    keyed by component (``{ui.summary: ..., ui.panels["cam"]: ...}``); every failure is one ``gr.Error`` line."""
+
+    def __init__(self, ui: UI, resources: res.AppResources) -> None:
+        self.ui, self.resources, self.cache = ui, resources, resources.cache
+
+    def show(self, result: CaseView, log: review.ReviewLog | None, full: bool) -> dict:
+        """The page's update for ``result``: only the panels it redraws; with ``full``, the ground-truth and note
+        fields too (a new case). Notes not yet shown for this radiograph pop up once, briefly (the summary keeps
+        them)."""
+        ui, case = self.ui, result.case
+        if result.messages:
+            gr.Warning(" ".join(view.sentence(m) for m in result.messages), duration=NOTE_SECONDS)
+        paths = view.write_page_panels(result.panels, self.resources.panel_root, names=result.redraw)
+        target = view.target_value(case.settings.cam)
+        out: dict = {
+            ui.case_state: case,
+            ui.status: result.status,
+            ui.summary: result.summary,
+            ui.label: result.label,
+            ui.json_view: result.json,
+            ui.target: gr.Dropdown(choices=result.target_choices, value=target, info=result.target_info),
+            **{ui.panels[name]: path for name, path in paths.items()},
+        }
+        if full:
+            text = boxes_text.format_boxes_text(case.truth or ())
+            synced = boxes_text.text_lines(text)  # the next value of the control replaces these lines
+            if ui.annotator is not None:
+                out[ui.annotator] = value = boxes_text.annotator_value(case)
+                synced += boxes_text.drawn_lines(value, case)
+            out.update({ui.truth_text: text, ui.drawn_state: synced, ui.note: review.note_for(log, case)})
+        return out
+
+    @guarded
+    def analyse(self, path, src, dev, meth, tgt, thr, case, log, progress=gr.Progress()):
+        report = progress_reporter(progress)
+        report(0.0, "reading the file")
+        radiograph = read_upload(path)
+        settings = Settings.from_controls(src, dev, meth, tgt, thr)
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=case), log, True)
+
+    @guarded
+    def settings(self, case, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
+        if case is None:  # nothing analysed yet: the new settings apply to the next analysis
+            return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
+        settings = Settings.from_controls(src, dev, meth, tgt, thr)
+        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False)
+
+    @guarded
+    def apply(self, case, text, drawn, synced, log, progress=gr.Progress()):
+        if case is not None:  # the control's current boxes, not the text's last copy of them
+            text = boxes_text.merge_drawn(text, drawn, case, synced or ())[0]
+        return self.show(actions.apply_truth(self.cache, case, text, report=progress_reporter(progress)), log, True)
+
+    @guarded
+    def nih(self, case, log, progress=gr.Progress()):
+        return self.show(actions.apply_truth(self.cache, case, "", report=progress_reporter(progress)), log, True)
+
+    @guarded
+    def draw(self, drawn, case, text, synced):
+        if boxes_text.annotator_pending(drawn):  # its class dialog is open: wait for the final value
+            return {self.ui.truth_text: gr.skip()}
+        text, lines = boxes_text.merge_drawn(text, drawn, case, synced or ())
+        return {self.ui.truth_text: text, self.ui.drawn_state: lines}
+
+    @guarded
+    def save(self, case, text, log):
+        new_log = review.record_review(log, case, text)
+        gr.Info(f"saved: {len(new_log)} reviewed case(s)", duration=4)
+        return {self.ui.review_state: new_log, self.ui.table: review.review_table(new_log)}
+
+    @guarded
+    def export_csv(self, log):
+        return [str(review.export_csv(log, self.resources.export_root))]
+
+    @guarded
+    def export_report(self, case):
+        return [str(p) for p in review.export_report(case, self.resources.export_root)]
+
+    @guarded
+    def example(self, evt: gr.SelectData):
+        return str(self.resources.examples[evt.index].path)
+
+    def failed(self) -> dict:
+        return {self.ui.status: FAILED}
+
+    @guarded
+    def predict(self, image, source, device, method, target, threshold, truth, progress=gr.Progress()):
+        """Analyse one radiograph (PNG, JPEG or DICOM). Optional: model source, device, CAM method, CAM target
+        class (top-1), CAM threshold (127 or 180; any of 1..254), ground-truth boxes as 'x1, y1, x2, y2, Class'
+        lines. Returns the CLI's JSON (image, model, probabilities, boxes, cam, ground_truth, iou, timings_ms) and
+        the four panels as image files (prediction, comparison and CAM as JPEG, probabilities as PNG)."""
+        radiograph = read_upload(image)
+        settings = Settings.from_controls(source, device, method, target, threshold)
+        boxes = boxes_text.parse_boxes_text(truth) or None
+        result = actions.analyse_case(self.cache, radiograph, settings, boxes, report=progress_reporter(progress))
+        return (result.json, *view.write_page_panels(result.panels, self.resources.panel_root).values())
 
 
-def build_app(resources: s.AppResources) -> gr.Blocks:
+def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
+    """Wire the components of ``ui`` to :class:`Handlers` (call inside the same ``gr.Blocks``)."""
+    h = Handlers(ui, resources)
+    heavy = dict(concurrency_id="model", concurrency_limit=res.concurrency_limit())
+    # Progress and error badges go to the status bar only, so a failed step never masks the last result; after a
+    # failure the status bar says so instead of keeping the last success under the red badge.
+    ui_heavy = dict(heavy, api_visibility="private", show_progress_on=[ui.status])
+    ui_light = dict(queue=False, api_visibility="private", show_progress_on=[ui.status])
+    quiet = dict(queue=False, api_visibility="private", show_progress="hidden")
+
+    def then_say_failures(dependency: Any) -> None:
+        dependency.failure(h.failed, None, ui.status, **quiet)
+
+    analyse_inputs = [ui.upload, *ui.controls, ui.case_state, ui.review_state]
+    analyse_triggers = [ui.analyse_btn.click, ui.upload.upload]
+    then_say_failures(gr.on(analyse_triggers, h.analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
+    cam_triggers = [ui.method.input, ui.target.input, ui.threshold.input]
+    settings_inputs = [ui.case_state, *ui.controls, ui.review_state]
+    settings_event = gr.on(cam_triggers, h.settings, settings_inputs, ui.view_outputs, trigger_mode="always_last", **ui_heavy)
+    then_say_failures(settings_event)
+    drawn = ui.annotator if ui.annotator is not None else gr.State(None)
+    apply_inputs = [ui.case_state, ui.truth_text, drawn, ui.drawn_state, ui.review_state]
+    then_say_failures(ui.apply_btn.click(h.apply, apply_inputs, ui.case_outputs, **ui_heavy))
+    then_say_failures(ui.nih_btn.click(h.nih, [ui.case_state, ui.review_state], ui.case_outputs, **ui_heavy))
+    if ui.annotator is not None:
+        draw_inputs = [ui.annotator, ui.case_state, ui.truth_text, ui.drawn_state]
+        ui.annotator.change(h.draw, draw_inputs, [ui.truth_text, ui.drawn_state], **quiet)
+    save_io = [ui.case_state, ui.note, ui.review_state], [ui.review_state, ui.table]
+    then_say_failures(ui.save_btn.click(h.save, *save_io, **ui_light))
+    then_say_failures(ui.csv_btn.click(h.export_csv, ui.review_state, ui.downloads, **ui_light))
+    then_say_failures(ui.report_btn.click(h.export_report, ui.case_state, ui.downloads, **ui_heavy))
+    if ui.gallery is not None:
+        chosen = ui.gallery.select(h.example, None, ui.upload, **ui_light)
+        then_say_failures(chosen.success(h.analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
+    api = ui.api
+    api_inputs = [ui.upload, ui.source, api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
+    api_outputs = [ui.json_view, *ui.panels.values()]
+    api["trigger"].click(h.predict, api_inputs, api_outputs, api_name="predict", api_description=h.predict.__doc__, **heavy)
+    return h
+
+
+# -------------------------------------------------------------------------------------------------------- app
+def build_app(resources: res.AppResources) -> gr.Blocks:
     """The Blocks of the app, wired to ``resources`` (model cache, examples, export folder)."""
-    classes = resources.default_classes()
-    heavy = dict(concurrency_id="model", concurrency_limit=concurrency_limit())
-    light = dict(queue=False, api_visibility="private")
-
     # delete_cache: uploads and rendered panels in Gradio's cache older than 2 h are removed every 30 min.
     with gr.Blocks(title="cxrdemo", fill_width=True, delete_cache=(1800, 7200)) as demo:
-        # s.Case: the cached forward pass of the current radiograph (a few MB; dropped after 2 h unused)
-        case_state = gr.State(None, time_to_live=7200)
-        review_state = gr.State(s.ReviewLog())  # s.ReviewLog: this browser session's reviewed cases
-
-        gr.Markdown(f"# {TITLE}")
-        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=320):
-                upload = gr.File(
-                    label="Radiograph (PNG, JPEG or DICOM)",
-                    file_types=[".png", ".jpg", ".jpeg", ".dcm"],
-                    type="filepath",
-                    elem_id="upload",
-                )
-                analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                source = gr.Textbox(
-                    label="Model source",
-                    placeholder="empty: default weights; or a folder, or owner/name@rev",
-                    value=resources.default.source,
-                    elem_id="source",
-                )
-                device = gr.Dropdown(available_devices(), value=resources.default.device, label="Device", elem_id="device")
-            with gr.Column(scale=1, min_width=320):
-                method = gr.Dropdown(
-                    [(s.CAM_METHOD_NAMES.get(m, m), m) for m in CAM_METHODS],
-                    value=resources.default.method,
-                    label="CAM method",
-                    elem_id="method",
-                )
-                target = gr.Dropdown(
-                    s.target_choices(classes),
-                    value=s.TOP1,
-                    label="CAM target class",
-                    allow_custom_value=True,
-                    elem_id="target",
-                )
-                threshold = gr.Radio(
-                    list(CAM_THRESHOLDS),
-                    value=DEFAULT_CAM_THRESHOLD,
-                    label="CAM box threshold (of 255)",
-                    info="CLN studied 127 and 180",
-                    elem_id="threshold",
-                )
-            with gr.Column(scale=2, min_width=320):
-                if resources.examples:
-                    gallery = gr.Gallery(
-                        [(s.thumbnail(ex.path), ex.caption) for ex in resources.examples if ex.path],
-                        label="Examples (NIH ChestX-ray14; click one)",
-                        columns=4,
-                        height=320,
-                        allow_preview=False,
-                        object_fit="contain",
-                        elem_id="examples",
-                    )
-                else:
-                    gallery = None
-                    gr.Markdown(
-                        f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
-                        "(see examples/README.md)."
-                    )
-
-        status = gr.Markdown(
-            "Upload a radiograph or click an example.", elem_id="status", min_height=56, container=True, padding=True
-        )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=320):
-                summary = gr.Markdown("", elem_id="summary")
-            with gr.Column(scale=2, min_width=300):
-                label = gr.Label(
-                    label="Ranked probabilities (top 5; every class in panel c)",
-                    num_top_classes=5,
-                    show_heading=False,
-                    elem_id="probabilities",
-                )
-        with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 600 px (CSS above)
-            panels = []
-            for i, name in enumerate(PANEL_NAMES):
-                with gr.Column(min_width=200):
-                    gr.Markdown(f"**{name}**", elem_classes=["panel-title"])
-                    panels.append(
-                        gr.Image(
-                            show_label=False,
-                            type="filepath",
-                            interactive=False,
-                            buttons=["download", "fullscreen"],
-                            elem_id=f"panel-{i}",
-                        )
-                    )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=320):
-                gr.Markdown(
-                    "**Ground truth.** NIH's box list is used when it knows the image. Otherwise draw a box "
-                    "(pick its class in the dialog) or type `x1, y1, x2, y2, Class` per line in original pixels, "
-                    "then *Apply ground truth*."
-                )
-                if image_annotator is not None:
-                    annotator = image_annotator(
-                        None,
-                        label="Draw ground-truth boxes",
-                        label_list=list(classes),
-                        sources=[],
-                        image_type="filepath",
-                        show_download_button=False,
-                        show_clear_button=False,
-                        show_remove_button=False,
-                        elem_id="annotator",
-                    )
-                else:
-                    annotator = None
-                truth_text = gr.Textbox(
-                    label="Ground-truth boxes (x1, y1, x2, y2, Class; one per line)",
-                    lines=2,
-                    placeholder="149, 519, 262, 564, Atelectasis",
-                    value="",
-                    elem_id="truth",
-                )
-                with gr.Row():
-                    apply_btn = gr.Button("Apply ground truth", elem_id="apply-truth")
-                    nih_btn = gr.Button("Back to NIH's boxes", elem_id="nih-truth")
-            with gr.Column(scale=1, min_width=320):
-                note = gr.Textbox(label="Review note for this case", lines=3, elem_id="note")
-                save_btn = gr.Button("Save review", elem_id="save-review")
-                table = gr.Dataframe(
-                    headers=["image", "class", "box IoU", "CAM IoU", "note"],
-                    value=[],
-                    label="Reviewed cases",
-                    interactive=False,
-                    elem_id="reviewed",
-                )
-                with gr.Row():
-                    csv_btn = gr.Button("Export CSV", elem_id="export-csv")
-                    report_btn = gr.Button("Export report (PNG + JSON)", elem_id="export-report")
-                downloads = gr.File(
-                    label="Downloads", file_count="multiple", interactive=False, height=140, elem_id="downloads"
-                )
-        with gr.Accordion("Prediction JSON (same as the CLI and the predict API)", open=False):
-            json_view = gr.JSON(label="prediction", elem_id="json")
-        predict_trigger = gr.Button("predict", visible=False)  # the documented API endpoint, called by clients
-
-        # ------------------------------------------------------------------------------------------ handlers
-        controls = [source, device, method, target, threshold]
-        view_outputs = [case_state, status, summary, *panels, label, json_view, target]
-        full_outputs = view_outputs + ([annotator] if annotator is not None else []) + [truth_text, note]
-
-        def show(view: s.CaseView, log: s.ReviewLog | None, full: bool) -> tuple[Any, ...]:
-            for message in view.messages:
-                gr.Warning(message)
-            # Without a new forward pass, panels (a) and (c) cannot have changed: the browser keeps its copies.
-            names = s.PANEL_NAMES if view.forward_ran else ("comparison", "cam")
-            p = s.write_panels(view.panels, resources.panel_root, names=names)
-            target_update = gr.Dropdown(choices=view.target_choices, value=view.case.settings.target or s.TOP1)
-            prediction, probabilities = p.get("prediction", gr.skip()), p.get("probabilities", gr.skip())
-            out: tuple[Any, ...] = (
-                view.case, view.status, view.summary, prediction, p["comparison"], probabilities, p["cam"],
-                view.label, view.json, target_update,
-            )  # fmt: skip
-            if full:
-                if annotator is not None:
-                    out += (s.annotator_value(view.case),)
-                out += (s.format_boxes_text(view.case.truth or ()), s.note_for(log, view.case))
-            return out
-
-        @guarded
-        def on_analyse(path, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
-            report = progress_reporter(progress)
-            report(0.0, "reading the file")
-            radiograph = s.read_upload(path)
-            settings = s.Settings.from_controls(src, dev, meth, tgt, thr)
-            return show(s.analyse_case(resources.cache, radiograph, settings, report=report), log, True)
-
-        @guarded
-        def on_settings(case, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
-            if case is None:  # nothing analysed yet: the new settings apply to the next analysis
-                return (gr.skip(),) * len(view_outputs)
-            settings = s.Settings.from_controls(src, dev, meth, tgt, thr)
-            view = s.update_case(resources.cache, case, settings, report=progress_reporter(progress))
-            return show(view, log, False)
-
-        @guarded
-        def on_apply(case, text, log, progress=gr.Progress()):
-            return show(s.apply_truth(resources.cache, case, text, report=progress_reporter(progress)), log, True)
-
-        @guarded
-        def on_nih(case, log, progress=gr.Progress()):
-            return show(s.apply_truth(resources.cache, case, "", report=progress_reporter(progress)), log, True)
-
-        @guarded
-        def on_draw(value, case):
-            return s.format_boxes_text(s.boxes_from_annotator(value, case))
-
-        @guarded
-        def on_save(case, text, log):
-            new_log = s.record_review(log, case, text)
-            gr.Info(f"saved: {len(new_log)} reviewed case(s)")
-            return new_log, s.review_table(new_log)
-
-        @guarded
-        def on_export_csv(log):
-            return [str(s.export_csv(log, resources.export_root))]
-
-        @guarded
-        def on_export_report(case):
-            return [str(p) for p in s.export_report(case, resources.export_root)]
-
-        @guarded
-        def on_example(evt: gr.SelectData):
-            return str(resources.examples[evt.index].path)
-
-        @guarded
-        def predict(image, source, device, method, target, threshold, truth, progress=gr.Progress()):
-            """Analyse one radiograph (PNG, JPEG or DICOM). Optional: model source, device, CAM method, CAM target
-            class (top-1), CAM threshold (127 or 180), ground-truth boxes as 'x1, y1, x2, y2, Class' lines. Returns
-            the CLI's JSON (image, model, probabilities, boxes, cam, ground_truth, iou, timings_ms) and the four
-            panels as image files (prediction, comparison and CAM as JPEG, probabilities as PNG)."""
-            report = progress_reporter(progress)
-            radiograph = s.read_upload(image)
-            settings = s.Settings.from_controls(source, device, method, target, threshold)
-            truth = s.parse_boxes_text(truth) if (truth or "").strip() else None
-            view = s.analyse_case(resources.cache, radiograph, settings, truth, report=report)
-            return (view.json, *s.write_panels(view.panels, resources.panel_root).values())
-
-        # ------------------------------------------------------------------------------------------- events
-        # Progress and error badges go to the status bar only, so a failed step never masks the last result.
-        ui_heavy = dict(heavy, api_visibility="private", show_progress_on=[status])
-        ui_light = dict(light, show_progress_on=[status])
-        analyse_inputs = [upload, *controls, review_state]
-        gr.on([analyse_btn.click, upload.upload], on_analyse, analyse_inputs, full_outputs, **ui_heavy)
-        gr.on(
-            [method.input, target.input, threshold.input],
-            on_settings,
-            [case_state, *controls, review_state],
-            view_outputs,
-            trigger_mode="always_last",
-            **ui_heavy,
-        )
-        apply_btn.click(on_apply, [case_state, truth_text, review_state], full_outputs, **ui_heavy)
-        nih_btn.click(on_nih, [case_state, review_state], full_outputs, **ui_heavy)
-        if annotator is not None:
-            annotator.change(on_draw, [annotator, case_state], truth_text, show_progress="hidden", **light)
-        save_btn.click(on_save, [case_state, note, review_state], [review_state, table], **ui_light)
-        csv_btn.click(on_export_csv, review_state, downloads, **ui_light)
-        report_btn.click(on_export_report, case_state, downloads, **ui_heavy)
-        if gallery is not None:
-            gallery.select(on_example, None, upload, **ui_light).success(
-                on_analyse, analyse_inputs, full_outputs, **ui_heavy
-            )
-        predict_trigger.click(
-            predict,
-            [upload, *controls, truth_text],
-            [json_view, *panels],
-            api_name="predict",
-            api_description=predict.__doc__,
-            **heavy,
-        )
+        create_event_handlers(create_ui(resources), resources)
     return demo
 
 
-def launch_options(resources: s.AppResources) -> dict[str, Any]:
+def launch_options(resources: res.AppResources) -> dict[str, Any]:
     """Keyword arguments of ``launch`` shared by ``main`` and the tests (theme/css live here in Gradio 6)."""
     return dict(
-        max_file_size=s.max_upload_bytes(),
+        max_file_size=max_upload_bytes(),
         allowed_paths=[str(resources.examples_folder), str(resources.export_root), str(resources.panel_root)],
         theme=gr.themes.Soft(),
         css=CSS,
+        head=HEAD,
         footer_links=["api", "gradio"],
         state_session_capacity=STATE_SESSIONS,
     )
 
 
-def prepare(resources: s.AppResources | None = None, warm: bool = True) -> tuple[gr.Blocks, s.AppResources]:
+def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tuple[gr.Blocks, res.AppResources]:
     """Build the app and its queue; with ``warm``, load the default model in the background meanwhile."""
-    resources = resources or s.make_resources(REPO)
+    resources = resources or res.make_resources(REPO)
     if warm:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
     # Queue: model jobs wait their turn (see README.md, "Concurrency"); a bounded queue refuses floods.
-    demo.queue(default_concurrency_limit=concurrency_limit(), max_size=64)
+    demo.queue(default_concurrency_limit=res.concurrency_limit(), max_size=64)
     return demo, resources
 
 
-def _warm(resources: s.AppResources) -> None:
+def _warm(resources: res.AppResources) -> None:
     try:
-        seconds = s.warm_up(resources.cache, resources.default)
+        seconds = warm_up(resources.cache, resources.default)
         LOG.info("default model ready in %.1f s", seconds)
     except CxrDemoError as exc:
-        LOG.warning("default model not loaded at start-up: %s", exc)
+        LOG.warning("default model not loaded at start-up: %s", view.describe_error(exc))
     except Exception:  # never kill the server from the warm-up thread
         LOG.exception("warm-up failed")
 

@@ -1,6 +1,6 @@
 """Measure the app's answer times as a user and an API client see them.
 
-    python bench/app_latency.py [--weights SRC] [--images DIR] [--n 8] [--browser] [--json PATH]
+    python bench/app_latency.py [--weights SRC] [--images DIR] [--examples DIR] [--n 8] [--browser] [--json PATH]
 
 Starts ``python app.py`` as a fresh process on a free loopback port (as ``python app.py`` would, warm-up included),
 then measures:
@@ -10,7 +10,11 @@ then measures:
   images), upload and download of the four panel files included;
 - with ``--browser`` (headless Chromium at /usr/bin/chromium): the time from choosing the file in the page to the
   four panels and the IoU text shown, for the first and the later uploads, and for a CAM threshold change (no
-  forward pass).
+  forward pass); then, click to panels, ``browser_cam_changes_s`` (6 CAM changes, no forward pass: the threshold
+  and the method, alternately), ``browser_example_clicks_s`` (3 clicks on examples of the gallery: a new image) and,
+  when the page has them, ``browser_method_grid_s`` (every CAM method side by side) and
+  ``browser_audit_tab_s`` (opening the audit tab).
+The app's example gallery is the ``--examples`` folder (default: ``--images``).
 Prints one JSON document (and writes it to ``--json``). Research demo, not a diagnostic device.
 """
 
@@ -121,19 +125,71 @@ def measure_browser(url: str, images: list[Path]) -> dict[str, object]:
         page.get_by_label("180").check()
         page.wait_for_function("document.querySelector('#summary').innerText.includes('threshold 180')")
         recam = time.monotonic() - start
+        extra = measure_browser_more(page, images)
         context.close()
     return {
         "page_load_s": round(page_load, 3),
         "browser_first_upload_s": round(uploads[0], 3),
         "browser_later_uploads_s": summary(uploads[1:]) if len(uploads) > 1 else None,
         "browser_threshold_change_s": round(recam, 3),
+        **extra,
     }
+
+
+def _wait_summary(page, text: str) -> None:
+    page.wait_for_function("t => document.querySelector('#summary').innerText.includes(t)", arg=text)
+
+
+def measure_browser_more(page, images: list[Path]) -> dict[str, object]:
+    """Click-to-panels of CAM changes (no forward pass), example clicks (new image), and the side-by-side and audit
+    controls when the page has them."""
+    out: dict[str, object] = {}
+    changes = []
+    steps = [("threshold", "127"), ("method", "Grad-CAM++"), ("threshold", "180"), ("method", "Grad-CAM"),
+             ("threshold", "127"), ("method", "XGrad-CAM")]  # fmt: skip
+    for kind, value in steps:
+        start = time.monotonic()
+        if kind == "threshold":
+            page.get_by_label(value, exact=True).check()
+            _wait_summary(page, f"threshold {value}")
+        else:
+            page.locator("#method input").click()
+            page.get_by_role("option", name=value, exact=True).click()
+            _wait_summary(page, f"CAM: {value} of")
+        changes.append(time.monotonic() - start)
+    out["browser_cam_changes_s"] = summary(changes)
+    thumbs = page.locator("#examples button.thumbnail-item")
+    if thumbs.count() >= 4:
+        clicks = []
+        for i in (1, 2, 3):
+            before = page.locator("#summary").inner_text().split(" ")[0]
+            start = time.monotonic()
+            thumbs.nth(i).click()
+            page.wait_for_function(
+                "b => { const t = document.querySelector('#summary').innerText; return t && !t.startsWith(b)"
+                " && document.querySelectorAll('[id^=panel-] img').length == 4; }",
+                arg=before,
+            )
+            clicks.append(time.monotonic() - start)
+        out["browser_example_clicks_s"] = summary(clicks)
+    if page.locator("#compare-methods").count():
+        start = time.monotonic()
+        page.locator("#compare-methods").click()
+        page.wait_for_selector("#method-grid img")
+        out["browser_method_grid_s"] = round(time.monotonic() - start, 3)
+    if page.locator("#audit-tab-button").count():
+        start = time.monotonic()
+        page.locator("#audit-tab-button").click()
+        page.wait_for_selector("#audit-run", state="visible")
+        out["browser_audit_tab_s"] = round(time.monotonic() - start, 3)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="model source for the app (default: its own default)")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--examples", type=Path, default=None, help="the app's example folder (default: --images)")
     parser.add_argument("--n", type=int, default=8, help="API calls (different images)")
     parser.add_argument("--browser", action="store_true", help="also measure in headless Chromium")
     parser.add_argument("--json", type=Path, default=None)
@@ -144,6 +200,7 @@ def main() -> None:
     images = (images * (args.n // len(images) + 1))[: args.n]
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    env["CXRDEMO_EXAMPLES_DIR"] = str((args.examples or args.images).resolve())
     if args.weights:
         env["CXRDEMO_WEIGHTS"] = args.weights
     url = f"http://127.0.0.1:{port}/"

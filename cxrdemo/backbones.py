@@ -172,3 +172,15 @@ def build_backbone(name: str, pretrained: str | None = None) -> nn.Module:
 def cam_layer(features: nn.Module, name: str) -> nn.Module:
     """The Grad-CAM target module of a feature extractor built from backbone ``name``."""
     return features.get_submodule(get_spec(name).cam_layer)
+
+
+def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone as an ordered list of stages (stem, blocks..., head): ``train --freeze`` and the sanity check's
+    cascading randomization (:mod:`cxrdemo.audit.sanity`) walk it."""
+    body = getattr(backbone, "body", None)
+    if body is not None and hasattr(body, "blocks"):  # timm EfficientNet family
+        return [nn.ModuleList([body.conv_stem, body.bn1]), *body.blocks, nn.ModuleList([body.conv_head, body.bn2])]
+    children = list(backbone.children())
+    if len(children) <= 2 and children and len(list(children[0].children())) > 2:  # densenet: features + relu
+        return list(children[0].children()) + children[1:]
+    return children

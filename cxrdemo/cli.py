@@ -60,7 +60,10 @@ def run_predict(args: argparse.Namespace) -> int:
                 _render(radiograph, analysis, render_dir)
         except CxrDemoError as exc:
             failed += 1
-            print(f"error: {image}: {exc}", file=sys.stderr)
+            message = str(exc)
+            # Most messages start with the file already ("x.png is corrupt..."): never say the path twice.
+            named = str(image) in message or Path(str(image)).name in message
+            print(f"error: {message}" if named else f"error: {image}: {message}", file=sys.stderr)
             continue
         for note in analysis.notes:
             print(f"note: {analysis.image}: {note}", file=sys.stderr)
@@ -70,18 +73,23 @@ def run_predict(args: argparse.Namespace) -> int:
             print(json.dumps(doc), flush=True)
     if args.json != "-":
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if render_dir is not None and results:
+        print(f"note: panels of {len(results)} image(s) written to {render_dir.resolve()}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _render(radiograph, analysis, folder: Path) -> None:
-    from .render import composite, render_panels
+    """``--render``: ``<stem>_{prediction,comparison,probabilities,cam}.png`` (the disclaimer, and the training /
+    validation note if any, under each) and their composite ``<stem>_panels.png`` in ``folder`` (:func:`run_predict` says where,
+    once). An unwritable folder is a one-line error (:class:`~cxrdemo.render.files.PanelWriteError`)."""
+    from .render import Hints, render_panels
+    from .render.files import write_panels, write_report
 
-    folder.mkdir(parents=True, exist_ok=True)
-    panels = render_panels(radiograph, analysis)
-    stem = Path(analysis.image).stem
-    for name in ("prediction", "comparison", "probabilities", "cam"):
-        getattr(panels, name).save(folder / f"{stem}_{name}.png")
-    composite(panels).save(folder / f"{stem}_panels.png")
+    hints = Hints(no_cam="rerun with --cam METHOD to see where the model looked")
+    panels = render_panels(radiograph, analysis, hints=hints)
+    stem = Path(analysis.image).stem or "radiograph"
+    write_panels(panels, folder, stem, film_format="png", footer_lines=panels.footer)
+    write_report(panels, folder, stem, name="panels")
 
 
 def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]:
@@ -105,14 +113,14 @@ def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], N
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only ``command``'s arguments are loaded (all when ``None``)."""
+    """The argument parser; only ``command``'s arguments are loaded (none when ``None``: ``--help`` stays torch-free)."""
     parser = argparse.ArgumentParser(prog="python -m cxrdemo", description="cxrdemo: chest X-ray multi-task model validation (research use only)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add, _) in _subcommands().items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-        if command in (None, name):
+        if command == name:
             add(p)
     return parser
 

@@ -44,12 +44,14 @@ class RunningApp:
 def start_app(model_dir: Path, examples_dir: Path, export_root: Path) -> RunningApp:
     """Build the app on ``model_dir`` (CPU) with examples from ``examples_dir`` and serve it on a free port."""
     module = load_app_module()
-    from cxrdemo import session as s
+    from cxrdemo.webapp.models import warm_up
+    from cxrdemo.webapp.resources import make_resources
+    from cxrdemo.webapp.state import Settings
 
-    resources = s.make_resources(REPO, examples_folder=examples_dir, export_root=export_root)
-    resources.default = s.Settings(source=str(model_dir), device="cpu")
+    resources = make_resources(REPO, examples_folder=examples_dir, export_root=export_root)
+    resources.default = Settings(source=str(model_dir), device="cpu")
     demo, resources = module.prepare(resources, warm=False)
-    s.warm_up(resources.cache, resources.default)
+    warm_up(resources.cache, resources.default)
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
         server_port=free_port(),

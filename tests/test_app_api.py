@@ -62,9 +62,10 @@ def test_predict_returns_cli_json_and_panels(client, served, images_dir: Path) -
         with Image.open(path) as img:
             assert img.format == fmt and max(img.size) >= 256
     # The same answer as the package gives directly (the app adds nothing and loses nothing).
-    from cxrdemo import session as s
+    from cxrdemo.webapp.actions import analyse_case
+    from cxrdemo.webapp.upload import read_upload
 
-    direct = s.analyse_case(served.resources.cache, s.read_upload(images_dir / BOXED_IMAGE), served.resources.default)
+    direct = analyse_case(served.resources.cache, read_upload(images_dir / BOXED_IMAGE), served.resources.default)
     assert direct.json["iou"] == doc["iou"] and direct.json["probabilities"] == doc["probabilities"]
 
 
@@ -102,3 +103,24 @@ def test_upload_size_limit_is_enforced_by_the_server(served) -> None:
     too_big = b"\0" * (limit + 1)
     response = httpx.post(f"{served.url}gradio_api/upload", files={"files": ("big.dcm", too_big)}, timeout=60)
     assert response.status_code >= 400
+
+
+def test_api_threshold_method_and_device_are_checked_by_the_package(client, served, images_dir: Path) -> None:
+    """The API takes any threshold, method and device and answers a bad one with the package's one-line error,
+    never Gradio's raw 'Value: 150 (type: <class 'int'>) is not in the list of choices: [127, 180]'."""
+    from gradio_client.exceptions import AppError
+
+    doc, *_ = call(client, served, images_dir / BOXED_IMAGE, threshold=150)  # any of 1..254 works
+    assert doc["cam"]["threshold"] == 150
+    for overrides, expected in (
+        (dict(threshold=300), "outside 1..254; CLN uses 127 or 180"),
+        (dict(method="scorecam"), "unknown CAM method"),
+        (dict(device="tpu"), "device"),
+        (dict(target="Tumour"), "unknown class"),
+    ):
+        with pytest.raises(AppError) as info:
+            call(client, served, images_dir / BOXED_IMAGE, **overrides)
+        message = str(info.value)
+        assert expected in message and "\n" not in message.strip() and "list of choices" not in message
+    params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]["parameters"]
+    assert next(p for p in params if p["parameter_name"] == "threshold")["python_type"]["type"] == "int"

@@ -66,9 +66,10 @@ def served(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def expected(served, images_dir: Path):
     """What the package itself says about the boxed image (the page must show the same)."""
-    from cxrdemo import session as s
+    from cxrdemo.webapp.actions import analyse_case
+    from cxrdemo.webapp.upload import read_upload
 
-    return s.analyse_case(served.resources.cache, s.read_upload(images_dir / BOXED_IMAGE), served.resources.default)
+    return analyse_case(served.resources.cache, read_upload(images_dir / BOXED_IMAGE), served.resources.default)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_threshold_change_updates_without_reload(page) -> None:
     assert "cached forward pass" in page.locator("#status").inner_text()
 
 
-def test_drawn_box_becomes_ground_truth(page, tmp_path: Path) -> None:
+def test_drawn_box_becomes_ground_truth(page, expected, tmp_path: Path) -> None:
     annotator = page.locator("#annotator")
     if not annotator.count():
         pytest.skip("gradio_image_annotation is not installed; typed boxes only")
@@ -127,11 +128,19 @@ def test_drawn_box_becomes_ground_truth(page, tmp_path: Path) -> None:
     page.mouse.down()
     page.mouse.move(x + box["width"] * 0.1, y + box["height"] * 0.08, steps=8)
     page.mouse.up()
+    # While the class dialog is open the box has no class: the text must not show it with another class.
+    assert page.locator("#truth textarea").input_value().count("\n") == 0
     page.get_by_role("button", name="OK").first.click()  # the class dialog: first class, Atelectasis
-    page.wait_for_function("document.querySelector('#truth textarea').value.split('\\n').length == 2")
-    page.click("#apply-truth")
+    page.click("#apply-truth")  # at once: Apply reads the control's current value, not the text's last copy
     page.wait_for_function("document.querySelector('#summary').innerText.includes('your boxes')")
-    assert page.locator("#summary table tbody tr").count() == 2  # NIH's box (kept in the text) and the drawn one
+    rows = page.locator("#summary table tbody tr")
+    assert rows.count() == 2  # NIH's box (kept in the text) and the drawn one
+    # the class picked in the dialog, not the CAM target that a box without a class would get
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(2)] == ["Atelectasis", "Atelectasis"]
+    print(f"CAM target while drawing: {expected.case.analysis.top.label}")
+    text = page.locator("#truth textarea").input_value()
+    assert page.locator(".toast-body.error").count() == 0  # no handler failed on the way (e.g. on a pending box)
+    assert text.count("Atelectasis") == 2 and len(text.splitlines()) == 2
     page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
 
 
@@ -146,3 +155,27 @@ def test_bad_file_shows_one_line_error_and_keeps_the_result(page, tmp_path: Path
     assert "fake.png is not an image" in toast.inner_text()
     assert page.locator("#summary").inner_text() == before
     assert page.locator("#panel-0 img").count() == 1
+    # the status bar says the step failed (no red badge over the last success message)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('failed')")
+    assert page.locator("#status .error").count() == 0
+
+
+def test_phone_layout_puts_the_panels_on_the_first_screen(browser, served, images_dir: Path, tmp_path: Path) -> None:
+    phone = browser.new_page()
+    try:
+        phone.set_viewport_size({"width": 390, "height": 844})
+        phone.set_default_timeout(TIMEOUT_MS)
+        phone.goto(served.url)
+        phone.wait_for_selector("#upload input[type=file]", state="attached")
+        phone.set_input_files("#upload input[type=file]", str(images_dir / BOXED_IMAGE))
+        phone.wait_for_selector("#panel-0 img")
+        top = lambda selector: phone.locator(selector).bounding_box()["y"]  # noqa: E731
+        assert top("#title") < top("#upload") < top("#examples") < top("#status") < top("#panel-0") < 844
+        assert top("#panel-0") < top("#summary") < top("#source")  # results first, settings after them
+        label = phone.locator("#examples label").first  # the gallery's label is not cut
+        assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        caption = phone.locator("#examples .caption-label").first.inner_text()
+        assert caption.startswith(served.resources.examples[0].finding_labels.split("|")[0])  # findings first
+        phone.screenshot(path=str(tmp_path / "phone.png"))
+    finally:
+        phone.close()

@@ -13,8 +13,8 @@ carries the CAM map). Hooks on the served model must not grow, and the model is 
 Two races were found here and fixed in the app: a rendered panel handed to Gradio as a PIL image is re-encoded into
 a content-addressed cache file in place, so two requests with an identical panel could truncate each other's
 download (the app now hands over uniquely named image files, which Gradio copies atomically:
-``cxrdemo.session.write_panels``); and an uploaded file could be used before Gradio's background task had moved it
-to the path it returned (``cxrdemo.session.read_upload`` waits briefly for it). Any failure fails the test.
+``cxrdemo.webapp.view.write_page_panels``); and an uploaded file could be used before Gradio's background task had moved it
+to the path it returned (``cxrdemo.webapp.upload.read_upload`` waits briefly for it). Any failure fails the test.
 Everything is bounded by timeouts; nothing listens beyond 127.0.0.1.
 """
 
@@ -76,12 +76,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, images_dir
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     import app as app_module
-    from cxrdemo import session as s
+    from cxrdemo.webapp.resources import make_resources
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two shared cores: intra-op threads only fight the request threads
     tmp = tmp_path_factory.mktemp("served")
-    resources = s.make_resources(REPO, examples_folder=images_dir, export_root=tmp / "exports")
+    resources = make_resources(REPO, examples_folder=images_dir, export_root=tmp / "exports")
     demo, resources = app_module.prepare(resources, warm=False)  # the first request loads the model (counted below)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app_module.launch_options(resources))

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageFont
 
 from cxrdemo import render
+from cxrdemo.render import draw, panels as panel_mod
 from cxrdemo.boxes import Box
 from cxrdemo.imaging import Radiograph
 from cxrdemo.render import CAM, MODEL, TRUTH
@@ -88,32 +89,32 @@ def test_display_size_keeps_aspect_and_never_exceeds_size() -> None:
 
 def test_label_flips_below_at_top_edge_and_stays_inside() -> None:
     # A box touching the top: the label cannot go above, so it goes just below the box.
-    spot = render._place_label((10, 0, 100, 50), 80, 20, (200, 200), [], 2)
+    spot = draw.place_label((10, 0, 100, 50), 80, 20, (200, 200), [], 2)
     assert spot[1] == 52 and spot[3] < 200
     # A box at the right edge: the label slides left to stay inside.
-    spot = render._place_label((180, 100, 199, 150), 80, 20, (200, 200), [], 2)
+    spot = draw.place_label((180, 100, 199, 150), 80, 20, (200, 200), [], 2)
     assert spot[0] >= 0 and spot[2] <= 199 and spot[3] < 100
     # A full-height box: the label goes inside its top.
-    spot = render._place_label((0, 0, 199, 199), 80, 20, (200, 200), [], 2)
+    spot = draw.place_label((0, 0, 199, 199), 80, 20, (200, 200), [], 2)
     assert spot[1] >= 0 and spot[3] <= 199
     # A second label avoids the first.
-    first = render._place_label((50, 100, 150, 150), 80, 20, (200, 200), [], 2)
-    second = render._place_label((50, 100, 150, 150), 80, 20, (200, 200), [first], 2)
-    assert render._overlap(first, second) == 0
+    first = draw.place_label((50, 100, 150, 150), 80, 20, (200, 200), [], 2)
+    second = draw.place_label((50, 100, 150, 150), 80, 20, (200, 200), [first], 2)
+    assert draw.overlap(first, second) == 0
 
 
 def test_fonts_are_truetype_and_scale_with_size() -> None:
-    assert isinstance(render._font(14), ImageFont.FreeTypeFont)
-    assert "DejaVu" in render._font(14).getname()[0]
-    assert render._scale(1024).font > render._scale(512).font >= 12
-    assert render._scale(1024).line > render._scale(512).line >= 2
+    assert isinstance(draw.font(14), ImageFont.FreeTypeFont)
+    assert "DejaVu" in draw.font(14).getname()[0]
+    assert draw.scale_for(1024).font > draw.scale_for(512).font >= 12
+    assert draw.scale_for(1024).line > draw.scale_for(512).line >= 2
 
 
 # -------------------------------------------------------------------------------------------- prediction
 def test_prediction_draws_positive_boxes_dashed_in_model_colour() -> None:
     img = render.render_prediction(film(), analysis(), size=600)
     assert img.size == (W, H) and img.mode == "RGB"
-    on, off = render._pattern(MODEL.line, render._scale(600).line)  # type: ignore[misc]
+    on, off = draw.pattern(MODEL.line, draw.scale_for(600).line)  # type: ignore[misc]
     # Cardiomegaly (0.9 >= 0.5): corner and the first dash are orange, the first gap is film (black) again.
     assert px(img, 100, 120) == MODEL.colour
     assert px(img, 100, 120 + on - 1) == MODEL.colour
@@ -151,9 +152,9 @@ def test_comparison_draws_truth_model_and_cam_boxes_in_their_styles() -> None:
     assert px(img, 349, 240) == TRUTH.colour  # ...and of its right edge
     assert px(img, 100, 120) == MODEL.colour  # dashed model box, corner
     assert px(img, 449, 199) == CAM.colour  # dotted CAM box, bottom-right corner
-    dot = render._scale(600).line
+    dot = draw.scale_for(600).line
     assert px(img, 449, 199 - dot - 1) != CAM.colour  # a gap between dots
-    rows = [r.text for r in render._comparison_rows(a)]
+    rows = [r.text for r in panel_mod._comparison_rows(a)]
     assert "Cardiomegaly: IoU model 0.42 \u00b7 CAM 0.31" in rows
     assert count_colour(img, (255, 255, 255)) > 50  # the legend's white text is there
 
@@ -164,7 +165,9 @@ def test_comparison_without_ground_truth_says_so_and_shows_model_and_cam() -> No
     assert count_colour(img, TRUTH.colour) == 0
     assert px(img, 100, 120) == MODEL.colour  # the model's top box
     assert px(img, 300, 100) == CAM.colour  # the CAM box
-    assert "no ground truth for this image: draw or type a box" in [r.text for r in render._comparison_rows(a)]
+    assert "no ground truth for this image" in [r.text for r in panel_mod._comparison_rows(a)]
+    hinted = panel_mod._comparison_rows(a, render.Hints(no_truth="draw or type a box"))
+    assert "no ground truth for this image: draw or type a box" in [r.text for r in hinted]
 
 
 def test_comparison_without_cam() -> None:
@@ -172,7 +175,7 @@ def test_comparison_without_cam() -> None:
     img = render.render_comparison(film(), a, size=600)
     assert px(img, 150, 240) == TRUTH.colour
     assert px(img, 300, 100) != CAM.colour and px(img, 449, 199) != CAM.colour  # no CAM box
-    assert any("CAM n/a" in r.text for r in render._comparison_rows(a))
+    assert any("CAM n/a" in r.text for r in panel_mod._comparison_rows(a))
 
 
 # --------------------------------------------------------------------------------------------------- CAM
@@ -180,7 +183,7 @@ def test_cam_overlay_is_stretched_to_the_film_with_its_box() -> None:
     img = render.render_cam(film(), analysis(), size=600)
     assert img.size == (W, H) and img.mode == "RGB"
     hot, cold = np.array(px(img, 375, 150)), np.array(px(img, 560, 380))
-    lut = render._cam_lut()[:, 0, :].astype(float)
+    lut = draw.colormap_lut(render.CAM_COLORMAP)[:, 0, :].astype(float)
     expected_hot = lut[255] * render.CAM_ALPHA[1]  # black film: only the map's colour, at full heat's opacity
     assert np.abs(hot - expected_hot).max() <= 2
     assert np.abs(cold - lut[0] * render.CAM_ALPHA[0]).max() <= 2
@@ -267,7 +270,7 @@ def test_very_wide_image_and_composite_layout() -> None:
         expected = (768, 768) if name == "probabilities" else (768, 96)
         assert img.size == expected and img.mode == "RGB", name
     assert "synthetic.png" in panels.title and "mobilenet_v3_small" in panels.title and "Cardiomegaly" in panels.title
-    out = render.composite(panels)
+    out = render.composite(panels, footer_lines=[])
     cell = 768
     gap = (out.width - 2 * cell) // 3
     title_h = out.height - 2 * cell - 3 * gap

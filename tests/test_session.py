@@ -1,4 +1,4 @@
-"""The app's handlers (cxrdemo.session) without a browser: upload, analysis, re-CAM without a forward pass, user
+"""The app's logic (cxrdemo.webapp) without a browser: upload, analysis, re-CAM without a forward pass, user
 ground truth, review notes, CSV and report export, the examples manifest."""
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ import os
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cxrdemo import session as s
+from cxrdemo import nih
+from cxrdemo.cams import CamRequest
+from cxrdemo.webapp import actions, boxes_text, models, resources, review, state, upload
+from cxrdemo.webapp import view as webview
 from cxrdemo.boxes import Box
 from cxrdemo.errors import BoxError, CxrDemoError, ImageError, InputError, WeightsError
 from cxrdemo.imaging import Radiograph
@@ -27,18 +31,18 @@ BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
 
 
 @pytest.fixture(scope="module")
-def cache() -> s.ModelCache:
-    return s.ModelCache(capacity=2)
+def cache() -> models.ModelCache:
+    return models.ModelCache(capacity=2)
 
 
 @pytest.fixture(scope="module")
-def settings(model_dir: Path) -> s.Settings:
-    return s.Settings(source=str(model_dir), device="cpu")
+def settings(model_dir: Path) -> state.Settings:
+    return state.Settings(source=str(model_dir), device="cpu")
 
 
 @pytest.fixture(scope="module")
-def view(cache: s.ModelCache, settings: s.Settings, images_dir: Path) -> s.CaseView:
-    return s.analyse_case(cache, s.read_upload(images_dir / BOXED_IMAGE), settings)
+def view(cache: models.ModelCache, settings: state.Settings, images_dir: Path) -> state.CaseView:
+    return actions.analyse_case(cache, upload.read_upload(images_dir / BOXED_IMAGE), settings)
 
 
 class CountingForward:
@@ -55,7 +59,7 @@ class CountingForward:
 
 # ------------------------------------------------------------------------------------------------------ upload
 def test_read_upload_decodes_a_shared_image(images_dir: Path) -> None:
-    radiograph = s.read_upload(images_dir / BOXED_IMAGE)
+    radiograph = upload.read_upload(images_dir / BOXED_IMAGE)
     assert radiograph.name == BOXED_IMAGE
     assert radiograph.size == (1024, 1024)
 
@@ -74,57 +78,57 @@ def test_read_upload_refuses_bad_files_with_one_line(tmp_path: Path, name: str, 
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(ImageError) as info:
-        s.read_upload(path)
+        upload.read_upload(path)
     message = str(info.value)
     assert "\n" not in message and expected.lower() in message.lower()
 
 
 def test_read_upload_size_limit_and_missing_file(tmp_path: Path, images_dir: Path) -> None:
     with pytest.raises(ImageError, match="upload limit"):
-        s.read_upload(images_dir / BOXED_IMAGE, max_bytes=1000)
+        upload.read_upload(images_dir / BOXED_IMAGE, max_bytes=1000)
     with pytest.raises(ImageError, match="no radiograph"):
-        s.read_upload(None)
+        upload.read_upload(None)
 
 
 def test_upload_limit_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXRDEMO_MAX_UPLOAD_MB", "3")
-    assert s.max_upload_bytes() == 3 * 1024 * 1024
+    assert upload.max_upload_bytes() == 3 * 1024 * 1024
     monkeypatch.delenv("CXRDEMO_MAX_UPLOAD_MB")
-    assert s.max_upload_bytes() == s.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    assert upload.max_upload_bytes() == upload.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
 
 
-def test_dicom_upload_is_analysed_with_nih_ground_truth(cache: s.ModelCache, settings: s.Settings, images_dir: Path, tmp_path: Path) -> None:
+def test_dicom_upload_is_analysed_with_nih_ground_truth(cache: models.ModelCache, settings: state.Settings, images_dir: Path, tmp_path: Path) -> None:
     from dicom_fixtures import write_dicom
 
     with Image.open(images_dir / BOXED_IMAGE) as img:
         pixels = np.asarray(img.convert("L"), dtype=np.uint16) * 257
     path = write_dicom(tmp_path / "00000468_017.dcm", 65535 - pixels, photometric="MONOCHROME1", bits=16)
-    radiograph = s.read_upload(path)
+    radiograph = upload.read_upload(path)
     assert radiograph.format == "dicom" and radiograph.size == (1024, 1024)
-    view = s.analyse_case(cache, radiograph, settings)
+    view = actions.analyse_case(cache, radiograph, settings)
     assert [r["label"] for r in view.json["iou"]] == ["Atelectasis"]  # found by the NIH name in the file name
 
 
 # ---------------------------------------------------------------------------------------------------- settings
 def test_settings_from_controls_checks_values() -> None:
-    got = s.Settings.from_controls(" ", None, "Grad-CAM++", "top-1 ", 180)
-    assert got == s.Settings("", "auto", "gradcam++", None, 180)
-    assert s.Settings.from_controls("", "cpu", "gradcam", "Nodule", "127").target == "Nodule"
+    got = state.Settings.from_controls(" ", None, "Grad-CAM++", "top-1 ", 180)
+    assert got == state.Settings("", "auto", CamRequest("gradcam++", None, 180))
+    assert state.Settings.from_controls("", "cpu", "gradcam", "Nodule", "127").cam.target == "Nodule"
     with pytest.raises(InputError, match="CAM method"):
-        s.Settings.from_controls("", "cpu", "scorecam", None, 127)
+        state.Settings.from_controls("", "cpu", "scorecam", None, 127)
     with pytest.raises(InputError, match="threshold"):
-        s.Settings.from_controls("", "cpu", "gradcam", None, 300)
+        state.Settings.from_controls("", "cpu", "gradcam", None, 300)
 
 
-def test_bad_device_and_missing_folder_are_one_line_errors(cache: s.ModelCache, images_dir: Path, tmp_path: Path) -> None:
-    radiograph = s.read_upload(images_dir / BOXED_IMAGE)
+def test_bad_device_and_missing_folder_are_one_line_errors(cache: models.ModelCache, images_dir: Path, tmp_path: Path) -> None:
+    radiograph = upload.read_upload(images_dir / BOXED_IMAGE)
     with pytest.raises(InputError, match="device"):
-        s.analyse_case(cache, radiograph, s.Settings(source="", device="tpu"))
+        actions.analyse_case(cache, radiograph, state.Settings(source="", device="tpu"))
     with pytest.raises(WeightsError, match="does not exist"):
-        s.analyse_case(cache, radiograph, s.Settings(source=str(tmp_path / "nowhere" / "model"), device="cpu"))
+        actions.analyse_case(cache, radiograph, state.Settings(source=str(tmp_path / "nowhere" / "model"), device="cpu"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(CxrDemoError) as info:
-        s.analyse_case(cache, radiograph, s.Settings(source=str(tmp_path / "empty"), device="cpu"))
+        actions.analyse_case(cache, radiograph, state.Settings(source=str(tmp_path / "empty"), device="cpu"))
     assert "\n" not in str(info.value)
 
 
@@ -136,8 +140,8 @@ def test_model_cache_is_a_small_lru() -> None:
         loaded.append(source)
         return object()
 
-    cache = s.ModelCache(capacity=2, loader=loader)  # type: ignore[arg-type]
-    a, b, c = (s.ModelKey(x, "cpu") for x in "abc")
+    cache = models.ModelCache(capacity=2, loader=loader)  # type: ignore[arg-type]
+    a, b, c = (models.ModelKey(x, "cpu") for x in "abc")
     first = cache.get(a)
     cache.get(b)
     assert cache.get(a) is first  # a is now the most recent
@@ -155,8 +159,8 @@ def test_model_cache_loads_once_under_concurrency() -> None:
         time.sleep(0.2)
         return object()
 
-    cache = s.ModelCache(capacity=2, loader=slow_loader)  # type: ignore[arg-type]
-    key = s.ModelKey("m", "cpu")
+    cache = models.ModelCache(capacity=2, loader=slow_loader)  # type: ignore[arg-type]
+    key = models.ModelKey("m", "cpu")
     results: list[object] = []
     threads = [threading.Thread(target=lambda: results.append(cache.get(key))) for _ in range(4)]
     for t in threads:
@@ -167,7 +171,7 @@ def test_model_cache_loads_once_under_concurrency() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- analysis
-def test_analyse_happy_path(view: s.CaseView) -> None:
+def test_analyse_happy_path(view: state.CaseView) -> None:
     doc = view.json
     assert set(doc) == CLI_KEYS
     assert doc["image"] == BOXED_IMAGE
@@ -179,24 +183,24 @@ def test_analyse_happy_path(view: s.CaseView) -> None:
     assert len(view.label) == 14 and list(view.label.values()) == sorted(view.label.values(), reverse=True)
     assert all("threshold" in k for k in view.label)
     assert "box IoU" in view.summary and "NIH" in view.summary and f"{row['box_iou']:.2f}" in view.summary
-    assert view.target_choices[0][1] == s.TOP1 and view.target_choices[0][0].startswith("top-1 (")
+    assert view.target_choices[0][1] == nih.TOP1 and view.target_choices[0][0].startswith("top-1 (")
     assert view.case.truth_source == "NIH" and view.forward_ran
     assert "render" in doc["timings_ms"] and "cam" in doc["timings_ms"]
     assert BOXED_IMAGE in view.status
 
 
 def test_changing_method_class_threshold_reuses_the_forward_pass(
-    cache: s.ModelCache, settings: s.Settings, images_dir: Path, model_dir: Path, tmp_path: Path
+    cache: models.ModelCache, settings: state.Settings, images_dir: Path, model_dir: Path, tmp_path: Path
 ) -> None:
-    predictor = cache.get(s.model_key(settings.source, settings.device))
+    predictor = cache.get(models.model_key(settings.source, settings.device))
     counter = CountingForward(predictor)
     predictor.forward = counter  # instance attribute: only this test's predictor is counted
     try:
-        view = s.analyse_case(cache, s.read_upload(images_dir / BOXED_IMAGE), settings)
+        view = actions.analyse_case(cache, upload.read_upload(images_dir / BOXED_IMAGE), settings)
         assert counter.calls == 1
         for change in ({"method": "eigencam"}, {"target": "Nodule"}, {"threshold": 180}, {"method": "gradcam++"}):
-            new = s.Settings(**{**settings.__dict__, **change})
-            updated = s.update_case(cache, view.case, new)
+            new = replace(settings, cam=replace(settings.cam, **change)).cam
+            updated = actions.update_case(cache, view.case, replace(settings, cam=new))
             assert not updated.forward_ran
             cam = updated.json["cam"]
             assert cam["method"] == new.method and cam["threshold"] == new.threshold
@@ -207,7 +211,7 @@ def test_changing_method_class_threshold_reuses_the_forward_pass(
         del predictor.forward
     # Another model (a copy of the weights in another folder): the image is run again, through the new model.
     other = Path(shutil.copytree(model_dir, tmp_path / "same-weights"))
-    moved = s.update_case(cache, view.case, s.Settings(source=str(other), device="cpu"))
+    moved = actions.update_case(cache, view.case, state.Settings(source=str(other), device="cpu"))
     assert moved.forward_ran and moved.case.key != view.case.key
     assert counter.calls == 1
 
@@ -216,75 +220,75 @@ def test_changing_method_class_threshold_reuses_the_forward_pass(
 def test_typed_boxes_parse_and_format_round_trip() -> None:
     classes = ["Atelectasis", "Infiltration", "Nodule", "Pleural_Thickening"]
     text = "10, 20, 110, 220, Nodule\n# comment\n\n5 6 50 60 infiltrate\n1;2;30;40;pleural thickening"
-    boxes = s.parse_boxes_text(text, classes)
+    boxes = boxes_text.parse_boxes_text(text, classes)
     assert [b.label for b in boxes] == ["Nodule", "Infiltration", "Pleural_Thickening"]
     assert boxes[0].xyxy == (10, 20, 110, 220)
-    assert s.parse_boxes_text(s.format_boxes_text(boxes), classes) == boxes
+    assert boxes_text.parse_boxes_text(boxes_text.format_boxes_text(boxes), classes) == boxes
     with pytest.raises(BoxError, match="line 1"):
-        s.parse_boxes_text("1, 2, 3, Nodule", classes)
+        boxes_text.parse_boxes_text("1, 2, 3, Nodule", classes)
     with pytest.raises(BoxError, match="numbers"):
-        s.parse_boxes_text("a, 2, 3, 4, Nodule", classes)
+        boxes_text.parse_boxes_text("a, 2, 3, 4, Nodule", classes)
     with pytest.raises(BoxError, match="not one of"):
-        s.parse_boxes_text("1, 2, 3, 4, Tumour", classes)
+        boxes_text.parse_boxes_text("1, 2, 3, 4, Tumour", classes)
 
 
-def test_user_ground_truth_replaces_nih_without_a_forward(cache: s.ModelCache, view: s.CaseView) -> None:
+def test_user_ground_truth_replaces_nih_without_a_forward(cache: models.ModelCache, view: state.CaseView) -> None:
     predictor = cache.get(view.case.key)
     counter = CountingForward(predictor)
     predictor.forward = counter
     try:
-        mine = s.apply_truth(cache, view.case, "600, 300, 800, 500, Nodule\n100, 500, 300, 600, Atelectasis")
+        mine = actions.apply_truth(cache, view.case, "600, 300, 800, 500, Nodule\n100, 500, 300, 600, Atelectasis")
         assert [g["label"] for g in mine.json["ground_truth"]] == ["Nodule", "Atelectasis"]
         assert [r["label"] for r in mine.json["iou"]] == ["Nodule", "Atelectasis"]
         assert all(0.0 <= r["box_iou"] <= 1.0 for r in mine.json["iou"])
         assert mine.case.truth_source == "user" and "your boxes" in mine.summary
         # a box poking out of the image is clipped; one in the wrong order or outside is refused
-        clipped = s.apply_truth(cache, view.case, "900, 900, 2000, 2000, Nodule")
+        clipped = actions.apply_truth(cache, view.case, "900, 900, 2000, 2000, Nodule")
         assert clipped.json["ground_truth"][0]["xyxy"] == [900.0, 900.0, 1024.0, 1024.0]
         with pytest.raises(BoxError, match="wrong order"):
-            s.apply_truth(cache, view.case, "300, 300, 100, 100, Nodule")
+            actions.apply_truth(cache, view.case, "300, 300, 100, 100, Nodule")
         with pytest.raises(BoxError, match="outside"):
-            s.apply_truth(cache, view.case, "2000, 2000, 2100, 2100, Nodule")
-        back = s.apply_truth(cache, mine.case, "")
+            actions.apply_truth(cache, view.case, "2000, 2000, 2100, 2100, Nodule")
+        back = actions.apply_truth(cache, mine.case, "")
         assert back.case.truth is None and back.json["ground_truth"] == view.json["ground_truth"]
         # the user's boxes survive a CAM change
-        kept = s.update_case(cache, mine.case, s.Settings(**{**mine.case.settings.__dict__, "threshold": 180}))
+        kept = actions.update_case(cache, mine.case, replace(mine.case.settings, cam=replace(mine.case.settings.cam, threshold=180)))
         assert kept.json["ground_truth"] == mine.json["ground_truth"]
         assert counter.calls == 0
     finally:
         del predictor.forward
     with pytest.raises(InputError, match="analyse a radiograph first"):
-        s.apply_truth(cache, None, "1, 2, 3, 4, Nodule")
+        actions.apply_truth(cache, None, "1, 2, 3, 4, Nodule")
 
 
-def test_drawn_boxes_are_scaled_back_to_original_pixels(cache: s.ModelCache, view: s.CaseView) -> None:
+def test_drawn_boxes_are_scaled_back_to_original_pixels(cache: models.ModelCache, view: state.CaseView) -> None:
     big = Radiograph(np.zeros((1536, 2048), dtype=np.uint8), "wide.png", "png")
-    case = s.Case(big, view.case.key, view.case.inference, view.case.settings, None, view.case.analysis)
-    shown = s.annotator_value(case)
+    case = state.Case(big, view.case.key, view.case.inference, view.case.settings, None, view.case.analysis)
+    shown = boxes_text.annotator_value(case)
     assert shown["image"].shape == (768, 1024, 3)  # longest side 1024
     drawn = {"image": "ignored", "boxes": [{"xmin": 10, "ymin": 20, "xmax": 110, "ymax": 220, "label": "Nodule"},
                                            {"xmin": 0, "ymin": 0, "xmax": 50, "ymax": 50, "label": None}]}  # fmt: skip
-    boxes = s.boxes_from_annotator(drawn, case)
+    boxes = boxes_text.boxes_from_annotator(drawn, case)
     assert boxes[0] == Box(20, 40, 220, 440, "Nodule")
     assert boxes[1].label == view.case.analysis.cam.target  # no class picked: the class being inspected
-    assert s.boxes_from_annotator(None, case) == [] and s.boxes_from_annotator(drawn, None) == []
+    assert boxes_text.boxes_from_annotator(None, case) == [] and boxes_text.boxes_from_annotator(drawn, None) == []
     # NIH boxes are drawn in the control at the shown scale
-    nih = s.annotator_value(view.case)["boxes"]
+    nih = boxes_text.annotator_value(view.case)["boxes"]
     assert nih[0]["label"] == "Atelectasis" and nih[0]["xmin"] == round(view.case.analysis.ground_truth[0].x1)
 
 
 # ------------------------------------------------------------------------------------------- review and export
-def test_review_log_csv_columns_and_notes(view: s.CaseView, tmp_path: Path) -> None:
-    log = s.record_review(None, view.case, "first  look\nCAM off")
-    log = s.record_review(log, view.case, "second look")  # same image and model: replaced, not duplicated
-    assert len(log) == 1 and s.note_for(log, view.case) == "second look"
-    path = s.export_csv(log, tmp_path)
+def test_review_log_csv_columns_and_notes(view: state.CaseView, tmp_path: Path) -> None:
+    log = review.record_review(None, view.case, "first  look\nCAM off")
+    log = review.record_review(log, view.case, "second look")  # same image and model: replaced, not duplicated
+    assert len(log) == 1 and review.note_for(log, view.case) == "second look"
+    path = review.export_csv(log, tmp_path)
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     with path.open(encoding="utf-8") as handle:
-        assert next(csv.reader(handle)) == list(s.CSV_COLUMNS)
+        assert next(csv.reader(handle)) == list(review.CSV_COLUMNS)
     for column in ("image", "class", "ground_truth_box", "predicted_box", "cam_box", "box_iou", "cam_iou",
                    "top_probabilities", "note", "model_source", "model_revision"):  # fmt: skip
-        assert column in s.CSV_COLUMNS
+        assert column in review.CSV_COLUMNS
     (row,) = rows
     doc = view.json
     assert row["image"] == BOXED_IMAGE and row["class"] == "Atelectasis" and row["note"] == "second look"
@@ -294,41 +298,41 @@ def test_review_log_csv_columns_and_notes(view: s.CaseView, tmp_path: Path) -> N
     assert row["ground_truth_source"] == "NIH" and row["model_revision"] == doc["model"]["revision"]
     assert row["top_probabilities"].startswith(doc["probabilities"][0]["label"] + "=")
     assert row["model_source"] == doc["model"]["source"] and row["cam_method"] == "gradcam"
-    assert s.review_table(log) == [[BOXED_IMAGE, "Atelectasis", row["box_iou"], row["cam_iou"], "second look"]]
-    first = s.record_review(None, view.case, "first  look\nCAM off")
+    assert review.review_table(log) == [[BOXED_IMAGE, "Atelectasis", row["box_iou"], row["cam_iou"], "second look"]]
+    first = review.record_review(None, view.case, "first  look\nCAM off")
     assert first.rows[0].note == "first look CAM off"  # one line per row
 
 
-def test_review_row_without_ground_truth(cache: s.ModelCache, settings: s.Settings, images_dir: Path) -> None:
-    unboxed = s.analyse_case(cache, s.read_upload(images_dir / "00000002_000.png"), settings)
+def test_review_row_without_ground_truth(cache: models.ModelCache, settings: state.Settings, images_dir: Path) -> None:
+    unboxed = actions.analyse_case(cache, upload.read_upload(images_dir / "00000002_000.png"), settings)
     assert unboxed.json["ground_truth"] == [] and "no ground truth" in unboxed.summary
-    (row,) = s.record_review(None, unboxed.case, "").rows
+    (row,) = review.record_review(None, unboxed.case, "").rows
     assert row.label == unboxed.json["cam"]["target"] and row.box_iou == "" and row.ground_truth_box == ""
 
 
 def test_exports_refuse_empty_state(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no reviewed cases"):
-        s.export_csv(s.ReviewLog(), tmp_path)
+        review.export_csv(review.ReviewLog(), tmp_path)
     with pytest.raises(InputError):
-        s.export_report(None, tmp_path)
+        review.export_report(None, tmp_path)
     with pytest.raises(InputError):
-        s.record_review(None, None, "note")
+        review.record_review(None, None, "note")
 
 
-def test_export_report_writes_png_and_cli_json(view: s.CaseView, tmp_path: Path) -> None:
-    png, doc = s.export_report(view.case, tmp_path, size=512)
+def test_export_report_writes_png_and_cli_json(view: state.CaseView, tmp_path: Path) -> None:
+    png, doc = review.export_report(view.case, tmp_path, size=512)
     assert png.name == "00000468_017_report.png" and doc.name == "00000468_017_prediction.json"
     with Image.open(png) as img:
         assert img.format == "PNG" and img.width >= 512
     data = json.loads(doc.read_text(encoding="utf-8"))
     assert set(data) == CLI_KEYS and data["iou"] == view.json["iou"]
-    again = s.export_report(view.case, tmp_path, size=512)
+    again = review.export_report(view.case, tmp_path, size=512)
     assert again[0].parent != png.parent  # every export gets its own folder
 
 
 # ------------------------------------------------------------------------------------------------- examples
 def test_examples_manifest_covers_every_shared_box_class(data_dir: Path) -> None:
-    examples = s.read_manifest(REPO / "examples" / "manifest.csv")
+    examples = resources.read_manifest(REPO / "examples" / "manifest.csv")
     assert len(examples) >= 8
     box_classes = {b.label for ex in examples for b in ex.boxes}
     assert {"Atelectasis", "Cardiomegaly", "Infiltration", "Nodule", "Pneumonia"} <= box_classes
@@ -339,56 +343,53 @@ def test_examples_manifest_covers_every_shared_box_class(data_dir: Path) -> None
     for ex in examples:
         assert labels[ex.image] == ex.finding_labels  # facts from NIH's label list
         assert [b.rounded() for b in ex.boxes] == [b.rounded() for b in nih_boxes(ex.image, 1024, 1024)]
-    found = s.available_examples(examples, data_dir / "images")
+    found = resources.available_examples(examples, data_dir / "images")
     assert [e.image for e in found] == [e.image for e in examples] and all(e.path and e.path.is_file() for e in found)
-    assert s.available_examples(examples, data_dir / "no-such-folder") == []
+    assert resources.available_examples(examples, data_dir / "no-such-folder") == []
     assert "box: Atelectasis" in examples[0].caption
 
 
 def test_examples_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CXRDEMO_EXAMPLES_DIR", raising=False)
-    assert s.examples_dir(tmp_path) == (tmp_path / "examples" / "images").resolve()
+    assert resources.examples_dir(tmp_path) == (tmp_path / "examples" / "images").resolve()
     monkeypatch.setenv("CXRDEMO_EXAMPLES_DIR", "../shared/data/nih/images")
-    assert s.examples_dir(tmp_path) == (tmp_path / "../shared/data/nih/images").resolve()
+    assert resources.examples_dir(tmp_path) == (tmp_path / "../shared/data/nih/images").resolve()
 
 
 def test_describe_error_is_one_line() -> None:
-    assert s.describe_error(ImageError("bad file")) == "bad file"
-    message = s.describe_error(RuntimeError("boom\nsecond line"))
+    assert webview.describe_error(ImageError("bad file")) == "bad file"
+    message = webview.describe_error(RuntimeError("boom\nsecond line"))
     assert "\n" not in message and "RuntimeError" in message and "bug" in message
 
 
-def test_write_panels_formats_subsets_and_cleanup(view: s.CaseView, tmp_path: Path) -> None:
+def test_write_panels_formats_subsets_and_cleanup(view: state.CaseView, tmp_path: Path) -> None:
     stale = tmp_path / "panel-old-cam.jpg"
     stale.write_bytes(b"x")
     old = time.time() - 3 * 3600
     os.utime(stale, (old, old))
-    paths = s.write_panels(view.panels, tmp_path)
-    assert list(paths) == list(s.PANEL_NAMES) and not stale.exists()
+    paths = webview.write_page_panels(view.panels, tmp_path)
+    assert list(paths) == list(webview.PANEL_NAMES) and not stale.exists()
     for name, path in paths.items():
         with Image.open(path) as img:
-            assert img.format == s.PANEL_FORMATS[name] and img.size == getattr(view.panels, name).size
+            assert img.format == webview.PANEL_FORMATS[name] and img.size == getattr(view.panels, name).size
             shown = np.asarray(img.convert("RGB"), dtype=np.int16)
         drawn = np.asarray(getattr(view.panels, name).convert("RGB"), dtype=np.int16)
-        if s.PANEL_FORMATS[name] == "PNG":
+        if webview.PANEL_FORMATS[name] == "PNG":
             assert np.array_equal(shown, drawn)
         else:  # JPEG 95 without chroma subsampling: visually lossless
             assert np.abs(shown - drawn).mean() < 2.0
-    again = s.write_panels(view.panels, tmp_path, names=("comparison", "cam"))
+    again = webview.write_page_panels(view.panels, tmp_path, names=("comparison", "cam"))
     assert list(again) == ["comparison", "cam"] and set(again.values()).isdisjoint(paths.values())
 
 
 def test_example_caption_says_when_the_default_model_saw_the_image() -> None:
-    ex = s.Example("00000468_017.png", "Atelectasis|Pneumothorax", (Box(10, 10, 50, 50, "Atelectasis"),))
-    assert ex.caption == "00000468_017.png: Atelectasis, Pneumothorax | box: Atelectasis"
-    from dataclasses import replace
+    ex = resources.Example("00000468_017.png", "Atelectasis|Pneumothorax", (Box(10, 10, 50, 50, "Atelectasis"),))
+    # the findings first (a narrow gallery tile cuts the end of its caption), the file name last
+    assert ex.caption == "Atelectasis, Pneumothorax | box: Atelectasis | 00000468_017.png"
+    assert replace(ex, seen="train").caption == "Atelectasis, Pneumothorax | box: Atelectasis | seen in training | 00000468_017.png"
+    assert "| seen in validation |" in replace(ex, seen="validation").caption
 
-    assert replace(ex, seen="train").caption.endswith("| in the default model's training data")
-    assert replace(ex, seen="validation").caption.endswith("| in the default model's validation data")
 
-
-def test_summary_carries_the_analysis_notes(view: s.CaseView) -> None:
-    from dataclasses import replace
-
+def test_summary_carries_the_analysis_notes(view: state.CaseView) -> None:
     noted = replace(view.case, analysis=replace(view.case.analysis, notes=["x.png is one of this model's training images"]))
-    assert "> **Note:** x.png is one of this model's training images." in s.summarise(noted)
+    assert "> **Note:** x.png is one of this model's training images." in webview.summarise(noted)

@@ -1,0 +1,69 @@
+"""The four panels a user sees, their composite, and the files they are written to.
+
+- :mod:`.draw`: the generic drawing kit (fonts, cached text, dashed boxes, placement, colour maps);
+- :mod:`.view`: box styles, :class:`Hints`, the film resized once for display;
+- :mod:`.chart`: panel (c), the probability chart;
+- :mod:`.panels`: panels (a) prediction, (b) comparison, (d) CAM, :func:`render_panels`, :func:`composite`;
+- :mod:`.files`: the one writer of panel image files (:func:`write_panels`, :func:`write_report`).
+
+Importing this package never imports torch or :mod:`cxrdemo.explain`.
+"""
+
+from __future__ import annotations
+
+from .chart import NEGATIVE, POSITIVE, render_probabilities
+from .draw import BoxStyle, display_size
+from .files import PanelWriteError, remove_older_than, write_panels, write_report
+from .panels import (
+    CAM_ALPHA,
+    CAM_COLORMAP,
+    CLASS_AGNOSTIC,
+    DISCLAIMER,
+    MAX_PREDICTION_BOXES,
+    PANEL_NAMES,
+    PANEL_TITLES,
+    STATIC_BOXES,
+    Panels,
+    composite,
+    footer_lines,
+    panel_titles,
+    render_cam,
+    render_comparison,
+    render_panels,
+    render_prediction,
+)
+from .view import BUTTON_ZONE, CAM, DEFAULT_SIZE, MODEL, TRUTH, Hints
+
+__all__ = [
+    "BUTTON_ZONE",
+    "CAM",
+    "CAM_ALPHA",
+    "CAM_COLORMAP",
+    "CLASS_AGNOSTIC",
+    "DEFAULT_SIZE",
+    "DISCLAIMER",
+    "MAX_PREDICTION_BOXES",
+    "MODEL",
+    "NEGATIVE",
+    "PANEL_NAMES",
+    "PANEL_TITLES",
+    "POSITIVE",
+    "STATIC_BOXES",
+    "TRUTH",
+    "BoxStyle",
+    "Hints",
+    "PanelWriteError",
+    "Panels",
+    "composite",
+    "display_size",
+    "footer_lines",
+    "panel_titles",
+    "remove_older_than",
+    "render_cam",
+    "render_comparison",
+    "render_panels",
+    "render_prediction",
+    "render_probabilities",
+    "write_panels",
+    "write_report",
+]

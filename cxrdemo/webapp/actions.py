@@ -1,0 +1,127 @@
+"""What the page's buttons do, as orchestration only: decode nothing, draw nothing, word nothing here.
+
+:func:`analyse_case` runs ONE forward pass; :func:`update_case` redoes the CAM and the comparison from the cached
+:class:`~cxrdemo.predict.Inference` (a new forward pass only when the model source or device changed);
+:func:`apply_truth` makes typed or drawn boxes the ground truth. Each builds the
+:class:`~cxrdemo.results.Analysis` complete (every timing in it before it is assembled, never changed after) and
+hands it to :func:`cxrdemo.webapp.view.build_view`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
+
+from ..boxes import Box
+from ..cams import method_name
+from ..compare import SOURCE_USER, GroundTruth, ground_truth
+from ..errors import InputError
+from ..imaging import Radiograph
+from .boxes_text import parse_boxes_text
+from .models import ModelCache, ModelKey, model_key
+from .state import Case, CaseView, Progress, Settings, no_progress
+from .view import VIEW_PANEL_SIZE, build_view, notes_to_show, render_view
+
+if TYPE_CHECKING:
+    from ..predict import Inference, Predictor
+
+#: ``update_case``'s ``truth`` value that keeps the case's ground truth.
+KEEP = "keep"
+
+
+def analyse_case(
+    cache: ModelCache,
+    radiograph: Radiograph,
+    settings: Settings,
+    truth: Sequence[Box] | None = None,
+    report: Progress = no_progress,
+    panel_size: int = VIEW_PANEL_SIZE,
+    previous: Case | None = None,
+) -> CaseView:
+    """Run the model on ``radiograph`` (one forward pass), the CAM, the comparison, and render the panels.
+
+    ``truth``: the user's boxes (original pixels), or ``None`` for NIH's list. ``previous``: the case the page
+    showed before, so that notes already shown for the same radiograph are not shown again.
+    """
+    key = model_key(settings.source, settings.device)
+    predictor = cache.get(key, report)
+    checked = _ground_truth(predictor, radiograph, truth)  # before the network: bad boxes fail fast
+    report(0.35, "running the model")
+    inference = predictor.forward(radiograph)
+    return _finish(predictor, radiograph, key, inference, settings, checked, report, panel_size, True, previous)
+
+
+def update_case(
+    cache: ModelCache,
+    case: Case,
+    settings: Settings,
+    truth: Sequence[Box] | None | str = KEEP,
+    report: Progress = no_progress,
+    panel_size: int = VIEW_PANEL_SIZE,
+) -> CaseView:
+    """Redo the CAM and the comparison of ``case`` with new settings and/or ground truth.
+
+    The cached forward pass is reused when the model source and device are unchanged (changing the CAM method,
+    target class or threshold never runs the network); otherwise the image is run through the new model.
+    ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list; boxes replace it.
+    """
+    key = model_key(settings.source, settings.device)
+    predictor = cache.get(key, report)
+    same_model = key == case.key
+    if isinstance(truth, str) and same_model and case.ground_truth is not None:
+        checked = case.ground_truth  # checked once, for this model's classes
+    else:
+        boxes = case.truth if isinstance(truth, str) else truth
+        checked = _ground_truth(predictor, case.radiograph, boxes)
+    if same_model:
+        inference, ran = case.inference, False
+    else:
+        report(0.35, "running the new model")
+        inference, ran = predictor.forward(case.radiograph), True
+    return _finish(predictor, case.radiograph, key, inference, settings, checked, report, panel_size, ran, case)
+
+
+def apply_truth(
+    cache: ModelCache,
+    case: Case | None,
+    text: str | None,
+    report: Progress = no_progress,
+    panel_size: int = VIEW_PANEL_SIZE,
+) -> CaseView:
+    """Use the typed/drawn boxes ``text`` as the case's ground truth (empty: back to NIH's list); no forward pass."""
+    if case is None:
+        raise InputError("analyse a radiograph first, then add its ground truth")
+    boxes = parse_boxes_text(text)
+    return update_case(cache, case, case.settings, boxes or None, report, panel_size)
+
+
+def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None) -> GroundTruth:
+    """The one check of ground truth: the user's boxes against the model's classes and the image, or NIH's list."""
+    classes = predictor.config.classes
+    return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
+
+
+def _finish(
+    predictor: "Predictor",
+    radiograph: Radiograph,
+    key: ModelKey,
+    inference: "Inference",
+    settings: Settings,
+    truth: GroundTruth,
+    report: Progress,
+    panel_size: int,
+    forward_ran: bool,
+    previous: Case | None,
+) -> CaseView:
+    report(0.6, f"{method_name(settings.cam.method)} and comparison")
+    start = time.perf_counter()
+    cam = predictor.cam(inference, settings.cam)
+    timed = replace(inference, timings_ms={**inference.timings_ms, "cam": (time.perf_counter() - start) * 1000.0})
+    analysis = predictor.assemble(timed, cam, truth)
+    report(0.8, "drawing the panels")
+    panels, render_ms = render_view(radiograph, analysis, panel_size)
+    messages, shown = notes_to_show(previous, radiograph, analysis.notes)
+    user = truth.boxes if truth.source == SOURCE_USER else None
+    case = Case(radiograph, key, inference, settings, user, analysis, shown, truth)
+    return build_view(case, panels, render_ms, predictor.config.classes, forward_ran=forward_ran, messages=messages)

@@ -1,0 +1,151 @@
+"""Ground-truth boxes a user draws or types, as text and back.
+
+- Typed: one ``x1, y1, x2, y2, Class`` line per box in the original image's pixels (:func:`parse_boxes_text`,
+  :func:`format_boxes_text`). Only the syntax is read here; classes and geometry are checked once, by
+  :func:`cxrdemo.compare.ground_truth`.
+- Drawn: the box-drawing control (``gradio_image_annotation``) shows the radiograph at most :data:`ANNOTATOR_SIDE`
+  px (:func:`annotator_value`); its boxes are scaled back (:func:`boxes_from_annotator`).
+- The text field holds the drawn boxes and the typed ones: :func:`merge_drawn` rebuilds it from the control's final
+  value (never while its class dialog is open, :func:`annotator_pending`), and *Apply ground truth* reads the
+  control's current value the same way, so a class picked just before the click is the one applied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..boxes import Box
+from ..errors import BoxError
+from ..imaging import Radiograph
+from ..nih import canonical_label, match_class
+from .state import Case
+
+#: Longest side of the image shown in the box-drawing control (boxes are scaled back to original pixels).
+ANNOTATOR_SIDE = 1024
+_SEPARATORS = re.compile(r"[,\s;]+")
+
+
+def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> list[Box]:
+    """Boxes typed one per line as ``x1, y1, x2, y2, Class`` (pixels of the original image).
+
+    Blank lines and lines starting with ``#`` are skipped. With ``classes``, each class is matched to them by
+    :func:`cxrdemo.nih.match_class` (NIH's "Infiltrate" names "Infiltration"). Raises :class:`BoxError` naming the
+    offending line.
+    """
+    boxes: list[Box] = []
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p for p in _SEPARATORS.split(line) if p]
+        if len(parts) < 5:
+            raise BoxError(f"line {number} ({line!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
+        try:
+            x1, y1, x2, y2 = (float(v) for v in parts[:4])
+        except ValueError:
+            raise BoxError(f"line {number} ({line!r}): the first four values must be numbers (pixels)") from None
+        label = canonical_label(" ".join(parts[4:]))
+        if classes is not None:
+            found = match_class(label, classes)
+            if found is None:
+                raise BoxError(f"line {number}: class {label!r} is not one of the model's classes; use one of {', '.join(classes)}")
+            label = found
+        boxes.append(Box(x1, y1, x2, y2, label))
+    return boxes
+
+
+def format_boxes_text(boxes: Iterable[Box]) -> str:
+    """The inverse of :func:`parse_boxes_text`: one ``x1, y1, x2, y2, Class`` line per box, rounded to 0.1 px."""
+    return "\n".join(", ".join(f"{v:.1f}".rstrip("0").rstrip(".") for v in b.xyxy) + f", {b.label}" for b in boxes)
+
+
+def display_scale(radiograph: Radiograph, side: int = ANNOTATOR_SIDE) -> float:
+    """Factor from original pixels to the pixels of the image shown in the box-drawing control (<= 1)."""
+    return min(1.0, side / max(radiograph.width, radiograph.height))
+
+
+def annotator_value(case: Case, side: int = ANNOTATOR_SIDE) -> dict[str, Any]:
+    """The box-drawing control's value: the radiograph (at most ``side`` px) with the current ground truth drawn."""
+    scale = display_scale(case.radiograph, side)
+    img = Image.fromarray(case.radiograph.pixels)
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+    boxes = [
+        {
+            "xmin": int(round(b.x1 * scale)),
+            "ymin": int(round(b.y1 * scale)),
+            "xmax": int(round(b.x2 * scale)),
+            "ymax": int(round(b.y2 * scale)),
+            "label": b.label,
+        }
+        for b in case.analysis.ground_truth
+    ]
+    return {"image": np.asarray(img.convert("RGB")), "boxes": boxes}
+
+
+def annotator_pending(value: Mapping[str, Any] | None) -> bool:
+    """Whether a box of the control has no class yet: it is being drawn, or its class dialog is still open (the
+    control reports the box before the dialog and again after OK)."""
+    return bool(value) and any(not str(item.get("label") or "").strip() for item in value.get("boxes") or [])
+
+
+def boxes_from_annotator(value: Mapping[str, Any] | None, case: Case | None, side: int = ANNOTATOR_SIDE) -> list[Box]:
+    """Boxes drawn in the box-drawing control, in original pixels (``xmin``... of the shown image, scaled back).
+
+    A box with no class gets the case's CAM target class (the class being inspected).
+    """
+    if not value or case is None:
+        return []
+    scale = display_scale(case.radiograph, side)
+    default = case.analysis.cam.target if case.analysis.cam is not None else case.analysis.top.label
+    out = []
+    for item in value.get("boxes") or []:
+        try:
+            coords = [float(item[k]) / scale for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (KeyError, TypeError, ValueError):
+            raise BoxError(f"cannot read the drawn box {item!r}; draw it again") from None
+        out.append(Box(*coords, canonical_label(str(item.get("label") or default))))
+    return out
+
+
+def _normal(line: str) -> str:
+    """A text line in :func:`format_boxes_text`'s form, so that lines naming the same box compare equal."""
+    try:
+        boxes = parse_boxes_text(line)
+    except BoxError:
+        return line.strip()
+    return format_boxes_text(boxes) if boxes else ""
+
+
+def text_lines(text: str | None) -> tuple[str, ...]:
+    """The box lines of ``text`` in normal form (blank lines and ``#`` comments dropped)."""
+    lines = (_normal(raw) for raw in (text or "").splitlines() if raw.strip() and not raw.strip().startswith("#"))
+    return tuple(line for line in lines if line)
+
+
+def drawn_lines(value: Mapping[str, Any] | None, case: Case | None) -> tuple[str, ...]:
+    """The control's boxes as text lines (original pixels)."""
+    return text_lines(format_boxes_text(boxes_from_annotator(value, case)))
+
+
+def merge_drawn(
+    text: str | None, value: Mapping[str, Any] | None, case: Case | None, synced: Sequence[str] = ()
+) -> tuple[str, tuple[str, ...]]:
+    """The text field rebuilt from the control's current boxes, and the lines that came from the control.
+
+    ``synced`` are the lines the text field last received from the control (or from the ground truth the page
+    showed): they are replaced by the control's boxes now; every other line was typed and is kept after them.
+    Raises :class:`BoxError` while a drawn box has no class (its dialog is open).
+    """
+    if annotator_pending(value):
+        raise BoxError("the drawn box has no class yet: pick one in its dialog (OK), then Apply ground truth")
+    if not value:
+        return text or "", tuple(synced)
+    drawn = drawn_lines(value, case)
+    old = set(synced)
+    typed = [line for line in text_lines(text) if line not in old and line not in drawn]
+    return "\n".join((*drawn, *typed)), drawn
