@@ -19,7 +19,6 @@ later epochs and later runs never decode again. Keep that folder OUTSIDE the rep
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import math
@@ -36,7 +35,7 @@ from torch.utils.data import Dataset
 from .boxes import Box
 from .errors import InputError
 from .imaging import IMAGE_SUFFIXES, load_image
-from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv
+from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text
 from .preprocess import resize_gray
 
 #: Most ground-truth boxes one NIH image carries (93 images have 2 to 4); more are dropped by the Dataset.
@@ -44,16 +43,6 @@ MAX_BOXES = 4
 
 
 # ---------------------------------------------------------------------------------------------------------- CSVs
-def _read_text(path: str | Path) -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; give an NIH-format CSV file")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    return raw.decode("utf-8-sig")
-
-
 @dataclass(frozen=True)
 class LabelRow:
     """One row of an NIH label CSV: findings (``()`` for "No Finding") and the patient."""
@@ -64,7 +53,7 @@ class LabelRow:
 
 def read_label_csv(path: str | Path) -> dict[str, LabelRow]:
     """``Image Index`` -> :class:`LabelRow` from an NIH-format label CSV (``.csv`` or ``.csv.gz``)."""
-    reader = csv.DictReader(io.StringIO(_read_text(path)))
+    reader = csv.DictReader(io.StringIO(read_csv_text(path, "label")))
     need = {"Image Index", "Finding Labels"}
     if not reader.fieldnames or not need <= set(reader.fieldnames):
         raise InputError(f"{path}: a label CSV needs the columns 'Image Index' and 'Finding Labels' (NIH format)")

@@ -93,6 +93,21 @@ def match_class(label: str, classes: Sequence[str]) -> str | None:
     return found
 
 
+def read_csv_text(path: str | Path, kind: str = "") -> str:
+    """The text of an NIH-format CSV (``.csv``, or ``.csv.gz`` as NIH ships them), BOM removed.
+
+    Raises:
+        InputError: the file does not exist (``kind`` names what was expected: ``"label"``, ``"box"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; give an NIH-format {kind + ' ' if kind else ''}CSV file")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8-sig")
+
+
 def read_box_csv(path: str | Path) -> dict[str, list[Box]]:
     """``Image Index`` -> boxes in the 1024 px originals' pixels, from an NIH-format box CSV (``.csv`` or ``.gz``).
 
@@ -102,13 +117,7 @@ def read_box_csv(path: str | Path) -> dict[str, list[Box]]:
     Raises:
         InputError: the file is missing or does not start with NIH's header.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; give an NIH-format box CSV file")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig")))
+    rows = csv.reader(io.StringIO(read_csv_text(path, "box")))
     header = next(rows, None)
     if not header or header[0].strip() != "Image Index":
         raise InputError(f"{path}: a box CSV starts with 'Image Index', 'Finding Label', 'Bbox [x,y,w,h]' (NIH format)")

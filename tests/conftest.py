@@ -63,3 +63,42 @@ def predictor(model_dir: Path):
     from cxrdemo.predict import Predictor
 
     return Predictor.from_source(str(model_dir), device="cpu")
+
+
+#: The shared NIH image with one Atelectasis box that the web-app tests analyse.
+WEBAPP_IMAGE = "00000468_017.png"
+
+
+@pytest.fixture(scope="module")
+def cache():
+    """A web-app model cache of its own per test module (2 models, as the app keeps)."""
+    from cxrdemo.webapp import models
+
+    return models.ModelCache(capacity=2)
+
+
+@pytest.fixture(scope="module")
+def settings(model_dir: Path):
+    """Web-app settings for the small test model on the CPU."""
+    from cxrdemo.webapp import state
+
+    return state.Settings(source=str(model_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def boxed_view(cache, settings, images_dir: Path):
+    """The web app's view of :data:`WEBAPP_IMAGE` analysed once per test module."""
+    from cxrdemo.webapp import actions, upload
+
+    return actions.analyse_case(cache, upload.read_upload(images_dir / WEBAPP_IMAGE), settings)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is fastest, and immune to a busy shared CPU (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

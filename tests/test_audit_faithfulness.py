@@ -10,13 +10,7 @@ from torch import nn
 from cxrdemo.audit.faithfulness import logits_fn, road_scores
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to a busy shared CPU (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny tensors run fastest on one thread
 
 
 class QuadrantModel(nn.Module):

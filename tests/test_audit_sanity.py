@@ -23,13 +23,7 @@ from cxrdemo.model import build_model
 SIZE = 96
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to a busy shared CPU (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny tensors run fastest on one thread
 
 
 @pytest.fixture(scope="module")

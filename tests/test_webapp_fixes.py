@@ -22,18 +22,8 @@ BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
 
 
 @pytest.fixture(scope="module")
-def cache() -> models.ModelCache:
-    return models.ModelCache(capacity=2)
-
-
-@pytest.fixture(scope="module")
-def settings(model_dir: Path) -> state.Settings:
-    return state.Settings(source=str(model_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def first(cache: models.ModelCache, settings: state.Settings, images_dir: Path) -> state.CaseView:
-    return actions.analyse_case(cache, upload.read_upload(images_dir / BOXED_IMAGE), settings)
+def first(boxed_view: state.CaseView) -> state.CaseView:
+    return boxed_view
 
 
 # ------------------------------------------------------------------------------------------ 2a: timings, once
