@@ -1,7 +1,7 @@
 """``python -m cxrdemo bench``: where the time goes, the whole pipeline against the bare network (issue 6).
 
     python -m cxrdemo bench --images DIR [--n N] [--weights SRC] [--out FILE.json] [--threads T] [--device D]
-                            [--batch-size B] [--warmup W] [--cold-runs R]
+                            [--batch-size B] [--warmup W] [--cold-runs R] [--no-peer] [--quiet] [--strict]
 
 On the same real radiographs (``--n`` files spread over ``DIR``, sorted), one run measures, with the same device and
 torch thread count:
@@ -24,11 +24,20 @@ torch thread count:
   ``bare_forward_images_per_s``: ``model(batch)`` in inference mode on the same batches (median of rounds that
   alternate between the two);
 - ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE`` process, from spawn to its JSON answer on stdout
-  (imports, weights load, decode, forward, CAM), median of ``--cold-runs``.
+  (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
+- ``pipeline_encoded_ms``: the pipeline plus encoding its four panels as the app hands them out (film panels JPEG
+  q95 4:4:4, chart PNG level 1; see README "API"), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
+  typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench_peer`: PIL RGB +
+  torchvision transforms, pytorch-grad-cam's ``GradCAM`` with its own forward and backward, ``show_cam_on_image``,
+  a matplotlib chart, PIL-drawn boxes, PNG outputs); ``peer_ratio`` = peer / ours (``pipeline_encoded_ms``
+  medians); ``peer_prob_diff_max``: the largest difference between the two sides' probabilities (the same network:
+  only the resizing differs).
 
-The three single-image measurements alternate image by image, so they see the same machine state; ``--warmup``
-iterations (and one warm-up round of each batched measurement) are excluded. Writes JSON with exactly
-:data:`RESULT_KEYS` (``--out``) and prints a short table. Research demo, not a diagnostic device.
+The single-image measurements alternate image by image (ours and the peer swap order every image), so they see the
+same machine state; ``--warmup`` iterations (and one warm-up round of each batched measurement) are excluded. Writes
+JSON with exactly :data:`RESULT_KEYS` (``--out``), prints a short table and one line per target (:data:`TARGETS`)
+saying whether it was met; progress goes to stderr (``--quiet`` silences it). Research demo, not a diagnostic
+device.
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from .bench_peer import encode_as_app
+from .bench_report import TARGETS, check_targets, format_table
+
+__all__ = ["RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
@@ -60,6 +74,12 @@ RESULT_KEYS = (
     "bare_forward_images_per_s",
     "evaluate_ratio",
     "cold_start_s",
+    "pipeline_encoded_ms",
+    "peer_ms",
+    "peer_stages_ms",
+    "peer_ratio",
+    "peer_prob_diff_max",
+    "targets",
 )
 STAGES = ("decode", "preprocess", "forward", "gradcam", "cam_box", "compare", "render")
 
@@ -74,9 +94,24 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16, metavar="B", help="batch size of the batched measurements (default 16)")
     p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed warm-up iterations (default 3)")
     p.add_argument("--cold-runs", type=int, default=3, metavar="R", help="fresh processes for the cold start, median kept (default 3; 0 skips)")
+    p.add_argument("--no-peer", dest="peer", action="store_false", help="skip the peer pipeline (typical Gradio Grad-CAM Space)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+Progress = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def stderr_progress(message: str) -> None:
+    """One progress line on stderr (the table and the JSON stay on stdout)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 def pick_images(folder: str | os.PathLike, n: int) -> list[Path]:
     """``n`` image files spread evenly over the sorted contents of ``folder`` (all of them when there are fewer)."""
     from .errors import InputError
@@ -138,8 +173,17 @@ class _CamLayerGrad:
 
 
 # --------------------------------------------------------------------------------------------- measurements
-def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: Callable[[], None]) -> dict[str, Any]:
-    """Forward, forward+backward and the whole pipeline, alternating, ``n`` timed iterations after ``warmup``."""
+def measure_single(
+    predictor,
+    files: Sequence[Path],
+    n: int,
+    warmup: int,
+    sync: Callable[[], None],
+    peer: bool = True,
+    progress: Progress = _silent,
+) -> dict[str, Any]:
+    """Forward, forward+backward, the whole pipeline (and the peer's), alternating, ``n`` timed iterations after
+    ``warmup``."""
     import torch
 
     from .cams import DEFAULT_CAM_THRESHOLD
@@ -152,15 +196,63 @@ def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: 
     model, config, device = predictor.model, predictor.config, predictor.device
     inputs = [to_tensor(load_image(f), config).to(device) for f in files]  # the bare network's inputs, made once
     grad_cam = _CamLayerGrad(model, model.cam_layer)
+    peer_pipeline = None
+    if peer:
+        from .bench_peer import PEER_STAGES, PeerPipeline
+
+        peer_pipeline = PeerPipeline(predictor)
+        peer_stages: dict[str, list[float]] = {s: [] for s in PEER_STAGES}
     forward: list[float] = []
     forward_backward: list[float] = []
     pipeline: list[float] = []
+    encoded: list[float] = []
+    peer_total: list[float] = []
+    prob_diff: list[float] = []
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def ours(k: int) -> tuple[float, float, dict[str, float], np.ndarray]:
+        """The pipeline, from the file to the four panels, then encoded as the app does."""
+        start = time.perf_counter()
+        radiograph = load_image(files[k])
+        t_decode = time.perf_counter()
+        inference = predictor.forward(radiograph)
+        t_forward = time.perf_counter()
+        index = predictor.class_index(None, inference.probabilities)
+        label = config.classes[index]
+        heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
+        t_cam = time.perf_counter()
+        box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
+        t_box = time.perf_counter()
+        analysis = predictor.assemble(
+            inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
+        )
+        t_compare = time.perf_counter()
+        panels = render_panels(radiograph, analysis)
+        end = time.perf_counter()
+        encode_as_app(panels)
+        t_encoded = time.perf_counter()
+        times = {
+            "decode": (t_decode - start) * 1e3,
+            "preprocess": inference.timings_ms["preprocess"],
+            "forward": inference.timings_ms["forward"],
+            "gradcam": (t_cam - t_forward) * 1e3,
+            "cam_box": (t_box - t_cam) * 1e3,
+            "compare": (t_compare - t_box) * 1e3,
+            "render": (end - t_compare) * 1e3,
+        }
+        return (end - start) * 1e3, (t_encoded - start) * 1e3, times, inference.probabilities
+
+    total = warmup + n
+    step = max(1, total // 10)
+    last_report = time.monotonic()
     try:
-        for it in range(warmup + n):
+        for it in range(total):
             k = it % len(files)
             keep = it >= warmup
             x = inputs[k]
+            if it and (it % step == 0 or time.monotonic() - last_report > 10):
+                progress(f"single image: {it}/{total} iterations ({warmup} warm-up)")
+                last_report = time.monotonic()
 
             sync()
             t0 = time.perf_counter()
@@ -172,35 +264,30 @@ def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: 
             sync()
             t2 = time.perf_counter()
 
-            # The pipeline, from the file to the four panels.
-            start = time.perf_counter()
-            radiograph = load_image(files[k])
-            t_decode = time.perf_counter()
-            inference = predictor.forward(radiograph)
-            t_forward = time.perf_counter()
-            index = predictor.class_index(None, inference.probabilities)
-            label = config.classes[index]
-            heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
-            t_cam = time.perf_counter()
-            box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
-            t_box = time.perf_counter()
-            analysis = predictor.assemble(
-                inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
-            )
-            t_compare = time.perf_counter()
-            render_panels(radiograph, analysis)
-            end = time.perf_counter()
+            # Ours and the peer, in alternating order so that neither always runs second.
+            ours_first = it % 2 == 0
+            if ours_first:
+                whole, whole_encoded, times, probs = ours(k)
+            if peer_pipeline is not None:
+                sync()
+                p0 = time.perf_counter()
+                peer_times, peer_out = peer_pipeline(files[k])
+                sync()
+                p1 = time.perf_counter()
+            if not ours_first:
+                whole, whole_encoded, times, probs = ours(k)
             if keep:
                 forward.append((t1 - t0) * 1e3)
                 forward_backward.append((t2 - t1) * 1e3)
-                pipeline.append((end - start) * 1e3)
-                stages["decode"].append((t_decode - start) * 1e3)
-                stages["preprocess"].append(inference.timings_ms["preprocess"])
-                stages["forward"].append(inference.timings_ms["forward"])
-                stages["gradcam"].append((t_cam - t_forward) * 1e3)
-                stages["cam_box"].append((t_box - t_cam) * 1e3)
-                stages["compare"].append((t_compare - t_box) * 1e3)
-                stages["render"].append((end - t_compare) * 1e3)
+                pipeline.append(whole)
+                encoded.append(whole_encoded)
+                for stage, ms in times.items():
+                    stages[stage].append(ms)
+                if peer_pipeline is not None:
+                    peer_total.append((p1 - p0) * 1e3)
+                    for stage, ms in peer_times.items():
+                        peer_stages[stage].append(ms)
+                    prob_diff.append(float(np.max(np.abs(peer_out["probabilities"] - probs))))
     finally:
         grad_cam.close()
     return {
@@ -208,6 +295,10 @@ def measure_single(predictor, files: Sequence[Path], n: int, warmup: int, sync: 
         "forward_backward_ms": summary(forward_backward),
         "pipeline_ms": summary(pipeline),
         "stages_ms": {s: round(float(np.median(v)), 2) for s, v in stages.items()},
+        "pipeline_encoded_ms": summary(encoded),
+        "peer_ms": summary(peer_total) if peer_total else None,
+        "peer_stages_ms": {s: round(float(np.median(v)), 2) for s, v in peer_stages.items()} if peer_total else None,
+        "peer_prob_diff_max": round(max(prob_diff), 4) if prob_diff else None,
     }
 
 
@@ -260,7 +351,9 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
     return n / float(np.median(times[evaluate])), n / float(np.median(times[bare]))
 
 
-def measure_cold_start(image: Path, weights: str | None, device: str, threads: int | None, runs: int) -> float | None:
+def measure_cold_start(
+    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: Progress = _silent
+) -> float | None:
     """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
     from .errors import CxrDemoError
 
@@ -274,7 +367,8 @@ def measure_cold_start(image: Path, weights: str | None, device: str, threads: i
         env["OMP_NUM_THREADS"] = str(threads)  # torch's default thread count in the child
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     seconds = []
-    for _ in range(runs):
+    for run in range(runs):
+        progress(f"cold start: fresh process {run + 1}/{runs}")
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline() if proc.stdout else ""
@@ -299,6 +393,8 @@ def bench(
     warmup: int = 3,
     cold_runs: int = 3,
     rounds: int = 5,
+    peer: bool = True,
+    progress: Progress = _silent,
 ) -> dict[str, Any]:
     """Run every measurement; the result has exactly :data:`RESULT_KEYS`."""
     import torch
@@ -315,11 +411,15 @@ def bench(
         torch.set_num_threads(threads)
     dev = pick_device(device)
     files = pick_images(images, n)
+    progress(f"loading the model ({weights or 'default weights'}) on {dev}")
     predictor = Predictor.from_source(weights, device=str(dev))
     sync = _syncer(dev)
-    single = measure_single(predictor, files, n, warmup, sync)
+    progress(f"single image: {n} images x (forward, forward+backward, pipeline{', peer' if peer else ''}) after {warmup} warm-up")
+    single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress)
+    progress(f"batched: {rounds + 1} rounds of evaluate and bare forward, batches of {batch_size}")
     evaluate_ips, bare_ips = measure_batched(predictor, files, batch_size, rounds, sync)
-    cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs)
+    cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs, progress)
+    peer_ms = single["peer_ms"]
     result = {
         "device": str(dev),
         "threads": torch.get_num_threads(),
@@ -331,34 +431,16 @@ def bench(
         "bare_forward_images_per_s": round(bare_ips, 2),
         "evaluate_ratio": round(evaluate_ips / bare_ips, 3),
         "cold_start_s": cold,
+        "peer_ratio": round(peer_ms["median"] / single["pipeline_encoded_ms"]["median"], 3) if peer_ms else None,
     }
+    result["targets"] = check_targets(result)
+    progress("done")
     return {k: result[k] for k in RESULT_KEYS}
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """A short plain-text table of a result, with the issue's targets."""
-    f, fb, p = result["forward_ms"], result["forward_backward_ms"], result["pipeline_ms"]
-    cold = result["cold_start_s"]
-    lines = [
-        f"cxrdemo bench: {result['architecture']} on {result['device']}, {result['threads']} thread(s), n={result['n']}",
-        f"{'measure':<34}{'median':>10}{'p90':>10}",
-        f"{'bare forward (ms)':<34}{f['median']:>10.2f}{f['p90']:>10.2f}",
-        f"{'bare forward+backward to CAM (ms)':<34}{fb['median']:>10.2f}{fb['p90']:>10.2f}",
-        f"{'full pipeline (ms)':<34}{p['median']:>10.2f}{p['p90']:>10.2f}",
-    ]
-    lines += [f"  {stage:<32}{ms:>10.2f}" for stage, ms in result["stages_ms"].items()]
-    lines += [
-        f"{'pipeline / forward+backward':<34}{result['pipeline_ratio']:>10.3f}   target <= 1.5",
-        f"{'evaluate (images/s)':<34}{result['evaluate_images_per_s']:>10.2f}",
-        f"{'bare batched forward (images/s)':<34}{result['bare_forward_images_per_s']:>10.2f}",
-        f"{'evaluate / bare batched':<34}{result['evaluate_ratio']:>10.3f}   target >= 0.8",
-        f"{'cold start (s)':<34}{'skipped' if cold is None else format(cold, '.3f'):>10}   target < 5",
-    ]
-    return "\n".join(lines)
-
-
 def run_bench(args: argparse.Namespace) -> int:
-    """``bench``: measure, print the table, write ``--out``; 0 on success."""
+    """``bench``: measure, print the table and the targets, write ``--out``; 0 on success (3 with ``--strict`` when
+    a target was missed)."""
     result = bench(
         args.images,
         n=args.n,
@@ -368,6 +450,8 @@ def run_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         warmup=args.warmup,
         cold_runs=args.cold_runs,
+        peer=getattr(args, "peer", True),
+        progress=_silent if getattr(args, "quiet", False) else stderr_progress,
     )
     print(format_table(result))
     if args.out:
@@ -375,4 +459,5 @@ def run_bench(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {out}")
-    return 0
+    missed = [k for k, check in result["targets"].items() if check["met"] is False]
+    return 3 if missed and getattr(args, "strict", False) else 0

@@ -6,6 +6,13 @@
 - localisation: ``1 - IoU`` (or ``1 - GIoU``) between each ground-truth box and the box the model predicts FOR THAT
   BOX'S CLASS, averaged over the ground-truth boxes in the batch (images without boxes add nothing); when a batch
   holds no box the term is 0.
+
+Knowledge distillation (``train --teacher-predictions``): on an image that has a teacher row, the classification
+term becomes ``A * BCE(student, teacher probabilities) + (1 - A) * weighted BCE(student, labels)`` (``A`` =
+``--distill-weight``); an image without a teacher row keeps the labels alone. The teacher gives probabilities, not
+logits, so a temperature ``T`` softens both sides the same way (Hinton et al. 2015): teacher logit
+``log(p / (1 - p))`` and student logit are divided by ``T``, and the distillation term is multiplied by ``T^2`` so
+its gradient keeps its size when ``T`` changes. ``T = 1`` (the default) is plain BCE against the probabilities.
 """
 
 from __future__ import annotations
@@ -31,6 +38,41 @@ def positive_weights(targets: np.ndarray, max_weight: float = 100.0) -> torch.Te
 def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
     """Mean weighted binary cross-entropy (positives of class c weighted by ``pos_weight[c]``)."""
     return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=pos_weight.to(logits.device))
+
+
+def distillation_bce(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
+    """Per-image ``T^2 * mean_c BCE(sigmoid(z / T), sigmoid(logit(p) / T))`` -> ``(N,)`` (see module doc)."""
+    t = float(temperature)
+    if not t > 0:
+        raise ValueError(f"distillation temperature must be > 0, not {temperature}")
+    p = teacher_probs.float().to(logits.device).clamp(eps, 1.0 - eps)
+    if t != 1.0:
+        p = torch.sigmoid(torch.log(p / (1.0 - p)) / t)
+    per = F.binary_cross_entropy_with_logits(logits.float() / t, p, reduction="none").mean(1)
+    return per * (t * t)
+
+
+def classification_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    pos_weight: torch.Tensor,
+    teacher_probs: torch.Tensor | None = None,
+    has_teacher: torch.Tensor | None = None,
+    distill_weight: float = 0.0,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """The classification term: weighted BCE, blended per image with distillation where a teacher row exists.
+
+    Without a teacher (or ``distill_weight == 0``) this is exactly :func:`weighted_bce`.
+    """
+    if teacher_probs is None or has_teacher is None or distill_weight <= 0.0:
+        return weighted_bce(logits, targets, pos_weight)
+    label_term = F.binary_cross_entropy_with_logits(
+        logits.float(), targets.float().to(logits.device), pos_weight=pos_weight.to(logits.device), reduction="none"
+    ).mean(1)
+    kd = distillation_bce(logits, teacher_probs, temperature)
+    a = has_teacher.to(logits.device).float() * float(distill_weight)
+    return (a * kd + (1.0 - a) * label_term).mean()
 
 
 def pairwise_iou(a: torch.Tensor, b: torch.Tensor, kind: str = "iou", eps: float = 1e-7) -> torch.Tensor:
@@ -93,13 +135,27 @@ def cln_loss(
     lam: float,
     use_boxes: bool = True,
     box_loss: str = "iou",
+    teacher_probs: torch.Tensor | None = None,
+    has_teacher: torch.Tensor | None = None,
+    distill_weight: float = 0.0,
+    temperature: float = 1.0,
+    connect_boxes: bool = False,
 ) -> LossParts:
-    """``lam * weighted_bce + (1 - lam) * (1 - IoU)``; with ``use_boxes=False`` (stage 1) the classification loss only."""
-    cls = weighted_bce(logits, targets, pos_weight)
+    """``lam * classification + (1 - lam) * (1 - IoU)``; with ``use_boxes=False`` (stage 1) the classification loss only.
+
+    The classification term is :func:`classification_loss` (weighted BCE, with distillation when a teacher is given).
+    ``connect_boxes``: when the batch holds no box, still tie the box output into the loss with weight 0, so every
+    box-head parameter gets a (zero) gradient. DistributedDataParallel needs it: one process's batch may hold a box
+    while another's does not, and all must all-reduce the same gradients.
+    """
+    cls = classification_loss(logits, targets, pos_weight, teacher_probs, has_teacher, distill_weight, temperature)
     if not use_boxes:
         return LossParts(cls, float(cls.detach()), 0.0, 0)
     p, t = gather_boxes(pred_boxes.float(), gt_boxes.to(pred_boxes.device), gt_class.to(pred_boxes.device))
     n = int(p.shape[0])
-    box = (1.0 - pairwise_iou(p, t, box_loss)).mean() if n else cls.new_zeros(())
+    if n:
+        box = (1.0 - pairwise_iou(p, t, box_loss)).mean()
+    else:
+        box = pred_boxes.float().sum() * 0.0 if connect_boxes else cls.new_zeros(())
     total = lam * cls + (1.0 - lam) * box
     return LossParts(total, float(cls.detach()), float(box.detach()), n)

@@ -11,6 +11,46 @@ NIH_ATTRIBUTION = (
 )
 
 
+#: Copyright notice and licence of the reproduce-chexnet predictions (BSD 3-Clause), reproduced in the card of a
+#: model trained with them (the licence asks that it accompany derived works in their documentation).
+REPRODUCE_CHEXNET_LICENSE = """BSD 3-Clause License
+
+Copyright (c) 2018, John Zech
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without modification, are permitted provided that the
+following conditions are met:
+
+* Redistributions of source code must retain the above copyright notice, this list of conditions and the following
+  disclaimer.
+* Redistributions in binary form must reproduce the above copyright notice, this list of conditions and the following
+  disclaimer in the documentation and/or other materials provided with the distribution.
+* Neither the name of the copyright holder nor the names of its contributors may be used to endorse or promote
+  products derived from this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR IMPLIED WARRANTIES,
+INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL,
+SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY,
+WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE."""
+
+
+def teacher_attribution(teacher: dict | None) -> str:
+    """The Attribution paragraph for the teacher whose predictions trained the model (empty without one)."""
+    if not teacher:
+        return ""
+    text = (
+        f"Teacher predictions (knowledge distillation): {teacher.get('source', 'not recorded')}. "
+        f"Credit: {teacher.get('credit', 'not recorded')}. Licence: {teacher.get('licence', 'not recorded')}."
+    )
+    if "reproduce-chexnet" in str(teacher.get("file", "")) + str(teacher.get("source", "")):
+        quoted = "\n".join(("> " + line).rstrip() for line in REPRODUCE_CHEXNET_LICENSE.splitlines())
+        text += "\n\n" + quoted
+    return text
+
+
 def front_matter(config: ModelConfig) -> str:
     """Hub model-card YAML front matter."""
     return (
@@ -40,4 +80,7 @@ def render_card(config: ModelConfig, sha256: str, body: str = "") -> str:
     if body:
         lines += [body.rstrip(), ""]
     lines += ["## Attribution", "", NIH_ATTRIBUTION, ""]
+    teacher = ((config.extra or {}).get("training") or {}).get("teacher")
+    if teacher:
+        lines += [teacher_attribution(teacher), ""]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ evaluation), ``eval/`` (``evaluate`` on the validation split), ``checkpoint/`` (
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -48,6 +49,7 @@ from .errors import InputError
 from .losses import BOX_LOSSES, cln_loss, positive_weights
 from .metrics import choose_thresholds, mean_of, per_class_auc
 from .model import MultiTaskNet
+from .backbones import backbone_stages  # noqa: F401  (re-exported: tools import it from here too)
 from .preprocess import normalise
 
 #: Used when no training image has a box at all: a central box over both lungs.
@@ -99,17 +101,6 @@ def init_box_head_at_priors(model: MultiTaskNet, priors: dict[str, list[float]])
     with torch.no_grad():
         last.weight.mul_(0.01)
         last.bias.copy_(torch.tensor(bias, dtype=last.bias.dtype))
-
-
-def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
-    """The backbone as an ordered list of stages (stem, blocks..., head) for ``--freeze``."""
-    body = getattr(backbone, "body", None)
-    if body is not None and hasattr(body, "blocks"):  # timm EfficientNet family
-        return [nn.ModuleList([body.conv_stem, body.bn1]), *body.blocks, nn.ModuleList([body.conv_head, body.bn2])]
-    children = list(backbone.children())
-    if len(children) <= 2 and children and len(list(children[0].children())) > 2:  # densenet: features + relu
-        return list(children[0].children()) + children[1:]
-    return children
 
 
 def set_trainable(model: MultiTaskNet, backbone_from: int | None, class_head: bool, box_head: bool) -> list[nn.Module]:
@@ -192,7 +183,19 @@ class ValResult:
 
 
 def _batch_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, device: torch.device) -> torch.Tensor:
+    """Normalised model input; on CUDA the uint8 batch travels (pinned, asynchronously) and is normalised on the GPU,
+    in channels_last layout (faster convolutions with AMP)."""
+    if device.type == "cuda":
+        x = batch["image"].to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+        mean = torch.tensor(config.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(config.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        x = (x.expand(-1, config.channels, -1, -1) - mean) / std
+        return x.contiguous(memory_format=torch.channels_last)
     return normalise(batch["image"].numpy(), config).to(device, non_blocking=True)
+
+
+def _jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
 
 
 def _autocast(device: torch.device):
@@ -263,8 +266,9 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
     lines = [
         "## Training",
         "",
-        f"- data: `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
-        f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), NIH label CSV `{d['labels']}`, box CSV `{d['boxes']}`",
+        f"- data: NIH ChestX-ray14 radiographs, `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
+        f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), labels: `{d['labels']}` (NIH's Data_Entry_2017_v2020.csv "
+        f"format), boxes: `{d['boxes']}` (NIH's BBox_List_2017.csv format)",
         f"- split: patient-wise, stratified (seed {d['seed']}, validation fraction {d['val_fraction']}): "
         f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
         "no patient on both sides; their names are in `data_splits.json` (cxrdemo flags them when it analyses one)",
@@ -274,14 +278,23 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         f"lambda {d['lambda']}, box loss {d['box_loss']}, input {d['input_size']} px, batch {d['batch_size']}, "
         f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
         + (f"stage-1 weights: exponential moving average (decay {d['ema']}), " if d.get("ema") else "")
-        + "augmentation: small affine + brightness/contrast, no flip",
+        + "augmentation: small affine + brightness/contrast, no flip"
+        + (
+            f"; classification loss {d['teacher']['distill_weight']} x BCE against the teacher's probabilities + "
+            f"{1 - d['teacher']['distill_weight']:g} x weighted BCE against the labels on images with a teacher row "
+            f"(temperature {d['teacher']['distill_temperature']}), weighted BCE alone on the others"
+            if d.get("teacher") else ""
+        ),
         "- decision thresholds: per class on validation, maximising Youden's J",
         "- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
-        f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads); training time: {d['train_minutes']:.1f} min; "
+        f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads"
+        + (f" in each of {d['processes']} DistributedDataParallel processes" if d.get("processes", 1) > 1 else "")
+        + f"); training time: {d['train_minutes']:.1f} min; "
         f"finished {d['finished']}",
         f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
         "",
+        *_teacher_lines(d),
         "Exact command:" if len(d["commands"]) == 1 else "Exact commands (the run was stopped and resumed from its checkpoint with `--resume`):",
         "",
         "```",
@@ -295,6 +308,7 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         "separate holdout judges the model.",
         "",
     ]
+    lines += _ci_lines(d)
     body = report_md.split("\n", 1)[1] if report_md.startswith("# ") else report_md
     lines += [body.replace("\n## ", "\n### ").strip(), ""]
     lines += [
@@ -308,6 +322,54 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         "- Research and teaching use only. Not a medical device; not for diagnosis or triage.",
     ]
     return "\n".join(lines)
+
+
+def _teacher_lines(d: dict[str, Any]) -> list[str]:
+    t = d.get("teacher")
+    if not t:
+        return []
+    return [
+        "Knowledge distillation (soft targets from a far better-trained model):",
+        "",
+        f"- teacher: {t['source']}",
+        f"- licence: {t['licence']}; credit: {t['credit']}",
+        f"- teacher rows: {t['rows']} images (`{t['file']}`); training images with teacher probabilities: "
+        f"{t['train_images_with_teacher']} of {t['train_images']} (the other {t['train_images'] - t['train_images_with_teacher']} "
+        f"use the labels alone); validation images with a teacher row: {t.get('val_images_with_teacher', 'n/a')} of {d['n_val']}",
+        "- the teacher is not ground truth (NIH's labels are); validation, the chosen epoch and the thresholds use the labels only",
+        "",
+    ]
+
+
+def _fmt_ci(r: dict[str, Any] | None) -> str:
+    if not r or r.get("mean_auc") is None:
+        return "n/a"
+    ci = f" (95% CI {r['lo']:.3f}-{r['hi']:.3f})" if r.get("lo") is not None else ""
+    return f"{r['mean_auc']:.3f}{ci}"
+
+
+def _ci_lines(d: dict[str, Any]) -> list[str]:
+    c = d.get("validation_ci")
+    if not c:
+        return []
+    lines = [
+        f"Mean AUC with a bootstrap interval ({c['n_resamples']} resamples of the validation images, seed {c['seed']}, "
+        "percentile 95%; labels with positives and negatives; sklearn roc_auc_score):",
+        "",
+        "| Model | Images | Mean AUC (95% CI) |",
+        "| --- | --- | --- |",
+        f"| this model, all validation images | {c['ours']['n_images']} | {_fmt_ci(c['ours'])} |",
+    ]
+    if c.get("subset_teacher"):
+        so, st = c["subset_ours"], c["subset_teacher"]
+        lines += [
+            f"| this model, validation images with a teacher row | {so['n_images']} | {_fmt_ci(so)} |",
+            f"| teacher (reproduce-chexnet DenseNet-121), same images | {st['n_images']} | {_fmt_ci(st)} |",
+        ]
+        if so.get("diff_vs_second") is not None:
+            lines += ["", f"Paired difference, this model minus the teacher on the same images: {so['diff_vs_second']:+.3f} "
+                      f"(95% CI {so['diff_lo']:+.3f} to {so['diff_hi']:+.3f})."]
+    return lines + [""]
 
 
 # ------------------------------------------------------------------------------------------------------- run
@@ -329,7 +391,7 @@ def train(args: argparse.Namespace) -> Path:
     """Run a training described by parsed ``args``; returns the Hub-ready model folder."""
     from tqdm.auto import tqdm
 
-    from .device import pick_device
+    from .distributed import setup as setup_distributed
     from .evaluate import evaluate_samples, write_report
     from .modelcard import render_card
     from .provenance import write_splits
@@ -341,22 +403,51 @@ def train(args: argparse.Namespace) -> Path:
         raise InputError(f"--box-loss must be one of {BOX_LOSSES}")
     if not 0.0 <= args.lam <= 1.0:
         raise InputError("--lambda must lie in [0, 1]")
-    threads = _setup_threads(args.threads)
+    if not 0.0 <= args.distill_weight <= 1.0:
+        raise InputError("--distill-weight must lie in [0, 1]")
+    if not args.distill_temperature > 0.0:
+        raise InputError("--distill-temperature must be > 0")
+    teacher = None
+    if args.teacher_predictions:
+        from .teacher import read_teacher_predictions
+
+        teacher = read_teacher_predictions(args.teacher_predictions, NIH_CLASSES)
+    ctx = setup_distributed(args.device)
+    try:
+        return _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, render_card, write_splits, report_markdown, save_model)
+    finally:
+        ctx.close()
+
+
+def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, render_card, write_splits, report_markdown, save_model) -> Path:
+    device = ctx.device
+    main = ctx.main
+    say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)  # noqa: E731
+    # under torchrun on CPU, the cores are shared by the processes of this machine
+    threads = _setup_threads(args.threads or (max(1, (os.cpu_count() or 1) // ctx.local_world) if ctx.enabled else None))
     _seed_everything(args.seed)
-    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    workers = args.workers if args.workers is not None else (min(8, max(1, (os.cpu_count() or 1) // ctx.local_world)) if cuda else 0)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
 
     # ---- data
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
     train_set, val_set = split_patients(samples, args.val_fraction, args.seed)
-    (out / "val_images.txt").write_text("".join(s.name + "\n" for s in val_set), encoding="utf-8")
-    (out / "split.json").write_text(
-        json.dumps({"seed": args.seed, "train": [s.name for s in train_set], "val": [s.name for s in val_set]}, indent=0) + "\n",
-        encoding="utf-8",
-    )
+    if main:
+        (out / "val_images.txt").write_text("".join(s.name + "\n" for s in val_set), encoding="utf-8")
+        (out / "split.json").write_text(
+            json.dumps({"seed": args.seed, "train": [s.name for s in train_set], "val": [s.name for s in val_set]}, indent=0) + "\n",
+            encoding="utf-8",
+        )
+    if not any(s.boxes for s in val_set):
+        say(
+            "warning: the validation split holds no radiologist box: the box head cannot be validated (val box IoU "
+            "will read n/a, and stage 2 is judged on the classification loss alone)"
+        )
     priors, fallback = prior_boxes(train_set, NIH_BOX_CLASSES)
     spec = get_spec(args.backbone)
     pretrained_text = {
@@ -373,16 +464,50 @@ def train(args: argparse.Namespace) -> Path:
     model = MultiTaskNet(config, None if args.pretrained in (None, "", "none") else args.pretrained)
     init_box_head_at_priors(model, priors)
     model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    ctx.broadcast_state(model)  # identical starting weights on every rank
 
-    cache = ImageCache(args.input_size, None if args.no_disk_cache else (args.cache_dir or default_cache_dir()))
-    cache.warm([s.path for s in samples], progress=lambda xs: tqdm(xs, desc="decode+resize (cached)", unit="img", leave=False, disable=args.quiet))
+    cache_folder = None if args.no_disk_cache else Path(args.cache_dir or default_cache_dir())
+    if cache_folder is not None:
+        say(f"note: decoded {args.input_size} px images are cached in {cache_folder} (--cache-dir to move it, --no-disk-cache to keep them in memory only)")
+    # With worker processes and a disk cache, workers read the .npy files (the OS caches them) instead of each
+    # holding a copy of every decoded image in memory (112k images x 224^2 bytes = 5.6 GB per copy).
+    cache = ImageCache(args.input_size, cache_folder, memory=not (workers > 0 and cache_folder is not None))
+    paths = [s.path for s in samples]
+    # each rank decodes its share; then every rank finds the others' files in the disk cache
+    cache.warm(paths[ctx.rank :: ctx.world], progress=lambda xs: tqdm(xs, desc="decode+resize (cached)", unit="img", leave=False, disable=args.quiet or not main))
+    ctx.barrier()
     augment = None if args.no_augment else Augment()
     train_ds = CxrDataset(train_set, config.classes, config.box_classes, cache, augment, args.seed)
     val_ds = CxrDataset(val_set, config.classes, config.box_classes, cache, None, args.seed)
-    pin = device.type == "cuda"
-    train_loader = make_loader(train_ds, args.batch_size, True, args.workers, args.seed, pin)
-    val_loader = make_loader(val_ds, args.eval_batch_size, False, args.workers, args.seed, pin)
+    pin = cuda
+    sampler = None
+    if ctx.enabled:
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        sampler = DistributedSampler(train_ds, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=args.seed, drop_last=False)
+        train_loader = DataLoader(
+            train_ds, batch_size=args.batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+            persistent_workers=workers > 0, drop_last=False,
+        )
+    else:
+        train_loader = make_loader(train_ds, args.batch_size, True, workers, args.seed, pin)
+    val_loader = make_loader(val_ds, args.eval_batch_size, False, workers, args.seed, pin) if main else None
     pos_weight = positive_weights(np.stack([s.target(config.classes) for s in train_set])).to(device)
+    teacher_probs = teacher_mask = None
+    teacher_info = None
+    if teacher is not None:
+        tp, tm = teacher.targets_for([s.name for s in train_set])
+        teacher_probs, teacher_mask = torch.from_numpy(tp), torch.from_numpy(tm)
+        n_with = int(tm.sum())
+        teacher_info = teacher.card_info(n_with, len(train_set), args.distill_weight, args.distill_temperature)
+        teacher_info["val_images_with_teacher"] = int(teacher.targets_for([s.name for s in val_set])[1].sum())
+        say(
+            f"teacher: {n_with} of {len(train_set)} training images have teacher probabilities "
+            f"({len(train_set) - n_with} use the labels alone); distill weight {args.distill_weight}, "
+            f"temperature {args.distill_temperature}"
+        )
 
     plans = [StagePlan("classify", args.epochs, "auc", False), StagePlan("joint", args.stage2_epochs, "loss", True)]
     best_path = out / "best.safetensors"
@@ -394,8 +519,12 @@ def train(args: argparse.Namespace) -> Path:
     start_stage, start_epoch = 0, 1
     # Record the command line the user typed (the CLI passes it as ``args.argv``; ``args.command`` is just "train").
     typed = list(getattr(args, "argv", None) or sys.argv[1:])
-    argv = typed if typed[:1] == ["train"] else ["train", *typed]
-    command = " ".join(shlex.quote(a) for a in ["python", "-m", "cxrdemo", *argv])
+    argv = typed if "train" in typed[:2] else ["train", *typed]
+    launcher = ["python"]
+    if ctx.enabled:
+        nnodes = max(1, ctx.world // max(ctx.local_world, 1))
+        launcher = ["torchrun", *([f"--nnodes {nnodes}"] if nnodes > 1 else []), f"--nproc_per_node {ctx.local_world}"]
+    command = " ".join([*launcher, *(shlex.quote(a) for a in ["-m", "cxrdemo", *argv])])
     commands = [command]
     if resume is not None:
         previous = resume.get("commands") or [_command_text(resume.get("args", {}).get("command"))]
@@ -405,7 +534,7 @@ def train(args: argparse.Namespace) -> Path:
         best_epoch = resume["best_epoch"]
         start_stage, start_epoch = int(resume["stage"]), int(resume["epoch"]) + 1
         started -= float(resume.get("elapsed", 0.0))
-        print(f"resuming {plans[start_stage].name} at epoch {start_epoch} from {ckpt_dir}", file=sys.stderr)
+        say(f"resuming {plans[start_stage].name} at epoch {start_epoch} from {ckpt_dir}")
     budget = args.max_minutes * 60 if args.max_minutes else None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
 
@@ -418,7 +547,7 @@ def train(args: argparse.Namespace) -> Path:
         best, bad, epoch0 = None, 0, 1
         ema = WeightEma(model, args.ema) if args.ema > 0 and plan.name == "classify" else None
         if resume is not None and si == start_stage:
-            load_checkpoint(ckpt_dir, model, optimizer)
+            load_checkpoint(ckpt_dir, model, optimizer)  # every rank reads it (multi-node: --out on a shared disk)
             scheduler.load_state_dict(resume["scheduler"])
             best, bad, epoch0 = resume["best"], int(resume["bad"]), start_epoch
             if ema is not None and (ckpt_dir / "ema.safetensors").is_file():
@@ -427,18 +556,22 @@ def train(args: argparse.Namespace) -> Path:
                 ema = WeightEma(model, args.ema, int(resume.get("ema_updates", 0)))
                 ema.model.load_state_dict(load_file(str(ckpt_dir / "ema.safetensors")))
         else:
-            if si > 0 and best_path.is_file():
-                from safetensors.torch import load_file
+            if si > 0 and ctx.agree(main and best_path.is_file()):
+                if main:
+                    from safetensors.torch import load_file
 
-                model.load_state_dict(load_file(str(best_path)))
+                    model.load_state_dict(load_file(str(best_path)))
+                ctx.broadcast_state(model)
             if plan.use_boxes:  # epoch 0: the stage-1 model with prior boxes
-                val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device)
-                best = _monitor_value(plan.monitor, val)
+                val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device) if main else None
+                best = ctx.broadcast_floats([_monitor_value(plan.monitor, val) if main else None])[0]
                 best_epoch[plan.name] = 0
-                _log(log_path, history, plan.name, 0, None, val, optimizer, time.time() - started, quiet=args.quiet)
+                if main:
+                    _log(log_path, history, plan.name, 0, None, val, optimizer, time.time() - started, quiet=args.quiet)
         for epoch in range(epoch0, plan.epochs + 1):
-            if budget and time.time() - started > budget * (0.85 if plan.name == "classify" else 1.0):
-                print(f"time budget reached: {plan.name} stops before epoch {epoch}", file=sys.stderr)
+            over = bool(budget) and time.time() - started > budget * (0.85 if plan.name == "classify" else 1.0)
+            if ctx.agree(over):  # rank 0's clock decides for all
+                say(f"time budget reached: {plan.name} stops before epoch {epoch}")
                 break
             warm = plan.name == "classify" and epoch <= args.warmup_epochs
             if plan.name == "classify":
@@ -446,18 +579,28 @@ def train(args: argparse.Namespace) -> Path:
             else:
                 frozen = set_trainable(model, args.freeze if args.stage2_backbone == "train" else None, True, True)
             train_mode(model, frozen)
+            net = ctx.wrap(model)  # DDP over the parameters trainable in this epoch
             train_ds.set_epoch(epoch + 1000 * si)
-            train_loader.generator.manual_seed(args.seed * 100_003 + epoch + 1000 * si)  # same order after --resume
+            if sampler is not None:
+                sampler.set_epoch(epoch + 1000 * si)  # a new shuffle every epoch, the same on every rank
+            else:
+                train_loader.generator.manual_seed(args.seed * 100_003 + epoch + 1000 * si)  # same order after --resume
             sums = np.zeros(3)
             seen = 0
-            bar = tqdm(train_loader, desc=f"{plan.name} {epoch}/{plan.epochs}{' (head warm-up)' if warm else ''}", unit="batch", leave=False, disable=args.quiet)
+            bar = tqdm(train_loader, desc=f"{plan.name} {epoch}/{plan.epochs}{' (head warm-up)' if warm else ''}", unit="batch", leave=False, disable=args.quiet or not main)
             for batch in bar:
                 x = _batch_inputs(batch, config, device)
                 with _autocast(device):
-                    outp = model(x)
+                    outp = net(x)
+                t_probs = t_mask = None
+                if teacher_probs is not None:
+                    idx = batch["index"]
+                    t_probs, t_mask = teacher_probs[idx].to(device), teacher_mask[idx].to(device)
                 parts = cln_loss(
-                    outp.logits, outp.boxes, batch["target"].to(device), batch["boxes"], batch["box_class"],
+                    outp.logits, outp.boxes, batch["target"].to(device, non_blocking=True), batch["boxes"], batch["box_class"],
                     pos_weight, args.lam, use_boxes=plan.use_boxes, box_loss=args.box_loss,
+                    teacher_probs=t_probs, has_teacher=t_mask, distill_weight=args.distill_weight,
+                    temperature=args.distill_temperature, connect_boxes=ctx.enabled,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(parts.total).backward()
@@ -469,46 +612,58 @@ def train(args: argparse.Namespace) -> Path:
                 seen += n
                 sums += np.array([float(parts.total.detach()) * n, parts.classification * n, parts.box * parts.n_boxes])
                 bar.set_postfix(loss=f"{sums[0] / seen:.4f}")
+            if net is not model:
+                # Drop this epoch's DDP wrapper now, with the last batch's outputs that reference it: a wrapper left
+                # alive keeps its gradient hooks on the parameters and would all-reduce again in the next epoch.
+                outp = parts = x = batch = None  # noqa: F841
+                del net
+                gc.collect()
+            total_loss, total_seen = ctx.sum_floats([float(sums[0]), float(seen)])
             judged = ema.model if ema is not None else model
-            val = validate(judged, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device)
-            value = _monitor_value(plan.monitor, val)
+            val = validate(judged, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device) if main else None
+            value = ctx.broadcast_floats([_monitor_value(plan.monitor, val) if main else None])[0]
             if not warm:
                 scheduler.step(value if value is not None else 0.0)
             if _improved(plan.monitor, value, best):
                 best, bad = value, 0
                 best_epoch[plan.name] = epoch
-                from safetensors.torch import save_file
+                if main:
+                    from safetensors.torch import save_file
 
-                save_file(model_state(judged), str(best_path))
+                    save_file(model_state(judged), str(best_path))
             elif not warm:
                 bad += 1
             stage_epochs[plan.name] = epoch
-            _log(log_path, history, plan.name, epoch, sums[0] / max(seen, 1), val, optimizer, time.time() - started, quiet=args.quiet)
-            save_checkpoint(
-                ckpt_dir,
-                model,
-                optimizer,
-                {
-                    "stage": si, "epoch": epoch, "best": best, "bad": bad, "history": history,
-                    "stage_epochs": stage_epochs, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
-                    "elapsed": time.time() - started, "args": vars(args), "commands": commands,
-                    "ema_updates": ema.updates if ema is not None else 0,
-                },
-            )
-            if ema is not None:
-                from safetensors.torch import save_file
+            if main:
+                _log(log_path, history, plan.name, epoch, total_loss / max(total_seen, 1), val, optimizer, time.time() - started, quiet=args.quiet)
+                save_checkpoint(
+                    ckpt_dir,
+                    model,
+                    optimizer,
+                    {
+                        "stage": si, "epoch": epoch, "best": best, "bad": bad, "history": history,
+                        "stage_epochs": stage_epochs, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
+                        "elapsed": time.time() - started, "args": _jsonable_args(args), "commands": commands,
+                        "ema_updates": ema.updates if ema is not None else 0, "world_size": ctx.world,
+                    },
+                )
+                if ema is not None:
+                    from safetensors.torch import save_file
 
-                save_file(model_state(ema.model), str(ckpt_dir / "ema.safetensors"))
+                    save_file(model_state(ema.model), str(ckpt_dir / "ema.safetensors"))
+            ctx.barrier()  # the checkpoint is complete before any rank goes on
             if bad >= args.patience:
-                print(f"early stop: {plan.name} did not improve for {bad} epochs", file=sys.stderr)
+                say(f"early stop: {plan.name} did not improve for {bad} epochs")
                 break
         resume = None
         stage_epochs.setdefault(plan.name, 0)
-        if plan.name == "classify" and not best_path.is_file():  # no epoch ran or none had a defined AUC
+        if main and plan.name == "classify" and not best_path.is_file():  # no epoch ran or none had a defined AUC
             from safetensors.torch import save_file
 
             save_file(model_state(model), str(best_path))
 
+    if not main:  # rank 0 alone evaluates and writes the model folder
+        return out / "model"
     # ---- final model: best weights, thresholds on validation, evaluation, card
     from safetensors.torch import load_file
 
@@ -516,7 +671,11 @@ def train(args: argparse.Namespace) -> Path:
         model.load_state_dict(load_file(str(best_path)))
     train_minutes = (time.time() - started) / 60.0
     val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device)
-    config.thresholds = choose_thresholds(np.stack([s.target(config.classes) for s in val_set]), val.probs, config.classes)
+    val_targets = np.stack([s.target(config.classes) for s in val_set])
+    config.thresholds = choose_thresholds(val_targets, val.probs, config.classes)
+    from .teacher import validation_comparison
+
+    comparison = validation_comparison([s.name for s in val_set], val_targets, val.probs, teacher)
     info = {
         "images": str(args.images), "labels": str(args.labels), "boxes": str(args.boxes),
         "n_images": len(samples), "n_patients": len({s.patient for s in samples}),
@@ -526,9 +685,10 @@ def train(args: argparse.Namespace) -> Path:
         "seed": args.seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
         "stage_epochs": stage_epochs, "best_epoch": best_epoch, "lambda": args.lam, "box_loss": args.box_loss,
         "input_size": args.input_size, "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
-        "freeze": args.freeze, "ema": args.ema, "prior_fallback": fallback, "device": str(device), "threads": threads,
+        "freeze": args.freeze, "ema": args.ema, "prior_fallback": fallback, "device": str(device), "threads": threads, "processes": ctx.world,
         "train_minutes": train_minutes, "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(), "torch": torch.__version__, "command": command, "commands": commands,
+        "teacher": teacher_info, "validation_ci": comparison,
         "train_label_counts": label_counts(train_set, config.classes), "val_label_counts": label_counts(val_set, config.classes),
     }
     result = evaluate_samples(
@@ -585,42 +745,46 @@ def _log(path: Path, history: list, stage: str, epoch: int, train_loss: float | 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``python -m cxrdemo train``."""
     p = parser
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("--images", required=True, help="folder of radiographs (only those with a label row are used)")
     p.add_argument("--labels", required=True, help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok)")
     p.add_argument("--boxes", default=None, help="NIH-format box CSV (BBox_List_2017.csv; .gz ok)")
     p.add_argument("--out", required=True, help="run folder (model/ inside it is the Hub-ready result)")
     p.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see cxrdemo.backbones)")
     p.add_argument("--pretrained", default="imagenet", help="starting weights: imagenet, none, or a .safetensors backbone state dict")
-    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--input-size", type=int, default=224, help="square input side in pixels (images are resized to it)")
     p.add_argument("--epochs", type=int, default=30, help="most epochs of stage 1 (classification)")
     p.add_argument("--stage2-epochs", type=int, default=8, help="most epochs of stage 2 (both heads)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="stage-1 epochs training the head on a frozen backbone")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16, help="training batch size (per process under torchrun)")
+    p.add_argument("--eval-batch-size", type=int, default=32, help="batch size of validation and the final evaluation")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the heads")
     p.add_argument("--backbone-lr", type=float, default=2e-4, help="learning rate of the trainable backbone stages")
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
     p.add_argument("--lambda", dest="lam", type=float, default=0.4, help="CLN lambda: weight of classification vs 1-IoU (CLN: 0.1-0.4)")
     p.add_argument("--box-loss", default="iou", choices=BOX_LOSSES, help="1-IoU (CLN) or 1-GIoU")
     p.add_argument("--freeze", type=int, default=3, help="leading backbone stages kept frozen (lite0: stem + blocks 0-1 = 3)")
     p.add_argument("--stage2-backbone", default="frozen", choices=("frozen", "train"), help="train the backbone in stage 2 too?")
     p.add_argument("--ema", type=float, default=0.0, help="stage 1: validate and keep an exponential moving average of the weights with this decay (0: off)")
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classification head")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of patients in the validation split (patient-wise, stratified)")
     p.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation improvement")
     p.add_argument("--plateau-patience", type=int, default=2, help="ReduceLROnPlateau patience (halves the learning rates)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stage 1 stops at 85%% of it")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation, shuffling and augmentation")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes per training process (default: 0 on CPU; on CUDA min(8, cores per process), with pinned memory)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores; under torchrun the cores divided by the processes per machine)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps; under torchrun auto/cuda (nccl, one GPU per process) or cpu (gloo)")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache folder (default $CXRDEMO_CACHE or ~/.cache/cxrdemo/images)")
     p.add_argument("--no-disk-cache", action="store_true", help="keep decoded images in memory only")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no training augmentation (small affine + brightness/contrast)")
     p.add_argument("--cam", default="gradcam", help="CAM method of the final validation evaluation")
     p.add_argument("--limit", type=int, default=None, help="use only the first N labelled images (smoke tests)")
+    p.add_argument("--teacher-predictions", default=None, metavar="CSV", help="knowledge distillation: a CSV of per-image teacher probabilities ('Image Index', prob_<Label> for the 14 labels); images without a row use the labels alone")
+    p.add_argument("--distill-weight", type=float, default=0.5, help="A: classification loss = A * BCE(teacher probabilities) + (1 - A) * weighted BCE(labels) on images with a teacher row (only with --teacher-predictions)")
+    p.add_argument("--distill-temperature", type=float, default=1.0, help="T: teacher and student logits divided by T, distillation term scaled by T^2 (Hinton et al.)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if there is one")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="skip the ROC and IoU-accuracy plots of the final evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bars (epoch lines still go to stderr)")
     return p
 

@@ -1,7 +1,7 @@
 """``python -m cxrdemo bench``: runs end to end on real images and writes JSON of the promised shape.
 
-Only the plumbing is tested (keys and types, the table, the argument errors), never the speed: timings on a shared
-CI machine mean nothing.
+Only the plumbing is tested (keys and types, the table, the target lines, progress on stderr, the argument errors),
+never the speed: timings on a shared CI machine mean nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import pytest
 
 from cxrdemo.bench import RESULT_KEYS, STAGES, pick_images, summary
+from cxrdemo.bench_peer import PEER_STAGES
+from cxrdemo.bench_report import TARGETS, check_targets, target_lines
 from cxrdemo.cli import main
 
 
@@ -35,14 +37,42 @@ def test_bench_json_keys_and_types(model_dir, images_dir, tmp_path, capsys):
     assert result["threads"] == 1
     assert result["architecture"] == "mobilenet_v3_small"
     assert result["n"] == 2
-    for key in ("forward_ms", "forward_backward_ms", "pipeline_ms"):
+    for key in ("forward_ms", "forward_backward_ms", "pipeline_ms", "pipeline_encoded_ms", "peer_ms"):
         _check_summary(result[key])
     assert list(result["stages_ms"]) == list(STAGES)
     assert all(_is_number(v) and v >= 0 for v in result["stages_ms"].values())
-    for key in ("pipeline_ratio", "evaluate_images_per_s", "bare_forward_images_per_s", "evaluate_ratio", "cold_start_s"):
+    assert list(result["peer_stages_ms"]) == list(PEER_STAGES)
+    assert all(_is_number(v) and v >= 0 for v in result["peer_stages_ms"].values())
+    for key in ("pipeline_ratio", "evaluate_images_per_s", "bare_forward_images_per_s", "evaluate_ratio", "cold_start_s", "peer_ratio"):
         assert _is_number(result[key]) and result[key] > 0, key
-    printed = capsys.readouterr().out
-    assert "pipeline / forward+backward" in printed and "cold start" in printed
+    # The peer runs the same network: only its resizing (torchvision on RGB) differs from cxrdemo's.
+    assert 0 <= result["peer_prob_diff_max"] < 0.1
+    assert set(result["targets"]) == set(TARGETS)
+    assert all(t["met"] in (True, False) for t in result["targets"].values())
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "pipeline / forward+backward" in printed and "cold start" in printed and "peer / ours" in printed
+    assert sum(line.startswith(("target met:", "target MISSED:")) for line in printed.splitlines()) == len(TARGETS)
+    assert "bench: single image" in captured.err and "bench: cold start" in captured.err  # progress on stderr
+
+
+def test_bench_without_peer_or_cold_start(model_dir, images_dir, capsys):
+    argv = ["bench", "--images", str(images_dir), "--n", "1", "--weights", str(model_dir), "--threads", "1"]
+    argv += ["--warmup", "0", "--batch-size", "1", "--cold-runs", "0", "--no-peer", "--quiet"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "peer pipeline (ms)" in captured.out and "skipped" in captured.out
+    assert "target not measured: peer pipeline / ours" in captured.out
+    assert "target not measured: cold start" in captured.out
+    assert captured.err == ""  # --quiet
+
+
+def test_targets_met_missed_and_not_measured():
+    checks = check_targets({"pipeline_ratio": 1.6, "evaluate_ratio": 0.9, "cold_start_s": None, "peer_ratio": 5.0})
+    assert [checks[k]["met"] for k in ("pipeline_ratio", "evaluate_ratio", "cold_start_s", "peer_ratio")] == [False, True, None, True]
+    lines = target_lines(checks)
+    assert lines[0] == "target MISSED: pipeline / forward+backward = 1.6 (target <= 1.5)"
+    assert lines[2].startswith("target not measured: cold start")
 
 
 def test_bench_bad_folder_is_one_line_error(tmp_path, capsys):
