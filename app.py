@@ -3,24 +3,27 @@
 This file only lays out Gradio components (:func:`create_ui`) and wires them to the functions of
 :mod:`cxrdemo.webapp` (:func:`create_event_handlers`); all logic lives in the package.
 
+Two pages (tabs): the single case (upload or example, four panels, every CAM method side by side, a second model
+side by side) and the audit of a data set (:mod:`cxrdemo.webapp.ui_side` and :mod:`cxrdemo.webapp.ui_audit` lay
+out and wire those parts).
+
 Run: ``python app.py`` serves on http://127.0.0.1:7860 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override;
 a Hugging Face Space sets them). Environment: ``CXRDEMO_WEIGHTS`` (default model), ``CXRDEMO_EXAMPLES_DIR`` (example
 images, default ``examples/images``), ``CXRDEMO_MAX_UPLOAD_MB`` (upload limit, default 50), ``CXRDEMO_CONCURRENCY``
-(model jobs at once, default 1).
+(model jobs at once, default 1), ``CXRDEMO_AUDIT_DATASETS`` (data sets the audit page offers).
 
-API: ``predict`` (``gradio_client.Client(url).predict(handle_file(path), ..., api_name="/predict")``) returns the
-CLI's JSON and the four rendered panels; see README.md.
+API: ``predict``, ``compare_methods``, ``compare_models`` and ``audit``
+(``gradio_client.Client(url).predict(..., api_name="/predict")``); see README.md, "API".
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -30,10 +33,14 @@ from cxrdemo.errors import CxrDemoError
 from cxrdemo.imaging import IMAGE_SUFFIXES
 from cxrdemo.nih import TOP1
 from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
-from cxrdemo.webapp import actions, boxes_text, review, view
+from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view
 from cxrdemo.webapp import resources as res
+from cxrdemo.webapp.audit_runs import AuditRun, AuditService
 from cxrdemo.webapp.models import warm_up
-from cxrdemo.webapp.state import CaseView, Progress, Settings
+from cxrdemo.webapp.state import CaseView, Settings
+from cxrdemo.webapp.ui_audit import create_audit_page, wire_audit
+from cxrdemo.webapp.ui_common import guarded, progress_reporter
+from cxrdemo.webapp.ui_side import SideUI, create_side, wire_side
 from cxrdemo.webapp.upload import max_upload_bytes, read_upload
 
 try:  # drawing boxes needs the gradio_image_annotation component; typed coordinates work without it
@@ -58,6 +65,7 @@ TRUTH_HELP = (
 FAILED = "The last step failed (see the message); the result below is the previous one, and the inputs are kept."
 CSS = """
 #disclaimer {font-weight: 600; color: var(--body-text-color-subdued);}
+#disclaimer p, #title h1 {margin-bottom: 0;}
 #panels {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
 #panels > div {min-width: 0 !important;}
 @media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
@@ -65,11 +73,22 @@ CSS = """
 #annotator {max-width: 560px; margin: 0 auto;}
 #summary table {margin: 0.3em 0;}
 #examples .caption-label {white-space: normal; line-height: 1.2; max-height: 2.4em;}
+.side-grid {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
+.side-grid > div {min-width: 0 !important;}
+@media (max-width: 1100px) {.side-grid {grid-template-columns: repeat(2, minmax(0, 1fr));}}
+/* The audit's case pictures are two panels side by side (2:1): 4:3 cells, the picture at the top, the caption below. */
+#audit-gallery .thumbnail-item {aspect-ratio: 4 / 3 !important;}
+#audit-gallery .thumbnail-item img {object-position: top;}
+#audit-gallery .caption-label {white-space: normal; line-height: 1.2; max-height: 3.6em; font-size: 13px;}
+@media (max-width: 1100px) {#audit-gallery .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+  #method-grid {grid-template-columns: repeat(3, minmax(0, 1fr));}}
+/* Report tables: numbers with their CIs stay on one line; a table wider than the page scrolls sideways. */
+.wide-tables table {display: block; overflow-x: auto; max-width: 100%;}
+.wide-tables th, .wide-tables td {white-space: nowrap; word-break: normal !important; overflow-wrap: normal !important;}
 /* A phone: the upload, a short strip of examples, the panels, the summary; the settings come after them. */
 @media (max-width: 700px) {
   #inputs, #model-col {display: contents !important;}
   #page > * {order: 10;}
-  #title, #disclaimer {order: 0;}
   #upload-col {order: 1;}
   #gallery-col {order: 2;}
   #status {order: 3;}
@@ -80,6 +99,8 @@ CSS = """
   #examples .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
   #examples .caption-label {font-size: 12px;}
   #title h1 {font-size: 1.3em;}
+  .side-grid, #method-grid {grid-template-columns: minmax(0, 1fr);}
+  #audit-gallery .grid-container {grid-template-columns: minmax(0, 1fr) !important;}
 }
 """
 #: Toasts live outside the app's container, which Gradio scopes ``css`` to: on a phone they go to the bottom, off
@@ -118,6 +139,7 @@ class UI:
     report_btn: gr.Button
     downloads: gr.File
     json_view: gr.JSON
+    side: SideUI
     api: dict[str, gr.components.Component]
 
     @property
@@ -134,7 +156,8 @@ class UI:
     def case_outputs(self) -> list[gr.components.Component]:
         """What a new case may update: the view, and the ground-truth and note fields."""
         extra = [self.annotator] if self.annotator is not None else []
-        return self.view_outputs + extra + [self.truth_text, self.drawn_state, self.note]
+        side = [self.side.methods_box, self.side.models_box]  # hidden again: they showed the previous case
+        return self.view_outputs + extra + [self.truth_text, self.drawn_state, self.note, *side]
 
 
 def create_ui(resources: res.AppResources) -> UI:
@@ -144,8 +167,6 @@ def create_ui(resources: res.AppResources) -> UI:
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
     with gr.Column(elem_id="page"):
-        gr.Markdown(f"# {TITLE}", elem_id="title")
-        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
         with gr.Row(equal_height=False, elem_id="inputs"):
             with gr.Column(scale=1, min_width=300, elem_id="model-col"):
                 with gr.Column(elem_id="upload-col"):
@@ -185,6 +206,7 @@ def create_ui(resources: res.AppResources) -> UI:
                     gr.Markdown(f"**{PANEL_TITLES[name]}**", elem_classes=["panel-title"])
                     panels[name] = gr.Image(show_label=False, type="filepath", interactive=False,
                                             buttons=["download", "fullscreen"], elem_id=f"panel-{i}")  # fmt: skip
+        side = create_side()  # every CAM method, a second model: below the panels, drawn on request
         with gr.Row(equal_height=False, elem_id="below"):
             with gr.Column(scale=1, min_width=300):
                 gr.Markdown(TRUTH_HELP)
@@ -225,35 +247,14 @@ def create_ui(resources: res.AppResources) -> UI:
 
 
 # ---------------------------------------------------------------------------------------------------- handlers
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn every failure of a handler into a one-line ``gr.Error`` (the page keeps its inputs, the server runs on)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except CxrDemoError as exc:
-            raise gr.Error(view.describe_error(exc), title="Cannot do that", print_exception=False) from None
-        except Exception as exc:  # a bug: log the traceback, show one line
-            LOG.exception("handler %s failed", fn.__name__)
-            raise gr.Error(view.describe_error(exc), title="Unexpected error", print_exception=False) from None
-
-    return wrapper
-
-
-def progress_reporter(progress: gr.Progress) -> Progress:
-    """Adapt ``gr.Progress`` to the package's ``report(fraction, message)``."""
-    return lambda fraction, message: progress(fraction, desc=message)
-
-
 class Handlers:
     """The page's event handlers: each takes the components' values, calls the package, and returns the updates
     keyed by component (``{ui.summary: ..., ui.panels["cam"]: ...}``); every failure is one ``gr.Error`` line."""
 
     def __init__(self, ui: UI, resources: res.AppResources) -> None:
         self.ui, self.resources, self.cache = ui, resources, resources.cache
+        #: ``(fn, inputs, outputs, event settings)`` of the analysis, for pages that open a case here.
+        self.analyse_event: tuple[Any, list, list, dict] | None = None
 
     def show(self, result: CaseView, log: review.ReviewLog | None, full: bool) -> dict:
         """The page's update for ``result``: only the panels it redraws; with ``full``, the ground-truth and note
@@ -280,6 +281,7 @@ class Handlers:
                 out[ui.annotator] = value = boxes_text.annotator_value(case)
                 synced += boxes_text.drawn_lines(value, case)
             out.update({ui.truth_text: text, ui.drawn_state: synced, ui.note: review.note_for(log, case)})
+            out.update({ui.side.methods_box: gr.Column(visible=False), ui.side.models_box: gr.Column(visible=False)})
         return out
 
     @guarded
@@ -331,6 +333,19 @@ class Handlers:
     @guarded
     def example(self, evt: gr.SelectData):
         return str(self.resources.examples[evt.index].path)
+
+    def open_case(self, path: str, run: AuditRun, index: int) -> dict:
+        """An audit's case on this page: its file, the audit's model and device, the case's method, class and
+        threshold (then the page analyses it)."""
+        ui, case = self.ui, run.result.cases[index]
+        return {
+            ui.upload: path,
+            ui.source: run.request.source,
+            ui.device: run.device if run.device in available_devices() else "auto",
+            ui.method: case.method,
+            ui.target: case.label,
+            ui.threshold: run.result.evaluation.cam_threshold,
+        }
 
     def failed(self) -> dict:
         return {self.ui.status: FAILED}
@@ -386,15 +401,33 @@ def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
     api_inputs = [ui.upload, ui.source, api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
     api_outputs = [ui.json_view, *ui.panels.values()]
     api["trigger"].click(h.predict, api_inputs, api_outputs, api_name="predict", api_description=h.predict.__doc__, **heavy)
+    wire_side(ui.side, ui, resources, heavy, then_say_failures)
+    h.analyse_event = (h.analyse, analyse_inputs, ui.case_outputs, ui_heavy)
     return h
 
 
 # -------------------------------------------------------------------------------------------------------- app
 def build_app(resources: res.AppResources) -> gr.Blocks:
-    """The Blocks of the app, wired to ``resources`` (model cache, examples, export folder)."""
+    """The Blocks of the app, wired to ``resources`` (model cache, examples, export folder): the single-case page
+    and the audit page, in two tabs."""
+    service = AuditService(resources, REPO)
     # delete_cache: uploads and rendered panels in Gradio's cache older than 2 h are removed every 30 min.
     with gr.Blocks(title="cxrdemo", fill_width=True, delete_cache=(1800, 7200)) as demo:
-        create_event_handlers(create_ui(resources), resources)
+        gr.Markdown(f"# {TITLE}", elem_id="title")
+        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
+        with gr.Tabs(selected="case", elem_id="tabs") as tabs:
+            with gr.Tab("Single case", id="case", elem_id="case-tab"):
+                ui = create_ui(resources)
+            # The audit page's content is drawn by the browser only when the tab is opened (render_children=False).
+            with gr.Tab("Audit a data set", id="audit", elem_id="audit-tab") as audit_tab:
+                audit = create_audit_page(service, resources.default.source, resources.default.device)
+        h = create_event_handlers(ui, resources)
+
+        def open_case(path: str, run: AuditRun, index: int) -> dict:
+            return {**h.open_case(path, run, index), tabs: gr.Tabs(selected="case")}
+
+        outputs = [ui.upload, ui.source, ui.device, ui.method, ui.target, ui.threshold, tabs]
+        wire_audit(audit, service, audit_tab, demo, open_case, outputs, h.analyse_event)
     return demo
 
 
@@ -413,7 +446,17 @@ def launch_options(resources: res.AppResources) -> dict[str, Any]:
 
 def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tuple[gr.Blocks, res.AppResources]:
     """Build the app and its queue; with ``warm``, load the default model in the background meanwhile."""
+    # A server that runs for days stays flat (cxrdemo.webapp.housekeeping; measured by bench/load.py): malloc
+    # arenas capped, and Gradio's scheduled cache clean-up made safe against files added while it runs.
+    housekeeping.limit_malloc_arenas(2)
+    housekeeping.harden_gradio_cache_cleanup()
     resources = resources or res.make_resources(REPO)
+    # Gradio sets matplotlib's backend around every queued event; with the backend set to "agg" now (what it sets)
+    # that is a no-op, and never races the warm-up thread while it imports grad-cam with matplotlib stood in for
+    # (cxrdemo.lazy_imports): a first request during the warm-up otherwise failed with a RecursionError.
+    import matplotlib
+
+    matplotlib.use("agg")
     if warm:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
@@ -436,6 +479,7 @@ def main() -> None:
     """``python app.py``: serve on ``GRADIO_SERVER_NAME``:``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     demo, resources = prepare()
+    housekeeping.remove_on_exit(resources.export_root)  # a temporary folder of this process (panels, exports, audits)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -33,6 +33,34 @@ from .cams import CAM_METHOD_KEYS, DEFAULT_CAM_THRESHOLD, check_method, check_th
 from .errors import InputError
 from .model import MultiTaskNet
 
+def first_component_projection(activation_batch: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's ``get_2d_projection`` (activations projected on their first principal component), with
+    the economy SVD: the same first right singular vector without the ``C x C`` matrix the full SVD builds
+    (1280 x 1280 for EfficientNet-Lite0: 0.5-1.9 s per map on this CPU instead of milliseconds)."""
+    batch = np.nan_to_num(np.asarray(activation_batch, dtype=np.float32), nan=0.0)
+    out = []
+    for activations in batch:
+        flat = activations.reshape(activations.shape[0], -1).T
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        out.append((flat @ vt[0, :]).reshape(activations.shape[1:]))
+    return np.float32(out)
+
+
+class FastEigenCAM(EigenCAM):
+    """EigenCAM with :func:`first_component_projection` (same maps, economy SVD)."""
+
+    def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):  # noqa: D102
+        return first_component_projection(activations)
+
+
+class FastEigenGradCAM(EigenGradCAM):
+    """EigenGradCAM with :func:`first_component_projection` (same maps, economy SVD)."""
+
+    def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):  # noqa: D102
+        return first_component_projection(grads * activations)
+
+
 #: Method name (see :mod:`cxrdemo.cams`) -> pytorch-grad-cam class.
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,
@@ -40,8 +68,8 @@ CAM_METHODS: dict[str, type] = {
     "xgradcam": XGradCAM,
     "layercam": LayerCAM,
     "hirescam": HiResCAM,
-    "eigencam": EigenCAM,
-    "eigengradcam": EigenGradCAM,
+    "eigencam": FastEigenCAM,
+    "eigengradcam": FastEigenGradCAM,
 }
 assert tuple(CAM_METHODS) == CAM_METHOD_KEYS, "cams.CAM_METHOD_NAMES and explain.CAM_METHODS must list the same methods"
 

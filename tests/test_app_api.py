@@ -1,4 +1,5 @@
-"""The app's documented ``predict`` endpoint through gradio_client, on an app served in-process on a free port."""
+"""The app's documented endpoints (``predict``, ``compare_methods``, ``compare_models``, ``audit``) through
+gradio_client, on an app served in-process on a free port."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ import pytest
 from PIL import Image
 
 import app_server  # tests/app_server.py (tests/ is on sys.path, as for dicom_fixtures)
+from conftest import REPO
 
 CLI_KEYS = {"image", "model", "probabilities", "boxes", "cam", "ground_truth", "iou", "timings_ms"}
 BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
+ENDPOINTS = {
+    "/predict": ["image", "source", "device", "method", "target", "threshold", "truth"],
+    "/compare_methods": ["image", "source", "device", "target", "threshold", "truth"],
+    "/compare_models": ["image", "source", "source_b", "device", "method", "target", "threshold", "truth"],
+    "/audit": ["dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness", "faithfulness_images",
+               "sanity", "sanity_images"],
+}  # fmt: skip
+EMBEDDED = str(REPO / "weights")  # model B: the embedded EfficientNet-Lite0
 
 
 @pytest.fixture(scope="module")
-def served(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def served(model_dir: Path, data_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CXRDEMO_MAX_UPLOAD_MB", "2")  # a small limit keeps the oversize upload test cheap
+        patch.setenv("CXRDEMO_AUDIT_DATASETS", f"shared={images_dir}:{data_dir / 'labels.csv'}:{data_dir / 'boxes.csv'}")
         running = app_server.start_app(model_dir, images_dir, tmp_path_factory.mktemp("exports"))
     yield running
     running.close()
@@ -37,12 +48,15 @@ def call(client, served, image: Path, **overrides):
     return client.predict(handle_file(str(image)), *args.values(), api_name="/predict")
 
 
-def test_predict_is_the_only_public_endpoint(client) -> None:
+def test_the_public_endpoints_and_their_parameters(client) -> None:
     info = client.view_api(print_info=False, return_format="dict")
-    assert list(info["named_endpoints"]) == ["/predict"]
-    names = [p["parameter_name"] for p in info["named_endpoints"]["/predict"]["parameters"]]
-    assert names == ["image", "source", "device", "method", "target", "threshold", "truth"]
-    assert len(info["named_endpoints"]["/predict"]["returns"]) == 5
+    assert list(info["named_endpoints"]) == list(ENDPOINTS)  # the page's own events stay private
+    for name, params in ENDPOINTS.items():
+        assert [p["parameter_name"] for p in info["named_endpoints"][name]["parameters"]] == params
+    returns = {name: len(info["named_endpoints"][name]["returns"]) for name in ENDPOINTS}
+    assert returns == {"/predict": 5, "/compare_methods": 2, "/compare_models": 2, "/audit": 2}
+    audit = {p["parameter_name"]: p["parameter_default"] for p in info["named_endpoints"]["/audit"]["parameters"]}
+    assert audit["dataset"] == "examples" and audit["methods"] == "gradcam" and audit["sanity_images"] == 4
 
 
 def test_predict_returns_cli_json_and_panels(client, served, images_dir: Path) -> None:
@@ -124,3 +138,61 @@ def test_api_threshold_method_and_device_are_checked_by_the_package(client, serv
         assert expected in message and "\n" not in message.strip() and "list of choices" not in message
     params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]["parameters"]
     assert next(p for p in params if p["parameter_name"] == "threshold")["python_type"]["type"] == "int"
+
+
+def test_compare_methods_every_method_on_one_forward_pass(client, served, images_dir: Path) -> None:
+    from gradio_client import handle_file
+
+    source = served.resources.default.source
+    doc, grid = client.predict(handle_file(str(images_dir / BOXED_IMAGE)), source, "cpu", "Atelectasis", 180, "",
+                               api_name="/compare_methods")  # fmt: skip
+    assert set(doc) == {"image", "model", "target", "threshold", "ground_truth", "methods", "timings_ms"}
+    assert doc["target"] == "Atelectasis" and doc["threshold"] == 180 and doc["image"] == BOXED_IMAGE
+    assert [m["method"] for m in doc["methods"]][:2] == ["gradcam", "gradcam++"] and len(doc["methods"]) == 7
+    for cell in doc["methods"]:
+        assert [r["label"] for r in cell["iou"]] == ["Atelectasis"] and cell["threshold"] == 180
+    with Image.open(grid) as img:
+        assert img.format == "JPEG" and img.width > 1000
+    # Grad-CAM's cell is the predict endpoint's CAM for the same request
+    single, *_ = call(client, served, images_dir / BOXED_IMAGE, target="Atelectasis", threshold=180)
+    assert doc["methods"][0]["iou"][0]["cam_iou"] == single["iou"][0]["cam_iou"]
+    assert doc["methods"][0]["box"] == single["cam"]["box"]
+
+
+def test_compare_models_a_and_b(client, served, images_dir: Path) -> None:
+    from gradio_client import handle_file
+
+    source = served.resources.default.source
+    doc, rows = client.predict(handle_file(str(images_dir / BOXED_IMAGE)), source, EMBEDDED, "cpu", "gradcam", "top-1",
+                               127, "", api_name="/compare_models")  # fmt: skip
+    assert set(doc) == {"a", "b", "top_changed", "differences"}
+    assert set(doc["a"]) == CLI_KEYS and set(doc["b"]) == CLI_KEYS
+    assert doc["a"]["model"]["architecture"] == "mobilenet_v3_small" and doc["b"]["model"]["architecture"] == "efficientnet_lite0"
+    assert doc["top_changed"] == (doc["a"]["probabilities"][0]["label"] != doc["b"]["probabilities"][0]["label"])
+    assert set(doc["differences"][0]) == {"label", "b_minus_a"}
+    assert [r["label"] for r in doc["b"]["iou"]] == ["Atelectasis"]
+    with Image.open(rows) as img:
+        assert img.format == "JPEG" and img.height > 2 * 384
+
+
+def test_audit_endpoint_with_sanity_on_two_images(client, served) -> None:
+    import zipfile
+
+    source = served.resources.default.source
+    report, archive = client.predict("examples", source, "cpu", "gradcam", 127, 2, False, 8, True, 2, api_name="/audit")
+    assert report["n_images"] == 2 and report["plausibility"]["n_boxes"] == 2
+    assert report["sanity"]["n_images"] == 2 and report["faithfulness"] is None
+    assert report["model"]["architecture"] == "mobilenet_v3_small"
+    with zipfile.ZipFile(archive) as zf:
+        names = {n.split("/", 1)[1] for n in zf.namelist()}
+    assert {"report.json", "report.md", "cases.csv", "gallery.html", "sanity.png"} <= names
+
+
+def test_audit_offers_only_named_data_sets(client, served) -> None:
+    from gradio_client.exceptions import AppError
+
+    for name in ("../../etc", "/work/shared/data/nih/images"):
+        with pytest.raises(AppError) as info:
+            client.predict(name, "", "cpu", "gradcam", 127, 1, False, 8, False, 4, api_name="/audit")
+        message = str(info.value)
+        assert "unknown data set" in message and "examples, shared" in message and "\n" not in message.strip()

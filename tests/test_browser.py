@@ -57,8 +57,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def served(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    running = app_server.start_app(model_dir, images_dir, tmp_path_factory.mktemp("exports"))
+def served(model_dir: Path, data_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    with pytest.MonkeyPatch.context() as patch:  # the audit page offers the examples and every shared image
+        patch.setenv("CXRDEMO_AUDIT_DATASETS", f"shared={images_dir}:{data_dir / 'labels.csv'}:{data_dir / 'boxes.csv'}")
+        running = app_server.start_app(model_dir, images_dir, tmp_path_factory.mktemp("exports"))
     yield running
     running.close()
 
@@ -112,6 +114,26 @@ def test_threshold_change_updates_without_reload(page) -> None:
     page.get_by_label("180").check()
     page.wait_for_function("document.querySelector('#summary').innerText.includes('threshold 180')")
     assert "cached forward pass" in page.locator("#status").inner_text()
+
+
+def test_every_cam_method_side_by_side(page, tmp_path: Path) -> None:
+    page.click("#compare-methods")
+    page.wait_for_function("document.querySelectorAll('#method-grid img').length == 7")
+    assert BOXED_IMAGE in page.locator("#method-title").inner_text()
+    assert "every CAM method redone from the cached forward pass" in page.locator("#status").inner_text()
+    tile = page.locator("#method-grid img").first.bounding_box()
+    assert tile is not None and tile["width"] > 200  # 4 across at 1440 px
+    page.locator("#method-box").screenshot(path=str(tmp_path / "methods.png"))
+
+
+def test_second_model_side_by_side(page, tmp_path: Path) -> None:
+    page.fill("#source-b textarea", str(app_server.REPO / "weights"))
+    page.click("#compare-models")
+    page.wait_for_function("document.querySelectorAll('#ab-box img').length == 8")
+    summary = page.locator("#ab-summary").inner_text()
+    assert "Top class changed" in summary and "Atelectasis: CAM IoU" in summary and "efficientnet_lite0" in summary
+    assert page.locator("#ab-title-b").inner_text().startswith("Model B: efficientnet_lite0")
+    page.locator("#ab-box").screenshot(path=str(tmp_path / "models.png"))
 
 
 def test_drawn_box_becomes_ground_truth(page, expected, tmp_path: Path) -> None:

@@ -99,3 +99,16 @@ def test_threshold_and_method_validation():
         check_threshold(300)
     with pytest.raises(InputError, match="not a number"):
         check_threshold("abc")
+
+
+def test_economy_svd_projection_equals_grad_cam_library():
+    """FastEigenCAM's projection is pytorch-grad-cam's get_2d_projection, map for map (economy SVD only)."""
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    from cxrdemo.explain import first_component_projection
+
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(3, 1280, 7, 7)).astype(np.float32) * rng.uniform(0.1, 3.0, size=(3, 1280, 1, 1)).astype(np.float32)
+    ours, theirs = first_component_projection(acts), get_2d_projection(acts)
+    assert ours.shape == theirs.shape == (3, 7, 7)
+    assert np.allclose(ours, theirs, atol=1e-4 * np.abs(theirs).max())

@@ -4,7 +4,9 @@
 - :mod:`.view`: box styles, :class:`Hints`, the film resized once for display;
 - :mod:`.chart`: panel (c), the probability chart;
 - :mod:`.panels`: panels (a) prediction, (b) comparison, (d) CAM, :func:`render_panels`, :func:`composite`;
-- :mod:`.files`: the one writer of panel image files (:func:`write_panels`, :func:`write_report`).
+- :mod:`.files`: the one writer of panel image files (:func:`write_panels`, :func:`write_report`);
+- :mod:`.grid`: side by side: every CAM method on one case (:func:`render_method_grid`), two models on one radiograph
+  (:func:`render_model_rows`).
 
 Importing this package never imports torch or :mod:`cxrdemo.explain`.
 """
@@ -14,6 +16,16 @@ from __future__ import annotations
 from .chart import NEGATIVE, POSITIVE, render_probabilities
 from .draw import BoxStyle, display_size
 from .files import PanelWriteError, remove_older_than, write_panels, write_report
+from .grid import (
+    GRID_COLUMNS,
+    TILE_SIZE,
+    grid_title,
+    model_heading,
+    render_method_grid,
+    render_method_tile,
+    render_method_tiles,
+    render_model_rows,
+)
 from .panels import (
     CAM_ALPHA,
     CAM_COLORMAP,
@@ -42,6 +54,7 @@ __all__ = [
     "CLASS_AGNOSTIC",
     "DEFAULT_SIZE",
     "DISCLAIMER",
+    "GRID_COLUMNS",
     "MAX_PREDICTION_BOXES",
     "MODEL",
     "NEGATIVE",
@@ -49,6 +62,7 @@ __all__ = [
     "PANEL_TITLES",
     "POSITIVE",
     "STATIC_BOXES",
+    "TILE_SIZE",
     "TRUTH",
     "BoxStyle",
     "Hints",
@@ -57,10 +71,16 @@ __all__ = [
     "composite",
     "display_size",
     "footer_lines",
+    "grid_title",
+    "model_heading",
     "panel_titles",
     "remove_older_than",
     "render_cam",
     "render_comparison",
+    "render_method_grid",
+    "render_method_tile",
+    "render_method_tiles",
+    "render_model_rows",
     "render_panels",
     "render_prediction",
     "render_probabilities",

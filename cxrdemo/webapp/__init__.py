@@ -8,6 +8,13 @@ A browser session, module by module: :mod:`.upload` decodes the uploaded file; :
 the CSV and the report; :mod:`.resources` reads the examples and the environment. The dataclasses shared by all are
 in :mod:`.state`.
 
+Side by side and the audit page: :mod:`.side` draws every CAM method from the cached forward pass and runs a second
+model beside the case; :mod:`.datasets` lists the data sets an audit may use (the examples and
+``CXRDEMO_AUDIT_DATASETS``, by name only); :mod:`.audit_runs` keeps the line of audits (one at a time, Stop) and runs
+one into its own folder with its zip; :mod:`.audit_view` turns its result into the page's tables and gallery. The
+``ui_*`` modules (:mod:`.ui_common`, :mod:`.ui_side`, :mod:`.ui_audit`) are the only ones that import Gradio: they
+lay out and wire those parts for ``app.py``.
+
 Every function raises :class:`~cxrdemo.errors.CxrDemoError` (one-line message) for anything a user can get wrong.
 Research demo, not a diagnostic device.
 """

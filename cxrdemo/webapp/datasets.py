@@ -1,0 +1,207 @@
+"""The data sets the audit page offers, and only those: a visitor picks a name, never types a path (on a public
+server a typed path would read the server's files).
+
+- ``examples``: the example images found in ``CXRDEMO_EXAMPLES_DIR`` with NIH's labels and boxes from
+  ``examples/manifest.csv`` (written once as NIH-format CSVs into the app's work folder: names and numbers, no pixels);
+- every entry of ``CXRDEMO_AUDIT_DATASETS``: ``name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]``, entries
+  separated by ``;``, paths absolute or relative to the repository root (an empty field skips the boxes:
+  ``nih=imgs:labels.csv::teacher.csv``). A malformed entry is left out with a one-line note (the app still starts).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import InputError
+from ..imaging import IMAGE_SUFFIXES
+from .resources import Example
+
+#: The environment variable listing the configured data sets.
+ENV = "CXRDEMO_AUDIT_DATASETS"
+#: The name of the example data set.
+EXAMPLES = "examples"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AuditDataset:
+    """One data set the audit page offers.
+
+    Attributes:
+        name: what the visitor picks (``examples``, or the name of a ``CXRDEMO_AUDIT_DATASETS`` entry).
+        images: the image folder; ``labels``: its NIH-format label CSV; ``boxes``: its box CSV (optional).
+        baseline: a baseline predictions CSV (``Image Index`` + ``prob_<Label>``) to compare the model with.
+        names: the images of the folder to use (``None``: every labelled image of the folder).
+        origin: where the entry came from (``examples/manifest.csv`` or ``CXRDEMO_AUDIT_DATASETS``).
+    """
+
+    name: str
+    images: Path
+    labels: Path
+    boxes: Path | None = None
+    baseline: Path | None = None
+    names: tuple[str, ...] | None = None
+    origin: str = ENV
+
+    def image_files(self) -> list[str]:
+        """The file names of the images this data set uses that exist in its folder, sorted."""
+        try:
+            present = sorted(p.name for p in self.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        except OSError:
+            return []
+        if self.names is None:
+            return present
+        wanted = set(self.names)
+        return [n for n in present if n in wanted]
+
+    def describe(self) -> str:
+        """One Markdown line: images, labels, boxes, baseline (counts the folder's images: call it lazily)."""
+        n = len(self.image_files())
+        parts = [f"**{self.name}**: {n} images in `{self.images}`", f"labels `{self.labels.name}`"]
+        parts.append(f"boxes `{self.boxes.name}`" if self.boxes else "no box list (no map metrics, no gallery)")
+        if self.baseline:
+            parts.append(f"baseline `{self.baseline.name}`")
+        return ", ".join(parts) + f" (from {self.origin})."
+
+
+def _path(text: str, root: Path) -> Path:
+    path = Path(text.strip()).expanduser()
+    return (path if path.is_absolute() else root / path).resolve()
+
+
+def parse_entry(entry: str, root: str | os.PathLike) -> AuditDataset:
+    """One ``name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]`` entry, its paths checked.
+
+    Raises:
+        InputError: malformed entry, bad name, or a path that does not exist (one line naming the entry).
+    """
+    base = Path(root)
+    name, sep, spec = entry.partition("=")
+    name = name.strip()
+    if not sep or not spec.strip():
+        raise InputError(f"{ENV} entry {entry.strip()!r}: write name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]")
+    if not _NAME.match(name):
+        raise InputError(f"{ENV} entry {name!r}: a name is letters, digits, '_', '.' or '-' (at most 64)")
+    fields = spec.split(":")
+    if len(fields) < 2 or len(fields) > 4 or not fields[0].strip() or not fields[1].strip():
+        raise InputError(f"{ENV} entry {name!r}: give images_dir:labels_csv, then optionally :boxes_csv and :baseline_csv")
+    images, labels = _path(fields[0], base), _path(fields[1], base)
+    optional = [_path(f, base) if f.strip() else None for f in fields[2:]] + [None, None]
+    boxes, baseline = optional[0], optional[1]
+    if not images.is_dir():
+        raise InputError(f"{ENV} entry {name!r}: image folder {images} does not exist")
+    for what, path in (("label CSV", labels), ("box CSV", boxes), ("baseline CSV", baseline)):
+        if path is not None and not path.is_file():
+            raise InputError(f"{ENV} entry {name!r}: {what} {path} does not exist")
+    return AuditDataset(name, images, labels, boxes, baseline)
+
+
+def parse_datasets(text: str | None, root: str | os.PathLike) -> tuple[list[AuditDataset], list[str]]:
+    """The entries of a ``CXRDEMO_AUDIT_DATASETS`` value, and a one-line note per entry left out (malformed,
+    missing path, or a name used twice)."""
+    found: list[AuditDataset] = []
+    notes: list[str] = []
+    for entry in (text or "").split(";"):
+        if not entry.strip():
+            continue
+        try:
+            dataset = parse_entry(entry, root)
+        except InputError as exc:
+            notes.append(f"{exc} (left out)")
+            continue
+        if dataset.name == EXAMPLES or any(d.name == dataset.name for d in found):
+            notes.append(f"{ENV} entry {dataset.name!r}: the name is already taken (left out)")
+            continue
+        found.append(dataset)
+    return found, notes
+
+
+def write_example_csvs(examples: Iterable[Example], folder: str | os.PathLike) -> tuple[Path, Path]:
+    """``labels.csv`` and ``boxes.csv`` (NIH formats) of ``examples`` written into ``folder``; their paths."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    labels, boxes = out / "labels.csv", out / "boxes.csv"
+    rows = list(examples)
+    with labels.open("w", newline="", encoding="utf-8") as handle:
+        w = csv.writer(handle, lineterminator="\n")
+        w.writerow(["Image Index", "Finding Labels"])
+        for ex in rows:
+            w.writerow([ex.image, ex.finding_labels or "No Finding"])
+    with boxes.open("w", newline="", encoding="utf-8") as handle:
+        w = csv.writer(handle, lineterminator="\n")
+        w.writerow(["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"])
+        for ex in rows:
+            for b in ex.boxes:
+                w.writerow([ex.image, b.label, *(round(v, 4) for v in (b.x1, b.y1, b.width, b.height))])
+    return labels, boxes
+
+
+class DatasetRegistry:
+    """The data sets of one app, built on first use (the single-case page never pays for them)."""
+
+    def __init__(self, root: str | os.PathLike, examples: Sequence[Example], examples_folder: Path, work: Path) -> None:
+        self.root, self.examples, self.examples_folder, self.work = Path(root), list(examples), Path(examples_folder), Path(work)
+        self._items: list[AuditDataset] | None = None
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+
+    def _build(self) -> list[AuditDataset]:
+        items: list[AuditDataset] = []
+        present = [ex for ex in self.examples if ex.path is not None]
+        if present:
+            labels, boxes = write_example_csvs(present, self.work / "datasets" / EXAMPLES)
+            names = tuple(ex.image for ex in present)
+            items.append(AuditDataset(EXAMPLES, self.examples_folder, labels, boxes, None, names, "examples/manifest.csv"))
+        configured, notes = parse_datasets(os.environ.get(ENV), self.root)
+        self._notes = notes
+        return items + configured
+
+    def all(self) -> list[AuditDataset]:
+        """Every data set offered, the examples first."""
+        with self._lock:
+            if self._items is None:
+                self._items = self._build()
+            return list(self._items)
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per ``CXRDEMO_AUDIT_DATASETS`` entry left out."""
+        self.all()
+        return list(self._notes)
+
+    def names(self) -> list[str]:
+        return [d.name for d in self.all()]
+
+    def get(self, name: str | None) -> AuditDataset:
+        """The data set called ``name``; :class:`InputError` listing the choices otherwise."""
+        items = self.all()
+        if not items:
+            raise InputError(f"no data set to audit: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV}")
+        wanted = (name or "").strip()
+        for d in items:
+            if d.name == wanted:
+                return d
+        raise InputError(f"unknown data set {wanted!r}; choose one of {', '.join(d.name for d in items)}")
+
+
+def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
+    """The images to audit: all (``None``) when ``limit <= 0``; else the first ``limit`` labelled images of the
+    folder, those with a ground-truth box first (the map metrics and the gallery need boxes)."""
+    if limit <= 0:
+        return list(dataset.names) if dataset.names is not None else None
+    from ..data import read_label_csv
+    from ..nih import read_box_csv
+
+    labelled = read_label_csv(dataset.labels)
+    files = [n for n in dataset.image_files() if n in labelled]
+    boxed = set(read_box_csv(dataset.boxes)) if dataset.boxes else set()
+    ordered = [n for n in files if n in boxed] + [n for n in files if n not in boxed]
+    if not ordered:
+        raise InputError(f"data set {dataset.name!r}: no image of {dataset.images} has a row in {dataset.labels.name}")
+    return ordered[:limit]

@@ -1,0 +1,299 @@
+"""The audit page (Gradio): pick a data set (by name: only the app's examples and ``CXRDEMO_AUDIT_DATASETS``), the
+model, CAM methods and options; run with a progress bar and a Stop button; read the tables, the case gallery
+(worst first by a chosen metric; a click opens the case on the single-case page), download the report as a zip.
+Also the ``audit`` endpoint. The work is :mod:`.audit_runs`' and :mod:`.audit_view`'s.
+
+Audits have their own concurrency group, limit 1: a second visitor waits in Gradio's queue and reads their position
+on the page (:func:`.audit_runs.waiting_message`); Stop stops only their own run (the engine's stop event) or takes
+them out of the line. Everything else on the page (choosing, sorting, opening a case) skips the queue. The tab's
+content is only drawn by the browser when the tab is opened, and nothing is computed before a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, method_name
+from ..device import available_devices
+from . import audit_view
+from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
+from .datasets import ENV
+from .ui_common import guarded, owner, progress_reporter
+
+INTRO = (
+    "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
+    "on the radiologists' boxes (every figure with a 95% bootstrap CI), optionally faithfulness (ROAD) and the "
+    "randomization sanity check. The gallery lists every boxed case worst first; click one to open it on the "
+    "single-case page. One audit runs at a time; yours waits its turn."
+)
+READY = "Pick a data set and the options, then *Run audit*."
+
+
+@dataclass
+class AuditUI:
+    """The audit tab's components (``api``: the endpoint's hidden inputs and outputs)."""
+
+    dataset: gr.Dropdown
+    dataset_info: gr.Markdown
+    source: gr.Textbox
+    device: gr.Dropdown
+    methods: gr.CheckboxGroup
+    threshold: gr.Radio
+    max_images: gr.Number
+    faithfulness: gr.Checkbox
+    faithfulness_images: gr.Number
+    sanity: gr.Checkbox
+    sanity_images: gr.Number
+    run_btn: gr.Button
+    stop_btn: gr.Button
+    status: gr.Markdown
+    progress: gr.Markdown
+    download: gr.DownloadButton
+    summary: gr.Markdown
+    sort: gr.Dropdown
+    gallery: gr.Gallery
+    auc: gr.Markdown
+    maps: gr.Markdown
+    faith_box: gr.Accordion
+    faith: gr.Markdown
+    sanity_box: gr.Accordion
+    sanity_md: gr.Markdown
+    sanity_plot: gr.Image
+    baseline_box: gr.Accordion
+    baseline_md: gr.Markdown
+    baseline_plot: gr.Image
+    run_state: gr.State
+    order_state: gr.State
+    api: dict[str, gr.components.Component]
+
+    @property
+    def request_inputs(self) -> list[gr.components.Component]:
+        return [self.dataset, self.source, self.device, self.methods, self.threshold, self.max_images, self.faithfulness,
+                self.faithfulness_images, self.sanity, self.sanity_images]  # fmt: skip
+
+    @property
+    def result_outputs(self) -> list[gr.components.Component]:
+        return [self.status, self.download, self.summary, self.gallery, self.run_state, self.order_state, self.auc,
+                self.maps, self.faith_box, self.faith, self.sanity_box, self.sanity_md, self.sanity_plot,
+                self.baseline_box, self.baseline_md, self.baseline_plot]  # fmt: skip
+
+
+def create_audit_page(service: AuditService, default_source: str, default_device: str) -> AuditUI:
+    """Lay out the audit page (inside its ``gr.Tab``)."""
+    names = service.datasets.names()
+    notes = service.datasets.notes
+    default_dataset = names[0] if names else None
+    run_state = gr.State(None, time_to_live=7200)  # AuditRun: the result and where its files are (2 h unused)
+    order_state = gr.State([])  # case indices in the gallery's order
+    gr.Markdown(INTRO, elem_id="audit-intro")
+    with gr.Row(equal_height=False, elem_id="audit-top"):
+        with gr.Column(scale=1, min_width=300, elem_id="audit-controls"):
+            dataset = gr.Dropdown(names, value=default_dataset, label="Data set", elem_id="audit-dataset",
+                                  info=f"the app's examples and the data sets listed in {ENV}")  # fmt: skip
+            info = "" if names else f"No data set: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV} (see README.md)."
+            dataset_info = gr.Markdown(info + "".join(f"\n\n> {n}" for n in notes), elem_id="audit-dataset-info")
+            source = gr.Textbox(default_source, label="Model source", elem_id="audit-source",
+                                placeholder="empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
+            device = gr.Dropdown(available_devices(), value=default_device, label="Device", elem_id="audit-device")
+            methods = gr.CheckboxGroup([(method_name(m), m) for m in CAM_METHOD_KEYS], value=["gradcam"], label="CAM methods",
+                                       elem_id="audit-methods")  # fmt: skip
+            threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
+                                 elem_id="audit-threshold")  # fmt: skip
+            max_images = gr.Number(0, precision=0, minimum=0, label="Images (0 = all; boxed images first)", elem_id="audit-max")
+            with gr.Row():
+                faithfulness = gr.Checkbox(False, label="Faithfulness (ROAD; slow)", elem_id="audit-faith")
+                faithfulness_images = gr.Number(8, precision=0, minimum=0, label="ROAD images", min_width=100)
+            with gr.Row():
+                sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
+                sanity_images = gr.Number(4, precision=0, minimum=0, label="Sanity images", min_width=100)
+            with gr.Row():
+                run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="audit-stop")
+        with gr.Column(scale=2, min_width=300, elem_id="audit-results"):
+            status = gr.Markdown(READY, elem_id="audit-status", container=True, padding=True)
+            progress = gr.Markdown("", elem_id="audit-progress", min_height=40)
+            download = gr.DownloadButton("Download the report (zip)", visible=False, elem_id="audit-download")
+            summary = gr.Markdown("", elem_id="audit-summary", elem_classes=["wide-tables"])
+            choices = [(label, key) for label, key in audit_view.SORT_CHOICES]
+            sort = gr.Dropdown(choices, value=audit_view.DEFAULT_SORT, label="Sort the cases by (worst first)",
+                               elem_id="audit-sort")  # fmt: skip
+            gallery = gr.Gallery(label="Boxed cases, worst first: click one to open it on the single-case page", columns=3,
+                                 height=560, allow_preview=False, object_fit="contain", elem_id="audit-gallery")  # fmt: skip
+    tables = dict(elem_classes=["wide-tables"])
+    with gr.Accordion("Classification: AUC per class [95% CI]", open=False, elem_id="audit-auc-box"):
+        auc = gr.Markdown("", elem_id="audit-auc", **tables)
+    with gr.Accordion("Explanations: plausibility (does the map fall on the radiologist's box?) [95% CI]", open=True,
+                      elem_id="audit-maps-box"):  # fmt: skip
+        maps = gr.Markdown("", elem_id="audit-maps", **tables)
+    with gr.Accordion("Explanations: faithfulness (ROAD)", open=True, visible=False, elem_id="audit-faith-box") as faith_box:
+        faith = gr.Markdown("", elem_id="audit-faith", **tables)
+    with gr.Accordion("Sanity: cascading randomization", open=True, visible=False, elem_id="audit-sanity-box") as sanity_box:
+        sanity_plot = gr.Image(show_label=False, type="filepath", interactive=False, elem_id="audit-sanity-plot")
+        sanity_md = gr.Markdown("", elem_id="audit-sanity", **tables)
+    with gr.Accordion("Classification against the baseline", open=True, visible=False, elem_id="audit-baseline-box") as baseline_box:
+        baseline_plot = gr.Image(show_label=False, type="filepath", interactive=False, elem_id="audit-baseline-plot")
+        baseline_md = gr.Markdown("", elem_id="audit-baseline", **tables)
+    api = dict(
+        dataset=gr.Textbox(default_dataset or "", visible=False),
+        source=gr.Textbox("", visible=False),
+        device=gr.Textbox("auto", visible=False),
+        methods=gr.Textbox("gradcam", visible=False),
+        threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        max_images=gr.Number(0, precision=0, visible=False),
+        faithfulness=gr.Checkbox(False, visible=False),
+        faithfulness_images=gr.Number(8, precision=0, visible=False),
+        sanity=gr.Checkbox(False, visible=False),
+        sanity_images=gr.Number(4, precision=0, visible=False),
+        report=gr.JSON(visible=False),
+        zip=gr.File(visible=False),
+    )
+    scope = locals()
+    return AuditUI(**{f.name: scope[f.name] for f in fields(AuditUI)})
+
+
+def _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images) -> AuditRequest:
+    return AuditRequest(
+        dataset=str(dataset or ""), source=str(source or ""), device=str(device or "auto"),
+        methods=methods if not isinstance(methods, str) else [m for m in methods.split(",") if m.strip()],
+        threshold=int(threshold if threshold not in (None, "") else DEFAULT_CAM_THRESHOLD), max_images=int(max_images or 0),
+        faithfulness=bool(faithfulness), faithfulness_images=int(faithfulness_images or 0), sanity=bool(sanity),
+        sanity_images=int(sanity_images or 0),
+    )  # fmt: skip
+
+
+class AuditHandlers:
+    """The audit page's handlers and the ``audit`` endpoint."""
+
+    def __init__(self, ui: AuditUI, service: AuditService) -> None:
+        self.ui, self.service = ui, service
+
+    @guarded
+    def describe(self, dataset):
+        notes = "".join(f"\n\n> {n}" for n in self.service.datasets.notes)
+        return self.service.datasets.get(dataset).describe() + notes if dataset else notes.strip()
+
+    @guarded
+    def announce(self, request: gr.Request):
+        position = self.service.board.join(owner(request))
+        if position:
+            message = waiting_message(position)
+            gr.Info(message, duration=8)
+            return message
+        return "Starting the audit."
+
+    @guarded
+    def run(self, dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
+            sanity_images, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images)
+        ui = self.ui
+        try:
+            run = self.service.run(req, owner(request), progress_reporter(progress))
+        except AuditCancelled as exc:
+            return {ui.status: str(exc)}
+        return self.show(run, audit_view.DEFAULT_SORT, f"{run.dataset.name}: audit finished in {run.seconds:.0f} s.")
+
+    def show(self, run: AuditRun, key: str, status: str) -> dict:
+        ui, result = self.ui, run.result
+        order = audit_view.worst_first(result, key)
+        faith, sanity, baseline = (audit_view.faithfulness_table(result), audit_view.sanity_tables(result),
+                                   audit_view.baseline_tables(result))  # fmt: skip
+        if not order:
+            status += " No case has a ground-truth box: the gallery is empty."
+        return {
+            ui.status: status,
+            ui.download: gr.DownloadButton(value=str(run.zip_path), visible=True),
+            ui.summary: audit_view.summary(run),
+            ui.gallery: gr.Gallery(audit_view.gallery_items(run, order, key), selected_index=None),
+            ui.run_state: run,
+            ui.order_state: order,
+            ui.auc: audit_view.auc_table(result),
+            ui.maps: audit_view.map_tables(result),
+            ui.faith_box: gr.Accordion(visible=bool(faith)),
+            ui.faith: faith,
+            ui.sanity_box: gr.Accordion(visible=bool(sanity)),
+            ui.sanity_md: sanity,
+            ui.sanity_plot: audit_view.figure(run, "sanity.png"),
+            ui.baseline_box: gr.Accordion(visible=bool(baseline)),
+            ui.baseline_md: baseline,
+            ui.baseline_plot: audit_view.baseline_figure(run),
+        }
+
+    @guarded
+    def stop(self, request: gr.Request):
+        return self.service.board.stop(owner(request))
+
+    def failed(self, request: gr.Request):
+        """After a failed, refused or stopped run: leave the line if still waiting (the run itself always leaves it);
+        after a Stop, say what Stop said (this may arrive after it)."""
+        board, me = self.service.board, owner(request)
+        if board.position(me):
+            board.leave(me)
+        return board.stopped_message(me) or "The audit did not run to the end (see the message)."
+
+    def left(self, request: gr.Request):
+        self.service.board.leave(owner(request))
+
+    @guarded
+    def sort(self, run, key):
+        if run is None:
+            return {self.ui.order_state: [], self.ui.gallery: gr.skip()}
+        order = audit_view.worst_first(run.result, key)
+        return {self.ui.order_state: order, self.ui.gallery: gr.Gallery(audit_view.gallery_items(run, order, key))}
+
+    @guarded
+    def audit(self, dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
+              sanity_images, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+        """Audit a data set the app offers (by name). methods: comma-separated CAM methods; max_images: 0 = every
+        image, else the first N (boxed images first); faithfulness / sanity: ROAD / the randomization cascade on the
+        given number of images. Returns report.json's document (null for undefined numbers) and the report folder as
+        a zip. One audit runs at a time; others wait in the queue."""
+        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images)
+        run = self.service.run(req, owner(request), progress_reporter(progress))
+        return audit_view.report_json(run.result), str(run.zip_path)
+
+
+def wire_audit(
+    ui: AuditUI,
+    service: AuditService,
+    tab: gr.Tab,
+    demo: gr.Blocks,
+    open_case: Callable[..., Any],
+    open_outputs: list[gr.components.Component],
+    analyse: tuple[Callable[..., Any], list, list, dict],
+) -> AuditHandlers:
+    """Wire the audit page; ``open_case(case_file, run, index)`` fills ``open_outputs`` (the single-case page's
+    file, model, method, target, threshold and the tabs), then ``analyse = (fn, inputs, outputs, kwargs)`` runs."""
+    h = AuditHandlers(ui, service)
+    light = dict(queue=False, api_visibility="private")
+    tab.select(h.describe, ui.dataset, ui.dataset_info, show_progress="hidden", **light)
+    ui.dataset.input(h.describe, ui.dataset, ui.dataset_info, show_progress="hidden", **light)
+    audit_group = dict(concurrency_id="audit", concurrency_limit=1)
+    announced = ui.run_btn.click(h.announce, None, ui.status, show_progress="hidden", **light)
+    running = announced.success(h.run, ui.request_inputs, ui.result_outputs, api_visibility="private",
+                                show_progress_on=[ui.progress], **audit_group)  # fmt: skip
+    running.failure(h.failed, None, ui.status, show_progress="hidden", **light)
+    ui.stop_btn.click(h.stop, None, ui.status, cancels=[running], show_progress="hidden", **light)
+    demo.unload(h.left)
+    ui.sort.input(h.sort, [ui.run_state, ui.sort], [ui.order_state, ui.gallery], show_progress="hidden", **light)
+
+    @guarded
+    def chosen(run, order, evt: gr.SelectData):
+        if run is None or evt.index is None or evt.index >= len(order):
+            raise gr.Error("run an audit first, then click one of its cases", print_exception=False)
+        index = order[evt.index]
+        return open_case(service.case_file(run, index), run, index)
+
+    fn, inputs, outputs, kwargs = analyse
+    picked = ui.gallery.select(chosen, [ui.run_state, ui.order_state], open_outputs, show_progress="hidden", **light)
+    picked.success(None, js="() => window.scrollTo({top: 0})")  # the case page from its top
+    picked.success(fn, inputs, outputs, **kwargs)
+    api = ui.api
+    api_inputs = [api[k] for k in ("dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness",
+                                   "faithfulness_images", "sanity", "sanity_images")]  # fmt: skip
+    trigger = gr.Button("audit", visible=False)
+    trigger.click(h.audit, api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
+                  **audit_group)  # fmt: skip
+    return h
