@@ -25,351 +25,37 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .backbones import get_spec
 from .checkpoint import load_checkpoint, model_state, read_state, save_checkpoint
 from .config import ModelConfig
 from .nih import NIH_BOX_CLASSES, NIH_CLASSES
-from .data import Augment, CxrDataset, ImageCache, Sample, label_counts, load_samples, make_loader, split_patients
+from .data import Augment, CxrDataset, ImageCache, label_counts, load_samples, make_loader, split_patients
 from .errors import InputError
 from .losses import BOX_LOSSES, cln_loss, positive_weights
-from .metrics import choose_thresholds, mean_of, per_class_auc
+from .train_card import training_card_body
+from .train_loop import StagePlan, ValResult, WeightEma, autocast_for, batch_inputs, improved, jsonable_args, make_optimizer, monitor_value, validate
+from .train_setup import init_box_head_at_priors, prior_boxes, set_trainable, train_mode
+from .metrics import choose_thresholds
 from .model import MultiTaskNet
-from .backbones import backbone_stages  # noqa: F401  (re-exported: tools import it from here too)
-from .preprocess import normalise
 
-#: Used when no training image has a box at all: a central box over both lungs.
-FALLBACK_PRIOR = [0.2, 0.2, 0.8, 0.8]
 
 
 def default_cache_dir() -> Path:
     """``$CXRDEMO_CACHE`` or ``~/.cache/cxrdemo/images`` (decoded pixels: never inside the repository)."""
     env = os.environ.get("CXRDEMO_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "cxrdemo" / "images"
-
-
-# ----------------------------------------------------------------------------------------------- model set-up
-def prior_boxes(samples: Sequence[Sample], box_classes: Sequence[str]) -> tuple[dict[str, list[float]], list[str]]:
-    """Per-class mean training box (normalised xyxy); classes without a box get the mean over all boxes.
-
-    Returns the boxes and the classes that fell back.
-    """
-    per: dict[str, list[tuple[float, float, float, float]]] = {c: [] for c in box_classes}
-    for s in samples:
-        for b in s.boxes:
-            if b.label in per:
-                per[b.label].append(b.xyxy)
-    every = [xy for v in per.values() for xy in v]
-    overall = np.mean(every, axis=0).tolist() if every else list(FALLBACK_PRIOR)
-    out, fallback = {}, []
-    for c in box_classes:
-        box = np.mean(per[c], axis=0).tolist() if per[c] else overall
-        if not per[c]:
-            fallback.append(c)
-        x1, y1, x2, y2 = (float(np.clip(v, 0.0, 1.0)) for v in box)
-        if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
-            x1, y1, x2, y2 = FALLBACK_PRIOR
-        out[c] = [round(x1, 6), round(y1, 6), round(x2, 6), round(y2, 6)]
-    return out, fallback
-
-
-def init_box_head_at_priors(model: MultiTaskNet, priors: dict[str, list[float]]) -> None:
-    """Make the box head output the prior boxes: last layer's weights scaled down, bias = inverse box parameters."""
-    last: nn.Linear = model.box_head.mlp[-1]  # type: ignore[assignment]
-    labels = model.config.box_classes if model.config.box_mode == "per_class" else ["*"]
-    mean_prior = np.mean(list(priors.values()), axis=0) if priors else np.array(FALLBACK_PRIOR)
-    bias = []
-    for lab in labels:
-        x1, y1, x2, y2 = (float(v) for v in priors.get(lab, mean_prior))
-        eps = 1e-4
-        logit = lambda p: math.log(min(max(p, eps), 1 - eps) / (1 - min(max(p, eps), 1 - eps)))  # noqa: E731
-        bias += [logit(x1), logit(y1), logit((x2 - x1) / max(1 - x1, eps)), logit((y2 - y1) / max(1 - y1, eps))]
-    with torch.no_grad():
-        last.weight.mul_(0.01)
-        last.bias.copy_(torch.tensor(bias, dtype=last.bias.dtype))
-
-
-def set_trainable(model: MultiTaskNet, backbone_from: int | None, class_head: bool, box_head: bool) -> list[nn.Module]:
-    """Freeze/unfreeze parts; backbone stages ``>= backbone_from`` train (``None``: whole backbone frozen).
-
-    Returns the frozen backbone stages (to be kept in eval mode: their BatchNorm statistics stay fixed).
-    """
-    stages = backbone_stages(model.backbone)
-    frozen = []
-    for i, stage in enumerate(stages):
-        on = backbone_from is not None and i >= backbone_from
-        for p in stage.parameters():
-            p.requires_grad_(on)
-        if not on:
-            frozen.append(stage)
-    for p in model.class_head.parameters():
-        p.requires_grad_(class_head)
-    for p in model.box_head.parameters():
-        p.requires_grad_(box_head)
-    return frozen
-
-
-def train_mode(model: MultiTaskNet, frozen: Sequence[nn.Module]) -> None:
-    """Model in train mode, frozen stages in eval mode."""
-    model.train()
-    for m in frozen:
-        m.eval()
-
-
-# ---------------------------------------------------------------------------------------------- training loop
-class WeightEma:
-    """Exponential moving average of a model's weights and buffers (validated and kept instead of the raw weights).
-
-    ``decay`` is warmed up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early averages are not
-    dominated by the starting weights.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
-        import copy
-
-        self.decay = float(decay)
-        self.updates = int(updates)
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Blend the current weights of ``model`` into the average."""
-        self.updates += 1
-        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for avg, cur in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if avg.dtype.is_floating_point:
-                avg.lerp_(cur.detach(), 1.0 - d)
-            else:
-                avg.copy_(cur)
-
-
-@dataclass
-class StagePlan:
-    """One training stage."""
-
-    name: str
-    epochs: int
-    monitor: str  # "auc" (maximise) or "loss" (minimise)
-    use_boxes: bool
-
-
-@dataclass
-class ValResult:
-    """Validation metrics of one epoch."""
-
-    loss: float
-    cls_loss: float
-    box_loss: float
-    mean_auc: float | None
-    auc: dict[str, float | None]
-    mean_iou: float | None
-    probs: np.ndarray
-
-
-def _batch_inputs(batch: dict[str, torch.Tensor], config: ModelConfig, device: torch.device) -> torch.Tensor:
-    """Normalised model input; on CUDA the uint8 batch travels (pinned, asynchronously) and is normalised on the GPU,
-    in channels_last layout (faster convolutions with AMP)."""
-    if device.type == "cuda":
-        x = batch["image"].to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
-        mean = torch.tensor(config.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(config.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        x = (x.expand(-1, config.channels, -1, -1) - mean) / std
-        return x.contiguous(memory_format=torch.channels_last)
-    return normalise(batch["image"].numpy(), config).to(device, non_blocking=True)
-
-
-def _jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
-
-
-def validate(model: MultiTaskNet, loader, pos_weight: torch.Tensor, lam: float, use_boxes: bool, box_loss: str, device: torch.device) -> ValResult:
-    """Forward the validation loader (no augmentation) and compute loss, AUCs and mean box IoU."""
-    from .losses import gather_boxes, pairwise_iou
-
-    model.eval()
-    logits, boxes, targets, gtb, gtc = [], [], [], [], []
-    with torch.no_grad(), _autocast(device):
-        for batch in loader:
-            out = model(_batch_inputs(batch, model.config, device))
-            logits.append(out.logits.float().cpu())
-            boxes.append(out.boxes.float().cpu())
-            targets.append(batch["target"])
-            gtb.append(batch["boxes"])
-            gtc.append(batch["box_class"])
-    lg, bx, tg, gb, gc = (torch.cat(v) for v in (logits, boxes, targets, gtb, gtc))
-    parts = cln_loss(lg, bx, tg, gb, gc, pos_weight.cpu(), lam, use_boxes=True, box_loss=box_loss)
-    p, t = gather_boxes(bx, gb, gc)
-    mean_iou = float(pairwise_iou(p, t).mean()) if len(p) else None
-    loss = float(parts.total) if use_boxes else parts.classification
-    probs = model.probabilities(lg).numpy()
-    auc = per_class_auc(tg.numpy(), probs, model.config.classes)
-    return ValResult(loss, parts.classification, parts.box, mean_of(auc), auc, mean_iou, probs)
-
-
-def make_optimizer(model: MultiTaskNet, stage: str, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """AdamW with per-part learning rates; every part of the stage is in it (frozen parameters just get no grad)."""
-    backbone = [p for p in model.backbone.parameters()]
-    if stage == "classify":
-        groups = [
-            {"params": list(model.class_head.parameters()), "lr": args.lr, "name": "class_head"},
-            {"params": backbone, "lr": args.backbone_lr, "name": "backbone"},
-        ]
-    else:
-        groups = [
-            {"params": list(model.box_head.parameters()), "lr": args.lr, "name": "box_head"},
-            {"params": list(model.class_head.parameters()), "lr": args.lr * 0.1, "name": "class_head"},
-        ]
-        if args.stage2_backbone == "train":
-            groups.append({"params": backbone, "lr": args.backbone_lr * 0.1, "name": "backbone"})
-    return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
-
-
-def _improved(monitor: str, value: float | None, best: float | None) -> bool:
-    if value is None:
-        return False
-    if best is None:
-        return True
-    return value > best + 1e-4 if monitor == "auc" else value < best - 1e-4
-
-
-def _monitor_value(monitor: str, val: ValResult) -> float | None:
-    return val.mean_auc if monitor == "auc" else val.loss
-
-
-# --------------------------------------------------------------------------------------------------- the card
-def training_card_body(info: dict[str, Any], report_md: str) -> str:
-    """Model-card body: data, recipe, exact command, seed, time, validation numbers, limitations."""
-    d = info
-    lines = [
-        "## Training",
-        "",
-        f"- data: NIH ChestX-ray14 radiographs, `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
-        f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), labels: `{d['labels']}` (NIH's Data_Entry_2017_v2020.csv "
-        f"format), boxes: `{d['boxes']}` (NIH's BBox_List_2017.csv format)",
-        f"- split: patient-wise, stratified (seed {d['seed']}, validation fraction {d['val_fraction']}): "
-        f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
-        "no patient on both sides; their names are in `data_splits.json` (cxrdemo flags them when it analyses one)",
-        f"- starting weights: {d['pretrained']}",
-        f"- recipe: stage 1 classify ({d['stage_epochs'].get('classify', 0)} epochs run, best epoch {d['best_epoch'].get('classify')}), "
-        f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
-        f"lambda {d['lambda']}, box loss {d['box_loss']}, input {d['input_size']} px, batch {d['batch_size']}, "
-        f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
-        + (f"stage-1 weights: exponential moving average (decay {d['ema']}), " if d.get("ema") else "")
-        + "augmentation: small affine + brightness/contrast, no flip"
-        + (
-            f"; classification loss {d['teacher']['distill_weight']} x BCE against the teacher's probabilities + "
-            f"{1 - d['teacher']['distill_weight']:g} x weighted BCE against the labels on images with a teacher row "
-            f"(temperature {d['teacher']['distill_temperature']}), weighted BCE alone on the others"
-            if d.get("teacher") else ""
-        ),
-        "- decision thresholds: per class on validation, maximising Youden's J",
-        "- prior boxes: per-class mean training box"
-        + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
-        f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads"
-        + (f" in each of {d['processes']} DistributedDataParallel processes" if d.get("processes", 1) > 1 else "")
-        + f"); training time: {d['train_minutes']:.1f} min; "
-        f"finished {d['finished']}",
-        f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
-        "",
-        *_teacher_lines(d),
-        "Exact command:" if len(d["commands"]) == 1 else "Exact commands (the run was stopped and resumed from its checkpoint with `--resume`):",
-        "",
-        "```",
-        *d["commands"],
-        "```",
-        "",
-        "## Validation results",
-        "",
-        f"Measured with `cxrdemo evaluate` on the validation split ({d['n_val']} images, {d['n_val_boxes']} ground-truth boxes). "
-        "The validation split chose the best epoch and the decision thresholds, so these numbers are optimistic; a "
-        "separate holdout judges the model.",
-        "",
-    ]
-    lines += _ci_lines(d)
-    body = report_md.split("\n", 1)[1] if report_md.startswith("# ") else report_md
-    lines += [body.replace("\n## ", "\n### ").strip(), ""]
-    lines += [
-        "## Limitations",
-        "",
-        f"- Trained on only {d['n_train']} radiographs (NIH-scale models see ~100k). "
-        "AUCs per label rest on a handful of validation positives (see the table) and move by several points with a different split.",
-        f"- Very few radiologist boxes ({d['n_boxes']} in all, {d['n_train_boxes']} for training, {d['n_val_boxes']} for validation): the box head "
-        "barely moves from the prior boxes, and the IoU-accuracy figures above are anecdotes, not estimates.",
-        "- NIH labels were mined from reports by NLP and are noisy; the images come from one hospital.",
-        "- Research and teaching use only. Not a medical device; not for diagnosis or triage.",
-    ]
-    return "\n".join(lines)
-
-
-def _teacher_lines(d: dict[str, Any]) -> list[str]:
-    t = d.get("teacher")
-    if not t:
-        return []
-    return [
-        "Knowledge distillation (soft targets from a far better-trained model):",
-        "",
-        f"- teacher: {t['source']}",
-        f"- licence: {t['licence']}; credit: {t['credit']}",
-        f"- teacher rows: {t['rows']} images (`{t['file']}`); training images with teacher probabilities: "
-        f"{t['train_images_with_teacher']} of {t['train_images']} (the other {t['train_images'] - t['train_images_with_teacher']} "
-        f"use the labels alone); validation images with a teacher row: {t.get('val_images_with_teacher', 'n/a')} of {d['n_val']}",
-        "- the teacher is not ground truth (NIH's labels are); validation, the chosen epoch and the thresholds use the labels only",
-        "",
-    ]
-
-
-def _fmt_ci(r: dict[str, Any] | None) -> str:
-    if not r or r.get("mean_auc") is None:
-        return "n/a"
-    ci = f" (95% CI {r['lo']:.3f}-{r['hi']:.3f})" if r.get("lo") is not None else ""
-    return f"{r['mean_auc']:.3f}{ci}"
-
-
-def _ci_lines(d: dict[str, Any]) -> list[str]:
-    c = d.get("validation_ci")
-    if not c:
-        return []
-    lines = [
-        f"Mean AUC with a bootstrap interval ({c['n_resamples']} resamples of the validation images, seed {c['seed']}, "
-        "percentile 95%; labels with positives and negatives; sklearn roc_auc_score):",
-        "",
-        "| Model | Images | Mean AUC (95% CI) |",
-        "| --- | --- | --- |",
-        f"| this model, all validation images | {c['ours']['n_images']} | {_fmt_ci(c['ours'])} |",
-    ]
-    if c.get("subset_teacher"):
-        so, st = c["subset_ours"], c["subset_teacher"]
-        lines += [
-            f"| this model, validation images with a teacher row | {so['n_images']} | {_fmt_ci(so)} |",
-            f"| teacher (reproduce-chexnet DenseNet-121), same images | {st['n_images']} | {_fmt_ci(st)} |",
-        ]
-        if so.get("diff_vs_second") is not None:
-            lines += ["", f"Paired difference, this model minus the teacher on the same images: {so['diff_vs_second']:+.3f} "
-                      f"(95% CI {so['diff_lo']:+.3f} to {so['diff_hi']:+.3f})."]
-    return lines + [""]
 
 
 # ------------------------------------------------------------------------------------------------------- run
@@ -564,7 +250,7 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
                 ctx.broadcast_state(model)
             if plan.use_boxes:  # epoch 0: the stage-1 model with prior boxes
                 val = validate(model, val_loader, pos_weight, args.lam, True, args.box_loss, device) if main else None
-                best = ctx.broadcast_floats([_monitor_value(plan.monitor, val) if main else None])[0]
+                best = ctx.broadcast_floats([monitor_value(plan.monitor, val) if main else None])[0]
                 best_epoch[plan.name] = 0
                 if main:
                     _log(log_path, history, plan.name, 0, None, val, optimizer, time.time() - started, quiet=args.quiet)
@@ -589,8 +275,8 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
             seen = 0
             bar = tqdm(train_loader, desc=f"{plan.name} {epoch}/{plan.epochs}{' (head warm-up)' if warm else ''}", unit="batch", leave=False, disable=args.quiet or not main)
             for batch in bar:
-                x = _batch_inputs(batch, config, device)
-                with _autocast(device):
+                x = batch_inputs(batch, config, device)
+                with autocast_for(device):
                     outp = net(x)
                 t_probs = t_mask = None
                 if teacher_probs is not None:
@@ -621,10 +307,10 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
             total_loss, total_seen = ctx.sum_floats([float(sums[0]), float(seen)])
             judged = ema.model if ema is not None else model
             val = validate(judged, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device) if main else None
-            value = ctx.broadcast_floats([_monitor_value(plan.monitor, val) if main else None])[0]
+            value = ctx.broadcast_floats([monitor_value(plan.monitor, val) if main else None])[0]
             if not warm:
                 scheduler.step(value if value is not None else 0.0)
-            if _improved(plan.monitor, value, best):
+            if improved(plan.monitor, value, best):
                 best, bad = value, 0
                 best_epoch[plan.name] = epoch
                 if main:
@@ -643,7 +329,7 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
                     {
                         "stage": si, "epoch": epoch, "best": best, "bad": bad, "history": history,
                         "stage_epochs": stage_epochs, "best_epoch": best_epoch, "scheduler": scheduler.state_dict(),
-                        "elapsed": time.time() - started, "args": _jsonable_args(args), "commands": commands,
+                        "elapsed": time.time() - started, "args": jsonable_args(args), "commands": commands,
                         "ema_updates": ema.updates if ema is not None else 0, "world_size": ctx.world,
                     },
                 )

@@ -13,9 +13,10 @@ import torch
 from cxrdemo.checkpoint import load_checkpoint, save_checkpoint
 from cxrdemo.config import ModelConfig
 from cxrdemo.cli import main as cli_main
-from cxrdemo.evaluate import REPORT_KEYS
+from cxrdemo.evalresult import AUDIT_KEYS, REPORT_KEYS
 from cxrdemo.model import MultiTaskNet
-from cxrdemo.train import backbone_stages, init_box_head_at_priors
+from cxrdemo.backbones import backbone_stages
+from cxrdemo.train_setup import init_box_head_at_priors
 from cxrdemo.weights import load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,9 +96,11 @@ def test_evaluate_report_schema(trained: Path, few_images, tmp_path: Path, capsy
     ]
     assert cli_main(argv) == 0
     # Every image was in the run's training or validation split: said on stderr and in report.md.
-    assert "these numbers are not a test of the model" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "these numbers are not a test of the model" in captured.err
+    assert "mean of the per-class shares" in captured.out  # a mean over classes, said so
     report = json.loads((out / "report.json").read_text())
-    assert tuple(report) == REPORT_KEYS
+    assert tuple(report) == REPORT_KEYS + AUDIT_KEYS  # today's keys first, unchanged; the audit's after them
     assert report["n_images"] == N_IMAGES and report["n_boxes"] >= 6
     assert set(report["auc"]) == set(ModelConfig().classes)
     assert all(v is None or 0.0 <= v <= 1.0 for v in report["auc"].values())
