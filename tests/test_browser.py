@@ -121,6 +121,11 @@ def test_every_cam_method_side_by_side(page, tmp_path: Path) -> None:
     page.wait_for_function("document.querySelectorAll('#method-grid img').length == 7")
     assert BOXED_IMAGE in page.locator("#method-title").inner_text()
     assert "every CAM method redone from the cached forward pass" in page.locator("#status").inner_text()
+    # the tiles are laid out once their pictures have loaded
+    page.wait_for_function(
+        "[...document.querySelectorAll('#method-grid img')].every(i => i.complete && i.naturalWidth > 0"
+        " && i.getBoundingClientRect().width > 0)"
+    )
     tile = page.locator("#method-grid img").first.bounding_box()
     assert tile is not None and tile["width"] > 200  # 4 across at 1440 px
     page.locator("#method-box").screenshot(path=str(tmp_path / "methods.png"))

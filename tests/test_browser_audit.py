@@ -36,7 +36,7 @@ def test_audit_runs_sorts_and_opens_a_case(browser, served, tmp_path: Path) -> N
                                timeout=AUDIT_TIMEOUT_MS)  # fmt: skip
         page.wait_for_function("document.querySelectorAll('#audit-gallery button.thumbnail-item').length == 3")
         assert "3 images, 3 ground-truth boxes" in page.locator("#audit-summary").inner_text()
-        assert page.locator("#audit-download").is_visible()
+        page.locator("#audit-download").wait_for(state="visible")  # shown by the same update, drawn a moment later
         assert "AUC" in page.locator("#audit-auc-box").inner_text()
         shown = captions(page)
         values = [float(re.search(r"CAM-box IoU ([0-9.]+)", c).group(1)) for c in shown]

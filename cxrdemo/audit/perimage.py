@@ -1,0 +1,285 @@
+"""The per-batch work of an audit: decode (in DataLoader workers), one batched forward, batched CAMs, metrics.
+
+:class:`DecodeSet` decodes a radiograph and resizes it to each model's input size (and, for an image with
+ground-truth boxes, to a gallery thumbnail) inside the DataLoader's worker processes; an unreadable file comes back
+as an error string, never an exception, so one bad file cannot stop a run.
+
+:class:`BatchAuditor` turns a decoded batch into :class:`~cxrdemo.audit.records.ImageRecord` s:
+1. one forward pass for the batch (feature maps kept: every CAM below reuses them, no second backbone pass);
+2. per CAM method, ONE batched :func:`cxrdemo.explain.cam_heatmaps` call for every (image, ground-truth class) pair
+   of the batch; each map is resized to its image's original pixels one at a time (bounded memory) for
+   :func:`cxrdemo.audit.maps.map_metrics`, and cut into the CAM box (:func:`cxrdemo.explain.cam_box`);
+3. the model's boxes through :func:`cxrdemo.predict.boxes_in_pixels` (the one conversion of model boxes);
+4. optionally: ROAD of the top-1 map (images of the faithfulness subset, each seeded by its name, so the value
+   does not depend on batching or sharding), class sensitivity (every image), the randomization cascade (images of
+   the sanity subset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..boxes import Box, iou
+from ..compare import model_box_for
+from ..data import Sample
+from ..errors import CxrDemoError
+from ..evalresult import CaseRow
+from ..imaging import load_image
+from ..model import MultiTaskNet
+from ..predict import boxes_in_pixels
+from ..preprocess import box_to_original, normalise, resize_gray
+from .records import ImageRecord
+
+#: Longest side of the gallery's film thumbnails (pixels).
+THUMB_SIDE = 320
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to compute per image.
+
+    Attributes:
+        methods: CAM methods (checked keys of :data:`cxrdemo.explain.CAM_METHODS`).
+        cam_threshold: the CAM box's threshold on the 0..255 map.
+        tolerance: pointing-game tolerance in original pixels.
+        road: names of the images to score with ROAD (empty: none).
+        sanity: names of the images to run the randomization cascade on (empty: none).
+        class_sensitivity: compute class sensitivity on every image.
+        gallery: folder for the gallery thumbnails (``None``: none written).
+        seed: seeds ROAD's imputation noise (with the image name) and the cascade's re-initialisation.
+    """
+
+    methods: tuple[str, ...]
+    cam_threshold: int = 127
+    tolerance: float = 0.0
+    road: frozenset[str] = frozenset()
+    sanity: frozenset[str] = frozenset()
+    class_sensitivity: bool = False
+    gallery: Path | None = None
+    seed: int = 0
+
+
+class DecodeSet(Dataset):
+    """``(index, Sample)`` items decoded and resized to ``sizes`` (plus a thumbnail for boxed images if ``thumbs``)."""
+
+    def __init__(self, items: Sequence[tuple[int, Sample]], sizes: Sequence[int], thumbs: bool = False) -> None:
+        self.items = list(items)
+        self.sizes = tuple(dict.fromkeys(int(s) for s in sizes))
+        self.thumbs = thumbs
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        index, sample = self.items[k]
+        item: dict[str, Any] = {"index": index, "sample": sample, "error": None}
+        try:
+            rad = load_image(sample.path)
+        except CxrDemoError as exc:
+            item["error"] = str(exc)
+            return item
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is one skipped file, never a dead run
+            item["error"] = f"{sample.path.name} could not be decoded ({exc.__class__.__name__}: {exc})"
+            return item
+        item["width"], item["height"] = rad.width, rad.height
+        item["resized"] = {s: resize_gray(rad.pixels, s) for s in self.sizes}
+        if self.thumbs and sample.boxes:
+            scale = THUMB_SIDE / max(rad.width, rad.height)
+            w, h = max(1, round(rad.width * scale)), max(1, round(rad.height * scale))
+            from PIL import Image
+
+            item["thumb"] = np.asarray(Image.fromarray(rad.pixels).resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0))
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The DataLoader's collate function: the items as they are."""
+    return items
+
+
+def image_seed(seed: int, name: str) -> int:
+    """A seed for one image (the same in any batch, on any rank)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
+
+
+class BatchAuditor:
+    """Computes :class:`ImageRecord` s for decoded batches (see the module doc).
+
+    Args:
+        model: the audited model (put in eval mode on ``device``).
+        plan: what to compute.
+        device: where the model runs.
+        compare: a second model whose probabilities are recorded too (``--compare-weights``).
+    """
+
+    def __init__(self, model: MultiTaskNet, plan: Plan, device: torch.device, compare: MultiTaskNet | None = None) -> None:
+        self.model = model.to(device).eval()
+        self.compare = compare.to(device).eval() if compare is not None else None
+        self.plan = plan
+        self.device = device
+        cfg = model.config
+        self.config = cfg
+        self.class_index = {c: i for i, c in enumerate(cfg.classes)}
+        self.box_classes = list(cfg.box_classes)
+        self.priors = {c: cfg.prior_boxes[c] for c in self.box_classes if c in cfg.prior_boxes}
+        self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
+
+    @property
+    def sizes(self) -> list[int]:
+        """The input sizes the decoder must produce."""
+        sizes = [self.config.input_size]
+        if self.compare is not None:
+            sizes.append(self.compare.config.input_size)
+        return sizes
+
+    def _forward(self, model: MultiTaskNet, items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+        cfg = model.config
+        x = normalise(np.stack([it["resized"][cfg.input_size] for it in items]), cfg).to(self.device)
+        with torch.no_grad():
+            feats = model.forward_features(x)
+            out = model.heads(feats)
+            probs = model.probabilities(out.logits).float().cpu().numpy()
+            boxes = out.boxes.float().cpu().numpy()
+        return x, feats.float(), probs.astype(np.float64), boxes
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[ImageRecord]:
+        """The records of one decoded batch, in the batch's order."""
+        records = [ImageRecord(index=it["index"], name=it["sample"].name, error=it["error"]) for it in items]
+        ok = [k for k, it in enumerate(items) if it["error"] is None]
+        if not ok:
+            return records
+        good = [items[k] for k in ok]
+        recs = [records[k] for k in ok]
+        t0 = time.perf_counter()
+        x, feats, probs, boxes = self._forward(self.model, good)
+        compare = self._forward(self.compare, good)[2] if self.compare is not None else None
+        self.seconds["model"] += time.perf_counter() - t0
+        for j, (it, rec) in enumerate(zip(good, recs)):
+            rec.width, rec.height = int(it["width"]), int(it["height"])
+            rec.probabilities = [float(v) for v in probs[j]]
+            rec.compare = None if compare is None else [float(v) for v in compare[j]]
+        t1 = time.perf_counter()
+        self._cases(good, recs, feats, probs, boxes)
+        self.seconds["cam"] += time.perf_counter() - t1
+        top1 = [int(v) for v in probs.argmax(axis=1)]
+        if self.plan.road:
+            self._road(good, recs, x, feats, top1)
+        if self.plan.class_sensitivity:
+            from .sanity import class_sensitivity
+
+            t2 = time.perf_counter()
+            sens = class_sensitivity(self.model, feats, probs, self.plan.methods)
+            for j, rec in enumerate(recs):
+                rec.class_sensitivity = {m: float(sens[m][j]) for m in self.plan.methods}
+            self.seconds["class_sensitivity"] += time.perf_counter() - t2
+        if self.plan.sanity:
+            self._sanity(good, recs, x, top1)
+        return records
+
+    # ------------------------------------------------------------------------------------------------- boxes
+    def _cases(self, items: list[dict[str, Any]], recs: list[ImageRecord], feats: torch.Tensor, probs: np.ndarray, boxes: np.ndarray) -> None:
+        from ..explain import cam_box, cam_heatmaps
+        from .maps import map_metrics, resize_map
+
+        single = self.config.box_mode == "single"
+        truth: dict[int, list[tuple[int, Box]]] = {}
+        pairs: list[tuple[int, str]] = []
+        for j, it in enumerate(items):
+            w, h = int(it["width"]), int(it["height"])
+            sample: Sample = it["sample"]
+            kept = [(k, b) for k, b in enumerate(sample.boxes_in_pixels(w, h)) if b.label in self.box_classes]
+            if not kept:
+                continue
+            truth[j] = kept
+            pairs += [(j, label) for label in dict.fromkeys(b.label for _, b in kept)]
+        if not pairs:
+            return
+        rows: dict[tuple[int, int], list[CaseRow]] = {}
+        base: dict[tuple[int, int], dict[str, Any]] = {}
+        for j, kept in truth.items():
+            w, h = recs[j].width, recs[j].height
+            mine = boxes_in_pixels(self.config, probs[j], boxes[j], w, h)
+            for k, gt in kept:
+                model_box = model_box_for(gt.label, mine, single)
+                prior = self.priors.get(gt.label)
+                prior_box = box_to_original(prior, w, h, label=gt.label) if prior is not None else None
+                base[(j, k)] = {
+                    "image": recs[j].name, "width": w, "height": h, "label": gt.label, "box": gt.rounded(2),
+                    "box_index": k, "probability": float(probs[j][self.class_index[gt.label]]),
+                    "model_iou": iou(gt, model_box) if model_box is not None else 0.0,
+                    "prior_iou": iou(gt, prior_box) if prior_box is not None else 0.0,
+                    "model_box": model_box.rounded(2) if model_box is not None else None,
+                }  # fmt: skip
+                rows[(j, k)] = []
+        index = torch.tensor([j for j, _ in pairs], dtype=torch.long)
+        targets = [self.class_index[label] for _, label in pairs]
+        for method in self.plan.methods:
+            maps = cam_heatmaps(self.model, feats[index], targets, method)
+            for (j, label), heatmap in zip(pairs, maps):
+                w, h = recs[j].width, recs[j].height
+                cbox = cam_box(heatmap, self.plan.cam_threshold, width=w, height=h, label=label)
+                full = resize_map(heatmap, w, h)  # one image's map at a time in original pixels
+                for k, gt in truth[j]:
+                    if gt.label != label:
+                        continue
+                    case = CaseRow(
+                        **base[(j, k)], method=method, cam_iou=iou(gt, cbox) if cbox is not None else 0.0,
+                        metrics=map_metrics(full, gt, self.plan.tolerance), cam_box=cbox.rounded(2) if cbox is not None else None,
+                    )  # fmt: skip
+                    if self.plan.gallery is not None and items[j].get("thumb") is not None:
+                        from .gallery import write_case_thumbnail
+
+                        case.thumbnail = write_case_thumbnail(self.plan.gallery, items[j]["thumb"], heatmap, case)
+                    rows[(j, k)].append(case)
+                del full
+        for (j, _), cases in sorted(rows.items()):
+            recs[j].cases.extend(cases)
+
+    # ------------------------------------------------------------------------------------------ faithfulness
+    def _road(self, items: list[dict[str, Any]], recs: list[ImageRecord], x: torch.Tensor, feats: torch.Tensor, top1: list[int]) -> None:
+        from ..explain import cam_heatmaps
+        from .faithfulness import logits_fn, road_scores
+
+        chosen = [j for j, rec in enumerate(recs) if rec.name in self.plan.road]
+        if not chosen:
+            return
+        index = torch.tensor(chosen, dtype=torch.long)
+        fn = logits_fn(self.model)
+        for j in chosen:
+            recs[j].road = {}
+        for method in self.plan.methods:
+            maps = cam_heatmaps(self.model, feats[index], [top1[j] for j in chosen], method)
+            for heatmap, j in zip(maps, chosen):
+                t0 = time.perf_counter()
+                score = road_scores(fn, x[j : j + 1], heatmap[None], [top1[j]], seed=image_seed(self.plan.seed, recs[j].name))
+                spent = time.perf_counter() - t0
+                recs[j].road[method] = float(score[0])  # type: ignore[index]
+                recs[j].seconds["road"] = recs[j].seconds.get("road", 0.0) + spent
+                self.seconds["road"] += spent
+
+    # ---------------------------------------------------------------------------------------------- sanity
+    def _sanity(self, items: list[dict[str, Any]], recs: list[ImageRecord], x: torch.Tensor, top1: list[int]) -> None:
+        from .sanity import cascading_randomization
+
+        chosen = [j for j, rec in enumerate(recs) if rec.name in self.plan.sanity]
+        if not chosen:
+            return
+        t0 = time.perf_counter()
+        index = torch.tensor(chosen, dtype=torch.long)
+        result = cascading_randomization(self.model, x[index], [top1[j] for j in chosen], self.plan.methods, seed=self.plan.seed)
+        spent = time.perf_counter() - t0
+        self.seconds["sanity"] += spent
+        for k, j in enumerate(chosen):
+            recs[j].sanity = {
+                m: {"spearman": [float(v) for v in result.spearman[m][:, k]], "ssim": [float(v) for v in result.ssim[m][:, k]]}
+                for m in result.methods
+            }
+            recs[j].seconds["sanity"] = spent / len(chosen)
