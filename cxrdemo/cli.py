@@ -107,7 +107,7 @@ def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], N
     return {
         "predict": ("analyse radiographs and print JSON", _add_predict_arguments, run_predict),
         "train": ("train a multi-task model (CLN protocol)", *lazy("train", "add_train_arguments", "run_train")),
-        "evaluate": ("evaluate a model: AUC and IoU accuracy (CLN Tables 1-2)", *lazy("evaluate", "add_evaluate_arguments", "run_evaluate")),
+        "evaluate": ("evaluate a model: AUC and IoU accuracy (CLN Tables 1-2) and its CAMs (plausibility, faithfulness, sanity), with CIs", *lazy("evaluate", "add_evaluate_arguments", "run_evaluate")),
         "bench": ("benchmark the pipeline against the bare network", *lazy("bench", "add_bench_arguments", "run_bench")),
     }
 

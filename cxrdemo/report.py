@@ -137,7 +137,9 @@ def report_markdown(
         f"- CAM boxes: {result.cam_method}, threshold {result.cam_threshold}/255, largest connected region",
         f"- speed: {result.timings.get('images_per_second')} images/s end to end "
         f"(decode + preprocess + model + CAMs + every audit part asked for), "
-        f"{result.timings.get('model_images_per_second')} images/s model only",
+        f"{result.timings.get('model_images_per_second')} images/s model only"
+        + (f"; {result.timings['images_from_cache']} images' results came from the --resume cache"
+           if result.timings.get("images_from_cache") else ""),
         "",
         "Few images and very few boxes: every number below has a wide confidence interval. An IoU-accuracy cell is "
         "the share of that class's ground-truth boxes matched above T, so with 1 or 2 boxes it can only be 0, 0.5 "

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]
 
 
+def default_workers() -> int:
+    """DataLoader workers by default: 2, or fewer on a machine with fewer cores (one core stays for the model)."""
+    return max(0, min(2, (os.cpu_count() or 1) - 1))
+
+
 class AuditStopped(CxrDemoError):
     """The run was stopped (``stop`` was set) before every image was done; the cache keeps what was."""
 
@@ -68,7 +73,7 @@ class AuditOptions:
     baseline_predictions: str | Path | None = None
     compare_weights: str | None = None
     batch_size: int = 32
-    workers: int = 2
+    workers: int = field(default_factory=default_workers)
     device: str = "auto"
     resume: bool = False
     n_resamples: int = 1000
@@ -381,7 +386,3 @@ def _read_baseline(path: str | Path, classes: Sequence[str], labels: str | Path,
     name = Path(path).name
     return Baseline(name, "predictions", str(path), preds, len(preds))
 
-
-def default_workers() -> int:
-    """DataLoader workers by default: 2, or fewer on a machine with fewer cores."""
-    return max(0, min(2, (os.cpu_count() or 1) - 1))
