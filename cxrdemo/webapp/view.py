@@ -30,8 +30,10 @@ CAM_PANELS = ("comparison", "cam")
 #: (visually lossless, a few ms each; lossless PNG cost 35-60 ms each on 2 cores and 3x the bytes), the chart
 #: (flat colours and text) as PNG. The exported report is always PNG.
 PANEL_FORMATS = {name: "JPEG" if name in FILM_PANELS else "PNG" for name in PANEL_NAMES}
-#: Panel files older than this are removed from the panel folder as new ones are written (Gradio keeps its copies).
-PANEL_MAX_AGE_S = 7200.0
+#: Panel files older than this are removed from the panel folder as new ones are written. Gradio copies each file
+#: into its own cache when the answer is sent, so the app's copy is only needed for a moment (load test: keeping
+#: them 2 h doubled the disk used per request).
+PANEL_MAX_AGE_S = 600.0
 #: What the panels tell a user to do when the image has no ground truth.
 PAGE_HINTS = Hints(no_truth="draw or type a box below")
 
