@@ -33,28 +33,35 @@ def images_dir(data_dir: Path) -> Path:
     return data_dir / "images"
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small randomly initialised MobileNetV3-Small model folder (fast; tests of plumbing, not of accuracy)."""
+def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> Path:
+    """Save a randomly initialised MobileNetV3-Small (seed 0) into ``folder``, BatchNorm calibrated.
+
+    Freshly initialised BatchNorm statistics shrink the final features to ~1e-9, so every image would get the same
+    output; a few random batches in train mode make different images give different answers.
+    """
+    import torch
+
     from cxrdemo.config import ModelConfig
     from cxrdemo.model import build_model
     from cxrdemo.weights import save_model
 
-    import torch
-
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=128))
-    # Freshly initialised BatchNorm statistics shrink the final features to ~1e-9, so every image would get the
-    # same output; calibrate them on a few random batches so that different images give different answers.
+    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=input_size))
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = None
     model.train()
     with torch.no_grad():
-        for _ in range(4):
-            model(torch.rand(8, 3, 128, 128) * 4 - 2)
-    save_model(model.eval(), folder)
+        for _ in range(batches):
+            model(torch.rand(8, 3, input_size, input_size) * 4 - 2)
+    return save_model(model.eval(), folder)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small randomly initialised MobileNetV3-Small model folder (fast; tests of plumbing, not of accuracy)."""
+    folder = tmp_path_factory.mktemp("model")
+    calibrated_model_folder(folder, 128)
     return folder
 
 

@@ -17,7 +17,7 @@ import pytest
 from cxrdemo.cli import main as cli_main
 from cxrdemo.evalresult import AUDIT_KEYS, REPORT_KEYS
 
-from conftest import BOXED, DATA, REPO
+from conftest import calibrated_model_folder, BOXED, DATA, REPO
 
 OTHERS = ("00000001_000.png", "00000001_001.png", "00000002_000.png")
 TEACHER = DATA.parent / "teacher" / "reproduce-chexnet_predictions.csv"
@@ -47,22 +47,7 @@ def _labels(folder: Path, names: list[str], extra_rows: list[dict] | None = None
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MobileNetV3-Small model folder at 64 px (ROAD's imputation and the cascade scale with the pixels)."""
-    import torch
-
-    from cxrdemo.config import ModelConfig
-    from cxrdemo.model import build_model
-    from cxrdemo.weights import save_model
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=64))
-    for m in model.modules():  # calibrate BatchNorm so that different images give different outputs
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, 64, 64) * 4 - 2)
-    return save_model(model.eval(), tmp_path_factory.mktemp("small-model") / "model")
+    return calibrated_model_folder(tmp_path_factory.mktemp("small-model") / "model", 64, batches=3)
 
 
 @pytest.fixture(scope="module")
