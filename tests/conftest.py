@@ -33,8 +33,8 @@ def images_dir(data_dir: Path) -> Path:
     return data_dir / "images"
 
 
-def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> Path:
-    """Save a randomly initialised MobileNetV3-Small (seed 0) into ``folder``, BatchNorm calibrated.
+def calibrated_model(input_size: int, batches: int = 4):
+    """A randomly initialised MobileNetV3-Small multi-task model (seed 0) in eval mode, BatchNorm calibrated.
 
     Freshly initialised BatchNorm statistics shrink the final features to ~1e-9, so every image would get the same
     output; a few random batches in train mode make different images give different answers.
@@ -43,7 +43,6 @@ def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> 
 
     from cxrdemo.config import ModelConfig
     from cxrdemo.model import build_model
-    from cxrdemo.weights import save_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=input_size))
@@ -54,7 +53,26 @@ def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> 
     with torch.no_grad():
         for _ in range(batches):
             model(torch.rand(8, 3, input_size, input_size) * 4 - 2)
-    return save_model(model.eval(), folder)
+    return model.eval()
+
+
+def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> Path:
+    """:func:`calibrated_model` saved as a model folder (config.json + model.safetensors) in ``folder``."""
+    from cxrdemo.weights import save_model
+
+    return save_model(calibrated_model(input_size, batches), folder)
+
+
+def write_csv(path: Path, rows, fieldnames=None) -> Path:
+    """Write dict ``rows`` as a CSV with a header (``fieldnames``: the first row's keys by default)."""
+    import csv
+
+    rows = list(rows)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames or rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 @pytest.fixture(scope="session")

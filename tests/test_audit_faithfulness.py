@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import calibrated_model
 from cxrdemo.audit.faithfulness import logits_fn, road_scores
 
 
@@ -64,21 +65,10 @@ def test_road_is_seeded_and_leaves_the_global_rng_alone():
 
 
 def test_road_on_a_multitask_model_with_its_cam():
-    from cxrdemo.config import ModelConfig
     from cxrdemo.explain import cam_heatmaps
-    from cxrdemo.model import build_model
 
-    torch.manual_seed(0)
     size = 48
-    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=size))
-    for m in model.modules():  # calibrate the fresh BatchNorm statistics (see conftest.model_dir)
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, size, size) * 4 - 2)
-    model.eval()
+    model = calibrated_model(size, batches=3)
     x = torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
         out = model(x)

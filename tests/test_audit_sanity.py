@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from conftest import calibrated_model
 from cxrdemo.audit.sanity import (
     SanityResult,
     cascading_randomization,
@@ -17,8 +17,6 @@ from cxrdemo.audit.sanity import (
     spearman,
     summarise_class_sensitivity,
 )
-from cxrdemo.config import ModelConfig
-from cxrdemo.model import build_model
 
 SIZE = 96
 
@@ -29,16 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny tenso
 @pytest.fixture(scope="module")
 def small_model():
     """A random MobileNetV3-Small multi-task model at 96 px, BatchNorm calibrated (as conftest.model_dir does)."""
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=SIZE))
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.rand(8, 3, SIZE, SIZE) * 4 - 2)
-    return model.eval()
+    return calibrated_model(SIZE, batches=3)
 
 
 @pytest.fixture(scope="module")

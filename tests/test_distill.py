@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import write_csv
 from cxrdemo.cli import main as cli_main
 from cxrdemo.errors import InputError
 from cxrdemo.losses import classification_loss, cln_loss, distillation_bce, weighted_bce
@@ -127,17 +128,9 @@ def test_training_with_a_teacher_records_it(tmp_path: Path, capsys):
     present = {p.name for p in (NIH / "images").iterdir()}
     with_t = [r for r in rows if r["Image Index"] in present and r["Image Index"] in teacher_rows][:9]
     without = [r for r in rows if r["Image Index"] in present and r["Image Index"] not in teacher_rows][:3]
-    labels = tmp_path / "labels.csv"
-    with labels.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(with_t + without)
+    labels = write_csv(tmp_path / "labels.csv", with_t + without)
     # the project's file name, so the card names its source and licence; only the rows of these images
-    teacher = tmp_path / "reproduce-chexnet_predictions.csv"
-    with teacher.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=HEADER)
-        w.writeheader()
-        w.writerows(teacher_rows[r["Image Index"]] for r in with_t)
+    teacher = write_csv(tmp_path / "reproduce-chexnet_predictions.csv", (teacher_rows[r["Image Index"]] for r in with_t), HEADER)
     out = tmp_path / "run"
     argv = [
         "train", "--images", str(NIH / "images"), "--labels", str(labels), "--out", str(out),

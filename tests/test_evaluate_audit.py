@@ -17,7 +17,7 @@ import pytest
 from cxrdemo.cli import main as cli_main
 from cxrdemo.evalresult import AUDIT_KEYS, REPORT_KEYS
 
-from conftest import calibrated_model_folder, BOXED, DATA, REPO
+from conftest import BOXED, DATA, REPO, calibrated_model_folder, write_csv
 
 OTHERS = ("00000001_000.png", "00000001_001.png", "00000002_000.png")
 TEACHER = DATA.parent / "teacher" / "reproduce-chexnet_predictions.csv"
@@ -36,12 +36,7 @@ def json_close(a, b, tol: float = 1e-5) -> bool:
 
 def _labels(folder: Path, names: list[str], extra_rows: list[dict] | None = None) -> Path:
     rows = [r for r in csv.DictReader((DATA / "labels.csv").open()) if r["Image Index"] in set(names)]
-    path = folder / "labels.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows + (extra_rows or []))
-    return path
+    return write_csv(folder / "labels.csv", rows + (extra_rows or []))
 
 
 @pytest.fixture(scope="session")

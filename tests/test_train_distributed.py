@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import write_csv
 
 REPO = Path(__file__).resolve().parent.parent
 NIH = Path(os.environ.get("CXRDEMO_DATA", REPO.parent / "shared" / "data" / "nih"))
@@ -32,11 +33,7 @@ def run(tmp_path_factory) -> dict:
     boxed = {r[0] for r in csv.reader((NIH / "boxes.csv").open()) if r and r[0] in present}
     keep = [r for r in rows if r["Image Index"] in boxed][:3]  # a few boxed images, so stage 2 has boxes on some ranks
     keep += [r for r in rows if r["Image Index"] in present and r not in keep][: N_IMAGES - len(keep)]
-    labels = tmp / "labels.csv"
-    with labels.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(keep)
+    labels = write_csv(tmp / "labels.csv", keep)
     out = tmp / "run"
     common = [
         "--images", str(NIH / "images"), "--labels", str(labels), "--boxes", str(NIH / "boxes.csv"), "--out", str(out),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import write_csv
 from cxrdemo.checkpoint import load_checkpoint, save_checkpoint
 from cxrdemo.config import ModelConfig
 from cxrdemo.cli import main as cli_main
@@ -40,11 +41,7 @@ def few_images(tmp_path_factory) -> dict[str, Path]:
     chosen = list(dict.fromkeys(n for n in boxed if n in present))[:6]
     chosen += [r["Image Index"] for r in rows if r["Image Index"] in present and r["Image Index"] not in chosen][: N_IMAGES - len(chosen)]
     keep = [r for r in rows if r["Image Index"] in chosen]
-    labels = tmp / "labels.csv"
-    with labels.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(keep)
+    labels = write_csv(tmp / "labels.csv", keep)
     names = tmp / "names.txt"
     names.write_text("\n".join(chosen) + "\n")
     return {"labels": labels, "names": names, "tmp": tmp}

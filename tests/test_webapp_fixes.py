@@ -15,7 +15,7 @@ from cxrdemo import compare
 from cxrdemo.boxes import Box
 from cxrdemo.errors import BoxError, WeightsError
 from cxrdemo.imaging import IMAGE_SUFFIXES, Radiograph
-from cxrdemo.webapp import actions, boxes_text, models, state, upload
+from cxrdemo.webapp import actions, boxes_text, state, upload
 from cxrdemo.webapp import view as webview
 
 BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
