@@ -28,6 +28,7 @@ cannot be made or written raises :class:`PanelWriteError` (a :class:`~cxrdemo.er
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -163,9 +164,12 @@ def write_report(
     return path
 
 
-def remove_older_than(folder: str | os.PathLike, max_age_s: float, pattern: str = "*") -> int:
+def remove_older_than(folder: str | os.PathLike, max_age_s: float, pattern: str = "*", *, folders: bool = False) -> int:
     """Delete the files of ``folder`` matching ``pattern`` (and temporary files left by an interrupted write) last
-    modified more than ``max_age_s`` seconds ago; returns how many went. Missing folder or races: no error."""
+    modified more than ``max_age_s`` seconds ago; returns how many went. Missing folder or races: no error.
+
+    With ``folders``, the matching subfolders are deleted instead (each with everything in it), files are kept.
+    """
     root = Path(folder)
     if not root.is_dir():
         return 0
@@ -173,9 +177,13 @@ def remove_older_than(folder: str | os.PathLike, max_age_s: float, pattern: str 
     removed = 0
     for path in {*root.glob(pattern), *root.glob(f".*{_TEMP_SUFFIX}")}:
         try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
+            if not (path.is_dir() if folders else path.is_file()) or path.stat().st_mtime >= cutoff:
+                continue
+            if folders:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 path.unlink()
-                removed += 1
+            removed += 1
         except OSError:
             pass  # removed by a concurrent call
     return removed

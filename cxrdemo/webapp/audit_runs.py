@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import CxrDemoError, InputError
+from ..render.files import remove_older_than
 from .datasets import EXAMPLES, AuditDataset, DatasetRegistry, select_names
 from .models import model_key
 from .state import Progress, no_progress
@@ -203,18 +204,7 @@ def _stamp() -> str:
 
 def remove_old_folders(root: Path, max_age_s: float = RUN_MAX_AGE_S) -> int:
     """Remove the subfolders of ``root`` last modified more than ``max_age_s`` ago; how many went."""
-    if not root.is_dir():
-        return 0
-    cutoff = time.time() - max_age_s
-    removed = 0
-    for path in root.iterdir():
-        try:
-            if path.is_dir() and path.stat().st_mtime < cutoff:
-                shutil.rmtree(path, ignore_errors=True)
-                removed += 1
-        except OSError:
-            pass
-    return removed
+    return remove_older_than(root, max_age_s, folders=True)
 
 
 def zip_report(folder: Path, archive: Path) -> Path:
