@@ -67,13 +67,14 @@ def compare_methods(
 ) -> list[MethodCell]:
     """Every method in ``methods`` on the cached forward pass: the map of ``target`` (top-1 when ``None``) and the
     IoU of each ground-truth box with the box cut from its own class's map (as CLN scores CAM boxes)."""
+    shown = predictor.config.classes[predictor.class_index(target, inference.probabilities)]
     cells = []
     for method in methods:
         request = CamRequest(method, target, threshold)
-        cam = predictor.cam(inference, request)
-        boxes = predictor.cam_boxes(inference, cam, truth.labels) or {}
-        ious = tuple((g.label, _iou_or_zero(boxes.get(g.label), g)) for g in truth.boxes)
-        cells.append(MethodCell(request.method, method_name(request.method), is_class_agnostic(request.method), cam, ious))
+        # the shown class and every ground-truth class in one batched CAM call per method
+        maps = predictor.cams(inference, request, [shown, *truth.labels])
+        ious = tuple((g.label, _iou_or_zero(maps[g.label].box, g)) for g in truth.boxes)
+        cells.append(MethodCell(request.method, method_name(request.method), is_class_agnostic(request.method), maps[shown], ious))
     return cells
 
 
