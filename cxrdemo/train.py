@@ -122,11 +122,12 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
     # ---- data
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
-    train_set, val_set = split_patients(samples, args.val_fraction, args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    train_set, val_set = split_patients(samples, args.val_fraction, split_seed)
     if main:
         (out / "val_images.txt").write_text("".join(s.name + "\n" for s in val_set), encoding="utf-8")
         (out / "split.json").write_text(
-            json.dumps({"seed": args.seed, "train": [s.name for s in train_set], "val": [s.name for s in val_set]}, indent=0) + "\n",
+            json.dumps({"seed": split_seed, "train": [s.name for s in train_set], "val": [s.name for s in val_set]}, indent=0) + "\n",
             encoding="utf-8",
         )
     if not any(s.boxes for s in val_set):
@@ -368,7 +369,7 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
         "n_boxed": sum(bool(s.boxes) for s in samples), "n_boxes": sum(len(s.boxes) for s in samples),
         "n_train": len(train_set), "n_val": len(val_set),
         "n_train_boxes": sum(len(s.boxes) for s in train_set), "n_val_boxes": sum(len(s.boxes) for s in val_set),
-        "seed": args.seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
+        "seed": args.seed, "split_seed": split_seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
         "stage_epochs": stage_epochs, "best_epoch": best_epoch, "lambda": args.lam, "box_loss": args.box_loss,
         "input_size": args.input_size, "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
         "freeze": args.freeze, "ema": args.ema, "prior_fallback": fallback, "device": str(device), "threads": threads, "processes": ctx.world,
@@ -457,7 +458,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation improvement")
     p.add_argument("--plateau-patience", type=int, default=2, help="ReduceLROnPlateau patience (halves the learning rates)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stage 1 stops at 85%% of it")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the initialisation, shuffling and augmentation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, shuffling and augmentation (and of the split unless --split-seed)")
+    p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-wise split (default: --seed); fix it to train several seeds on one split, e.g. for `cxrdemo soup`")
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes per training process (default: 0 on CPU; on CUDA min(8, cores per process), with pinned memory)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores; under torchrun the cores divided by the processes per machine)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps; under torchrun auto/cuda (nccl, one GPU per process) or cpu (gloo)")

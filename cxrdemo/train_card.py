@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
-
-
 
 
 def training_card_body(info: dict[str, Any], report_md: str) -> str:
     """Model-card body: data, recipe, exact command, seed, time, validation numbers, limitations."""
     d = info
-    lines = [
-        "## Training",
-        "",
+    lines = ["## Training", "", *recipe_lines(d), "", *teacher_lines(d), *command_lines(d["commands"]), ""]
+    lines += validation_header(d)
+    lines += ci_lines(d)
+    lines += [report_body(report_md), ""]
+    lines += limitations_lines(d)
+    return "\n".join(lines)
+
+
+def recipe_lines(d: dict[str, Any]) -> list[str]:
+    """Data, split, starting weights, recipe, thresholds, priors, seed/device/time, software (one bullet each)."""
+    return [
         f"- data: NIH ChestX-ray14 radiographs, `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
         f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), labels: `{d['labels']}` (NIH's Data_Entry_2017_v2020.csv "
         f"format), boxes: `{d['boxes']}` (NIH's BBox_List_2017.csv format)",
-        f"- split: patient-wise, stratified (seed {d['seed']}, validation fraction {d['val_fraction']}): "
+        f"- split: patient-wise, stratified (seed {d.get('split_seed', d['seed'])}, validation fraction {d['val_fraction']}): "
         f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
         "no patient on both sides; their names are in `data_splits.json` (cxrdemo flags them when it analyses one)",
         f"- starting weights: {d['pretrained']}",
@@ -40,14 +47,18 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         + f"); training time: {d['train_minutes']:.1f} min; "
         f"finished {d['finished']}",
         f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
-        "",
-        *teacher_lines(d),
-        "Exact command:" if len(d["commands"]) == 1 else "Exact commands (the run was stopped and resumed from its checkpoint with `--resume`):",
-        "",
-        "```",
-        *d["commands"],
-        "```",
-        "",
+    ]
+
+
+def command_lines(commands: list[str], title: str | None = None) -> list[str]:
+    """``Exact command:`` and a fenced block (the resume wording when a run was resumed)."""
+    head = title or ("Exact command:" if len(commands) == 1 else "Exact commands (the run was stopped and resumed from its checkpoint with `--resume`):")
+    return [head, "", "```", *commands, "```"]
+
+
+def validation_header(d: dict[str, Any]) -> list[str]:
+    """The ``## Validation results`` heading and what the split was used for."""
+    return [
         "## Validation results",
         "",
         f"Measured with `cxrdemo evaluate` on the validation split ({d['n_val']} images, {d['n_val_boxes']} ground-truth boxes). "
@@ -55,10 +66,17 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         "separate holdout judges the model.",
         "",
     ]
-    lines += ci_lines(d)
+
+
+def report_body(report_md: str) -> str:
+    """An ``evaluate`` report's markdown without its title, its sections one level down."""
     body = report_md.split("\n", 1)[1] if report_md.startswith("# ") else report_md
-    lines += [body.replace("\n## ", "\n### ").strip(), ""]
-    lines += [
+    return body.replace("\n## ", "\n### ").strip()
+
+
+def limitations_lines(d: dict[str, Any]) -> list[str]:
+    """The ``## Limitations`` section."""
+    return [
         "## Limitations",
         "",
         f"- Trained on only {d['n_train']} radiographs (NIH-scale models see ~100k). "
@@ -68,6 +86,43 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
         "- NIH labels were mined from reports by NLP and are noisy; the images come from one hospital.",
         "- Research and teaching use only. Not a medical device; not for diagnosis or triage.",
     ]
+
+
+def soup_card_body(first: dict[str, Any], ingredients: list[dict[str, Any]], comparison: dict[str, Any], command: str, report_md: str) -> str:
+    """Model-card body of a weight average (``cxrdemo soup``): how it was made, each ingredient beside it, the
+    shared recipe (the first ingredient's), validation figures with intervals, limitations."""
+    d = dict(first, validation_ci=comparison)
+    n = len(ingredients)
+    lines = [
+        "## How this model was made: a weight average (model soup)",
+        "",
+        f"This model is the uniform average of the weights of {n} models trained on the same split from the same "
+        "starting weights (Wortsman et al., \"Model soups\", ICML 2022): one network, so it costs one forward pass like "
+        "each of them. The backbone, its batch-norm statistics and the classification head are averaged; the box head "
+        "is the first model's (its MLP units are not aligned across runs). Decision thresholds were chosen again on "
+        "the validation split.",
+        "",
+        "| Ingredient | sha256 | Seed | Its mean AUC (95% CI) | Soup minus it, paired (95% CI) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in ingredients:
+        s = r["soup_minus"]
+        diff = f"{s['diff_vs_second']:+.3f} ({s['diff_lo']:+.3f} to {s['diff_hi']:+.3f})" if s.get("diff_vs_second") is not None else "n/a"
+        lines.append(f"| `{Path(r['folder']).as_posix()}` | `{r['sha256'][:12]}...` | {r['seed']} | {fmt_ci(r['ingredient'])} | {diff} |")
+    lines += [f"| **this model (soup)** |  |  | **{fmt_ci(comparison['ours'])}** |  |", ""]
+    lines += command_lines([command], "Exact command (after the ingredients' trainings below):") + [""]
+    lines += ["## Training (each ingredient)", ""]
+    if "pretrained" in d and "stage_epochs" in d:  # trained by ``cxrdemo train`` (its card data is in config.json)
+        lines += ["Recipe of the first ingredient (the others differ only as their commands show):", "", *recipe_lines(d), "", *teacher_lines(d)]
+    else:
+        lines += ["The first ingredient's config.json records no training recipe; see each ingredient's own card.", ""]
+    for r in ingredients:
+        if r["commands"]:
+            lines += command_lines(list(r["commands"]), f"Ingredient `{Path(r['folder']).as_posix()}`:") + [""]
+    lines += validation_header(d)
+    lines += ci_lines(d)
+    lines += [report_body(report_md), ""]
+    lines += limitations_lines(d)
     return "\n".join(lines)
 
 

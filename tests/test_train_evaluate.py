@@ -54,7 +54,7 @@ def trained(few_images) -> Path:
         "train", "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
         "--out", str(out), "--backbone", "mobilenet_v3_small", "--pretrained", "none", "--input-size", "64",
         "--epochs", "1", "--warmup-epochs", "0", "--stage2-epochs", "1", "--batch-size", "8", "--val-fraction", "0.3",
-        "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2",
+        "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2", "--seed", "3", "--split-seed", "0",
     ]  # fmt: skip
     assert cli_main(argv) == 0  # through the CLI, as users run it
     return out
@@ -72,7 +72,12 @@ def test_training_produces_a_loadable_folder(trained: Path):
     assert cfg.architecture == "mobilenet_v3_small" and cfg.input_size == 64
     assert set(cfg.thresholds) == set(cfg.classes)
     assert set(cfg.prior_boxes) == set(cfg.box_classes)
-    assert cfg.extra["training"]["seed"] == 0
+    assert cfg.extra["training"]["seed"] == 3 and cfg.extra["training"]["split_seed"] == 0  # --split-seed fixes the split
+    from cxrdemo.data import load_samples, split_patients
+    from cxrdemo.nih import NIH_CLASSES
+
+    samples = load_samples(NIH / "images", trained.parent / "labels.csv", NIH / "boxes.csv", NIH_CLASSES).samples
+    assert split["seed"] == 0 and split["val"] == [s.name for s in split_patients(samples, 0.3, 0)[1]]
     assert cfg.extra["training"]["command"].startswith("python -m cxrdemo train --images ")  # what was typed
     card = (folder / "README.md").read_text()
     assert loaded.sha256 in card and "Exact command" in card and "Limitations" in card and "{sha256}" not in card
