@@ -148,8 +148,12 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
         prior_boxes=priors,
         pretrained=pretrained_text,
     )
+    if args.init_seed is not None:  # the heads' random start from their own seed (shared by runs meant for a soup)
+        _seed_everything(args.init_seed)
     model = MultiTaskNet(config, None if args.pretrained in (None, "", "none") else args.pretrained)
     init_box_head_at_priors(model, priors)
+    if args.init_seed is not None:
+        _seed_everything(args.seed)
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
@@ -369,7 +373,7 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
         "n_boxed": sum(bool(s.boxes) for s in samples), "n_boxes": sum(len(s.boxes) for s in samples),
         "n_train": len(train_set), "n_val": len(val_set),
         "n_train_boxes": sum(len(s.boxes) for s in train_set), "n_val_boxes": sum(len(s.boxes) for s in val_set),
-        "seed": args.seed, "split_seed": split_seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
+        "seed": args.seed, "split_seed": split_seed, "init_seed": args.init_seed, "val_fraction": args.val_fraction, "pretrained": pretrained_text,
         "stage_epochs": stage_epochs, "best_epoch": best_epoch, "lambda": args.lam, "box_loss": args.box_loss,
         "input_size": args.input_size, "batch_size": args.batch_size, "lr": args.lr, "backbone_lr": args.backbone_lr,
         "freeze": args.freeze, "ema": args.ema, "prior_fallback": fallback, "device": str(device), "threads": threads, "processes": ctx.world,
@@ -459,6 +463,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--plateau-patience", type=int, default=2, help="ReduceLROnPlateau patience (halves the learning rates)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stage 1 stops at 85%% of it")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, shuffling and augmentation (and of the split unless --split-seed)")
+    p.add_argument("--init-seed", type=int, default=None, help="seed of the heads' random initialisation (default: --seed); runs meant for `cxrdemo soup` share one, so they differ only in data order and augmentation")
     p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-wise split (default: --seed); fix it to train several seeds on one split, e.g. for `cxrdemo soup`")
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes per training process (default: 0 on CPU; on CUDA min(8, cores per process), with pinned memory)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores; under torchrun the cores divided by the processes per machine)")

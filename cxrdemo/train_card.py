@@ -42,7 +42,7 @@ def recipe_lines(d: dict[str, Any]) -> list[str]:
         "- decision thresholds: per class on validation, maximising Youden's J",
         "- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
-        f"- seed: {d['seed']}; device: {d['device']} ({d['threads']} threads"
+        f"- seed: {d['seed']}" + (f" (heads initialised with seed {d['init_seed']})" if d.get("init_seed") is not None else "") + f"; device: {d['device']} ({d['threads']} threads"
         + (f" in each of {d['processes']} DistributedDataParallel processes" if d.get("processes", 1) > 1 else "")
         + f"); training time: {d['train_minutes']:.1f} min; "
         f"finished {d['finished']}",

@@ -54,7 +54,7 @@ def trained(few_images) -> Path:
         "train", "--images", str(NIH / "images"), "--labels", str(few_images["labels"]), "--boxes", str(NIH / "boxes.csv"),
         "--out", str(out), "--backbone", "mobilenet_v3_small", "--pretrained", "none", "--input-size", "64",
         "--epochs", "1", "--warmup-epochs", "0", "--stage2-epochs", "1", "--batch-size", "8", "--val-fraction", "0.3",
-        "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2", "--seed", "3", "--split-seed", "0",
+        "--no-disk-cache", "--no-plots", "--quiet", "--threads", "2", "--seed", "3", "--split-seed", "0", "--init-seed", "1",
     ]  # fmt: skip
     assert cli_main(argv) == 0  # through the CLI, as users run it
     return out
@@ -73,6 +73,7 @@ def test_training_produces_a_loadable_folder(trained: Path):
     assert set(cfg.thresholds) == set(cfg.classes)
     assert set(cfg.prior_boxes) == set(cfg.box_classes)
     assert cfg.extra["training"]["seed"] == 3 and cfg.extra["training"]["split_seed"] == 0  # --split-seed fixes the split
+    assert cfg.extra["training"]["init_seed"] == 1 and "heads initialised with seed 1" in (folder / "README.md").read_text()
     from cxrdemo.data import load_samples, split_patients
     from cxrdemo.nih import NIH_CLASSES
 
@@ -152,3 +153,4 @@ def test_box_head_starts_at_the_priors():
     for k, c in enumerate(cfg.box_classes):
         assert boxes[:, k].tolist() == [pytest.approx(priors[c], abs=0.02)] * 3
     assert len(backbone_stages(model.backbone)) == 13
+
