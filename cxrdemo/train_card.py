@@ -42,7 +42,7 @@ def recipe_lines(d: dict[str, Any]) -> list[str]:
         "- decision thresholds: per class on validation, maximising Youden's J",
         "- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
-        f"- seed: {d['seed']}" + (f" (heads initialised with seed {d['init_seed']})" if d.get("init_seed") is not None else "") + f"; device: {d['device']} ({d['threads']} threads"
+        f"- seed: {d['seed']}" + (f" (heads initialised with seed {d['init_seed']})" if d.get("init_seed") is not None else "") + f"; device: {d['device']} ({d['threads']} thread{'' if d['threads'] == 1 else 's'}"
         + (f" in each of {d['processes']} DistributedDataParallel processes" if d.get("processes", 1) > 1 else "")
         + f"); training time: {d['train_minutes']:.1f} min; "
         f"finished {d['finished']}",
@@ -84,6 +84,7 @@ def limitations_lines(d: dict[str, Any]) -> list[str]:
         f"- Very few radiologist boxes ({d['n_boxes']} in all, {d['n_train_boxes']} for training, {d['n_val_boxes']} for validation): the box head "
         "barely moves from the prior boxes, and the IoU-accuracy figures above are anecdotes, not estimates.",
         "- NIH labels were mined from reports by NLP and are noisy; the images come from one hospital.",
+        *(["- The teacher's probabilities are a model's opinion, not ground truth: where it is wrong, this model learned its mistakes."] if d.get("teacher") else []),
         "- Research and teaching use only. Not a medical device; not for diagnosis or triage.",
     ]
 
