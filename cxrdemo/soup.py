@@ -58,8 +58,8 @@ def check_compatible(configs: Sequence[Any], splits: Sequence[Any], folders: Seq
                     f"{folder} differs from {folders[0]} in {key} ({getattr(cfg, key)!r} vs {getattr(first, key)!r}); "
                     "only models of one architecture and configuration can be averaged"
                 )
-    if any(s is None for s in splits):
-        missing = folders[[i for i, s in enumerate(splits) if s is None][0]]
+    missing = next((f for f, s in zip(folders, splits) if s is None), None)
+    if missing is not None:
         raise ConfigError(f"{missing} has no data_splits.json; a soup needs each model's split to check they share one")
     for s, folder in zip(splits[1:], folders[1:]):
         if s.validation != splits[0].validation or s.train != splits[0].train:
@@ -102,7 +102,9 @@ def make_soup(
     from .evaluate import evaluate_samples
     from .metrics import choose_thresholds
     from .modelcard import render_card
+    from .train_card import soup_card_body
     from .provenance import image_key, write_splits
+    from .report import report_markdown
     from .teacher import bootstrap_mean_auc, read_teacher_predictions, validation_comparison
     from .weights import load_model, save_model
 
@@ -132,11 +134,11 @@ def make_soup(
     comparison = validation_comparison(final.names, targets, probs, teacher)
     rows = []
     for folder, m, r in zip(folders, loaded, results[:-1]):
-        ci, _ = bootstrap_mean_auc(targets, probs, r.scores)
+        soup_ci, ingredient_ci = bootstrap_mean_auc(targets, probs, r.scores)  # same draws: the paired difference too
         training = (m.config.extra or {}).get("training") or {}
         rows.append({
-            "folder": str(folder), "sha256": m.sha256, "mean_auc": r.mean_auc, "soup_minus": ci,
-            "ingredient": bootstrap_mean_auc(targets, r.scores)[0], "commands": training.get("commands") or [],
+            "folder": str(folder), "sha256": m.sha256, "mean_auc": r.mean_auc, "soup_minus": soup_ci,
+            "ingredient": ingredient_ci, "commands": training.get("commands") or [],
             "seed": training.get("seed"),
         })
     first_training = dict((loaded[0].config.extra or {}).get("training") or {})
@@ -161,9 +163,6 @@ def make_soup(
     }
     config.extra["training"]["validation_ci"] = comparison
     config.validate()
-    from .report import report_markdown
-    from .train_card import soup_card_body
-
     body = soup_card_body(first_training, rows, comparison, command, report_markdown(final, title="Validation", ours_name="this model"))
     folder = save_model(soup.to("cpu"), out, card=render_card(config, "{sha256}", body))
     write_splits(folder, sorted(train_names), sorted(val_names))

@@ -10,11 +10,12 @@ def training_card_body(info: dict[str, Any], report_md: str) -> str:
     """Model-card body: data, recipe, exact command, seed, time, validation numbers, limitations."""
     d = info
     lines = ["## Training", "", *recipe_lines(d), "", *teacher_lines(d), *command_lines(d["commands"]), ""]
-    lines += validation_header(d)
-    lines += ci_lines(d)
-    lines += [report_body(report_md), ""]
-    lines += limitations_lines(d)
-    return "\n".join(lines)
+    return "\n".join(lines + results_and_limits(d, report_md))
+
+
+def results_and_limits(d: dict[str, Any], report_md: str) -> list[str]:
+    """The ``## Validation results`` section (CIs, the evaluate report) and ``## Limitations``."""
+    return [*validation_header(d), *ci_lines(d), report_body(report_md), "", *limitations_lines(d)]
 
 
 def recipe_lines(d: dict[str, Any]) -> list[str]:
@@ -120,11 +121,7 @@ def soup_card_body(first: dict[str, Any], ingredients: list[dict[str, Any]], com
     for r in ingredients:
         if r["commands"]:
             lines += command_lines(list(r["commands"]), f"Ingredient `{Path(r['folder']).as_posix()}`:") + [""]
-    lines += validation_header(d)
-    lines += ci_lines(d)
-    lines += [report_body(report_md), ""]
-    lines += limitations_lines(d)
-    return "\n".join(lines)
+    return "\n".join(lines + results_and_limits(d, report_md))
 
 
 def teacher_lines(d: dict[str, Any]) -> list[str]:
