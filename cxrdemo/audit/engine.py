@@ -4,8 +4,11 @@
 
 1. loads the model (and ``compare_weights``), joins the label and box CSVs with the image folder, reads and checks a
    baseline predictions CSV BEFORE any image is processed (a malformed one fails in seconds, not after an hour);
-2. shards the images by rank under ``torchrun`` (image ``i`` goes to rank ``i % world``: every image exactly once,
-   no padding duplicates) and, with ``resume``, skips the images the per-image cache already holds;
+2. with ``resume``, skips the images the per-image cache already holds, then shards the rest by rank under
+   ``torchrun`` in whole batches (:func:`shard_batches`: batch ``b`` goes to rank ``b % world``; every image exactly
+   once, no padding duplicates). Every batch then holds the same images whatever the number of processes, so one
+   process and N processes do the same arithmetic on every image (a batched forward's float32 sums depend on
+   which images share the batch) and their outputs agree exactly at a fixed thread count;
 3. decodes in DataLoader workers and audits batch by batch (:mod:`cxrdemo.audit.perimage`), appending each batch's
    records to the cache (:mod:`cxrdemo.audit.records`) as it goes, so an interrupted run loses at most one batch;
 4. rank 0 gathers every rank's records (gloo, also when the model runs on nccl), merges them with the cached
@@ -227,6 +230,17 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     return _Setup(loaded, other, found, samples, notes, baselines, plan, RecordCache(out, settings, ctx.rank), out)
 
 
+def shard_batches(items: Sequence[Any], batch_size: int, world: int, rank: int) -> list[Any]:
+    """This rank's share of ``items``: the batches ``b`` (``batch_size`` consecutive items) with ``b % world == rank``.
+
+    Sharding whole batches rather than single items keeps every batch's membership independent of ``world``: the
+    DataLoader of each rank, fed this share with the same ``batch_size``, forms exactly the global batches (only the
+    last global batch can be short, and it is the last of its rank's share).
+    """
+    size = max(1, int(batch_size))
+    return [item for b in range(0, len(items), size) if (b // size) % world == rank for item in items[b : b + size]]
+
+
 def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.Event | None) -> AuditResult:
     from torch.utils.data import DataLoader
 
@@ -239,7 +253,7 @@ def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.
         cache.clear()
     ctx.barrier()
     cached = cache.load() if options.resume else {}
-    todo = [(i, s) for i, s in enumerate(samples) if i % ctx.world == ctx.rank and s.name not in cached]
+    todo = shard_batches([(i, s) for i, s in enumerate(samples) if s.name not in cached], options.batch_size, ctx.world, ctx.rank)
     auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None)
     loader = DataLoader(
         DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None), batch_size=max(1, options.batch_size),

@@ -178,6 +178,29 @@ def _targets(targets: Sequence[int], n: int) -> list[int]:
     return out
 
 
+def _cascade_one(
+    model: MultiTaskNet, x: torch.Tensor, target: int, methods: list[str], seed: int, run_steps: list[str], size: int | None
+) -> dict[str, list[np.ndarray]]:
+    """One image's maps at every step of the cascade (a fresh copy of ``model``, re-initialised from ``seed``)."""
+    work = copy.deepcopy(model).eval()
+    stages = _stages(work)
+    device = x.device
+    maps: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    fork = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork):
+        torch.manual_seed(int(seed))
+        for step in run_steps:
+            if step == CLASS_HEAD:
+                _reinitialise(work.class_head)
+            elif step.startswith(STAGE_PREFIX):
+                _reinitialise(stages[int(step[len(STAGE_PREFIX):])])
+            with torch.no_grad():
+                features = work.forward_features(x).float()
+            for method in methods:
+                maps[method].append(cam_heatmaps(work, features, [target], method, size)[0])
+    return maps
+
+
 def cascading_randomization(
     model: MultiTaskNet,
     inputs: torch.Tensor,
@@ -190,7 +213,12 @@ def cascading_randomization(
     keep_maps: bool = False,
     steps: int | None = None,
 ) -> SanityResult:
-    """Run the cascade of :func:`randomization_steps` on a batch (see the module doc).
+    """Run the cascade of :func:`randomization_steps` on each image of a batch (see the module doc).
+
+    Each image runs its own cascade, as a batch of one, on a fresh copy of the model re-initialised from the same
+    ``seed``: every image sees the same randomized networks, and its values do not depend on which other images
+    share the batch (a batched forward's float32 sums do), so a data set split across processes or batches gives
+    the same values as one run.
 
     Args:
         model: the trained model (deep-copied; never changed).
@@ -209,41 +237,30 @@ def cascading_randomization(
     all_steps = randomization_steps(model)
     run_steps = all_steps[: steps] if steps is not None else all_steps
     device = next(model.parameters()).device
-    work = copy.deepcopy(model).eval()
-    stages = _stages(work)
     x = inputs.to(device)
     shape = (len(run_steps), n)
     rho = {m: np.full(shape, math.nan) for m in methods}
     sim = {m: np.full(shape, math.nan) for m in methods}
-    kept: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    reference: dict[str, np.ndarray] = {}
-    fork = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork):
-        torch.manual_seed(int(seed))
-        for i, step in enumerate(run_steps):
-            if step == CLASS_HEAD:
-                _reinitialise(work.class_head)
-            elif step.startswith(STAGE_PREFIX):
-                _reinitialise(stages[int(step[len(STAGE_PREFIX):])])
-            with torch.no_grad():
-                features = work.forward_features(x).float()
-            for method in methods:
-                maps = cam_heatmaps(work, features, target_list, method, size)
-                if step == TRAINED:
-                    reference[method] = maps
-                ref = reference[method]
-                for k in range(n):
-                    rho[method][i, k] = spearman(ref[k], maps[k], absolute)
-                    sim[method][i, k] = ssim(ref[k], maps[k])
-                if keep_maps:
-                    kept[method].append(maps)
+    kept: dict[str, list[list[np.ndarray]]] = {m: [] for m in methods}
+    for k in range(n):
+        maps = _cascade_one(model, x[k : k + 1], target_list[k], methods, seed, run_steps, size)
+        for method in methods:
+            ref = maps[method][0] if run_steps and run_steps[0] == TRAINED else None
+            for i, current in enumerate(maps[method]):
+                if ref is None:
+                    continue
+                rho[method][i, k] = spearman(ref, current, absolute)
+                sim[method][i, k] = ssim(ref, current)
+            if keep_maps:
+                kept[method].append(maps[method])
     return SanityResult(
         steps=list(run_steps),
         methods=methods,
         spearman=rho,
         ssim=sim,
         absolute=absolute,
-        maps={m: np.stack(kept[m]) for m in methods} if keep_maps else None,
+        # (steps, N, S, S): image k's maps stacked along axis 1
+        maps={m: np.stack([np.stack(per_image) for per_image in kept[m]], axis=1) for m in methods} if keep_maps and n else None,
     )
 
 
