@@ -40,14 +40,14 @@ def max_weights_bytes(environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     text = env.get(ENV_MAX_WEIGHTS_MB, "").strip()
     if not text:
-        return int(DEFAULT_MAX_WEIGHTS_MB * 1e6)
+        return round(DEFAULT_MAX_WEIGHTS_MB * 1e6)
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0 < value < 1e7:  # also refuses nan and inf
         raise WeightsError(f"{ENV_MAX_WEIGHTS_MB}={text[:40]!r} is not a size in megabytes; set it to a positive number such as 500")
-    return int(value * 1e6)
+    return round(value * 1e6)  # round, not int: 17.052336 MB is 17,052,336 bytes, not one byte less
 
 
 def cap_bytes(filename: str) -> int:
@@ -59,9 +59,14 @@ def cap_bytes(filename: str) -> int:
     return max_weights_bytes()
 
 
+def _amount(size: int) -> str:
+    """``1,048,577 bytes`` below 10 MB (where MB would round two different sizes alike), else ``5000 MB``."""
+    return f"{size:,} bytes" if size < 10_000_000 else f"{size / 1e6:.0f} MB"
+
+
 def _refusal(label: str, filename: str, size: int, cap: int) -> WeightsError:
     hint = f"raise {ENV_MAX_WEIGHTS_MB} if you trust this model" if filename == WEIGHTS_FILE else "this is not a cxrdemo model file"
-    return WeightsError(f"{label}: {filename} has {size / 1e6:.1f} MB, more than the {cap / 1e6:.1f} MB allowed; {hint}")
+    return WeightsError(f"{label}: {filename} has {_amount(size)}, more than the {_amount(cap)} allowed; {hint}")
 
 
 def check_remote_size(repo_id: str, filename: str, revision: str | None, label: str) -> int:
