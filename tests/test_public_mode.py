@@ -184,3 +184,13 @@ def test_public_describe_model_shows_no_folder(monkeypatch, model_dir):
     assert describe_model(loaded)["source"] == model_dir.name
     monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
     assert describe_model(loaded)["source"] == str(model_dir.resolve())
+
+
+def test_audit_report_options_carry_no_server_path(monkeypatch, tmp_path):
+    from cxrdemo.audit.engine import _shown
+
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    assert _shown(tmp_path / "imgs") == "imgs" and _shown(str(tmp_path / "m")) == "m"
+    assert _shown("hf://owner/name") == "hf://owner/name" and _shown(8) == 8
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    assert _shown(str(tmp_path / "m")) == str(tmp_path / "m")
