@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError
-from ..publicmode import is_public
 
 #: The environment variable naming the server's models.
 ENV = "CXRDEMO_MODELS"
@@ -126,13 +125,3 @@ def hide_paths(message: str) -> str:
     """``message`` with every absolute path (``/srv/models/x``, ``~/y``, ``C:\\z``) cut to its last part: what a
     public server shows instead of its folders in an error line."""
     return _ABSOLUTE.sub(lambda m: m.group(1) or "…", message)
-
-
-def public_now(public: bool | None = None) -> bool:
-    """``public`` when given, else :func:`cxrdemo.publicmode.is_public` (read from the environment now)."""
-    return is_public() if public is None else bool(public)
-
-
-def check_typed_source(text: str | None) -> str:
-    """:func:`check_source` with the server's settings (public mode and ``CXRDEMO_MODELS`` read now)."""
-    return check_source(text, public_now(), named_models())
