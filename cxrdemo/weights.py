@@ -280,6 +280,7 @@ def load_model(
             _refuse_pickle(folder / pickles[0])
         raise WeightsError(f"no {WEIGHTS_NAME} in {folder}; a model folder needs config.json and {WEIGHTS_NAME}")
     config = _load_config(folder)
+    _check_header(weights)  # a pickle or a truncated file named model.safetensors is a weights problem, said first
     check_weights_size(config, weights)
     expected = _expected_sha256(folder, sha256)
     digest = file_sha256(weights)
@@ -324,6 +325,21 @@ def _load_config(folder: Path) -> ModelConfig:
     return ModelConfig.load(folder)
 
 
+def _unreadable(weights: Path, exc: BaseException) -> WeightsError:
+    return WeightsError(f"{weights} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); re-download it")
+
+
+def _check_header(weights: Path) -> None:
+    """Read only the safetensors header of ``weights`` (no tensor is loaded); one line when it is not safetensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _unreadable(weights, exc) from None
+
+
 def _load_state(model: MultiTaskNet, weights: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -331,7 +347,7 @@ def _load_state(model: MultiTaskNet, weights: Path) -> None:
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{weights} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); re-download it") from None
+        raise _unreadable(weights, exc) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

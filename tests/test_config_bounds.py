@@ -23,11 +23,15 @@ def _config(**change) -> dict:
     return ModelConfig().to_dict() | change
 
 
-def _folder(tmp_path: Path, data: dict, weights: bytes = b"x" * 64) -> Path:
+def _folder(tmp_path: Path, data: dict) -> Path:
+    """A folder with ``data`` as config.json beside a tiny but valid model.safetensors (one float32 tensor)."""
+    import torch
+    from safetensors.torch import save_file
+
     folder = tmp_path / "hostile"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(data), encoding="utf-8")
-    (folder / "model.safetensors").write_bytes(weights)
+    save_file({"t": torch.zeros(1)}, str(folder / "model.safetensors"))
     return folder
 
 
@@ -97,15 +101,16 @@ def test_estimate_is_the_exact_parameter_count(architecture):
 
 
 def test_config_larger_than_its_weights_is_refused_before_the_build(tmp_path, monkeypatch):
-    """Within every bound (8 layers of 4096: 121 M parameters, 484 MB of float32 to allocate) but with a 64-byte
-    weights file: refused by the size comparison; the model is never built."""
+    """Within every bound (8 layers of 4096: 121 M parameters, 484 MB of float32 to allocate) but with a valid
+    safetensors file of one tensor: refused by the size comparison; the model is never built."""
     from cxrdemo import weights
 
     folder = _folder(tmp_path, _config(box_hidden=[MAX_BOX_WIDTH] * 8))
     # MobileNetV3-Small body + class head (576 -> 14) + box head (576 -> 4096, 7 x 4096 -> 4096, 4096 -> 4 x 8 boxes)
     expected = 927_008 + (576 * 14 + 14) + (576 * 4096 + 4096) + 7 * (4096 * 4096 + 4096) + (4096 * 32 + 32)
+    size = (folder / "model.safetensors").stat().st_size
     monkeypatch.setattr(weights, "build_model", lambda *a, **k: pytest.fail("the model was built"))
-    with pytest.raises(ConfigError, match=rf"at least {expected:,} parameters but model.safetensors has only 64 bytes") as err:
+    with pytest.raises(ConfigError, match=rf"at least {expected:,} parameters but model.safetensors has only {size} bytes") as err:
         weights.load_model(str(folder), device="cpu")
     assert _one_line(str(err.value))
 
@@ -116,6 +121,17 @@ def test_the_issue_folder_is_refused_before_the_build(tmp_path, monkeypatch):
     folder = _folder(tmp_path, _config(**HOSTILE))
     monkeypatch.setattr(weights, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     with pytest.raises(ConfigError, match="'box_hidden' may have at most 8 layers of at most 4096 units, not \\[65536"):
+        weights.load_model(str(folder), device="cpu")
+
+
+def test_a_file_that_is_not_safetensors_is_a_weights_error_before_the_size_check(tmp_path, monkeypatch):
+    from cxrdemo import weights
+    from cxrdemo.errors import WeightsError
+
+    folder = _folder(tmp_path, _config(box_hidden=[MAX_BOX_WIDTH] * 8))
+    (folder / "model.safetensors").write_bytes((folder / "config.json").read_bytes())  # the issue: one file, two names
+    monkeypatch.setattr(weights, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    with pytest.raises(WeightsError, match="is not a readable safetensors file"):
         weights.load_model(str(folder), device="cpu")
 
 
@@ -138,6 +154,7 @@ LIMIT_AS = 384 << 20
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced as described on Linux")
 def test_cli_refuses_the_issue_folder_with_one_line_in_bounded_memory(tmp_path):
     folder = _folder(tmp_path, _config(**HOSTILE))
+    (folder / "model.safetensors").write_bytes((folder / "config.json").read_bytes())  # the issue: one file, two names
     image = tmp_path / "any.png"
     image.write_bytes(b"not read: the model is refused first")
     cmd = [sys.executable, "-m", "cxrdemo", "predict", "--weights", str(folder), str(image), "--cam", "none"]
