@@ -194,3 +194,19 @@ def test_audit_report_options_carry_no_server_path(monkeypatch, tmp_path):
     assert _shown("hf://owner/name") == "hf://owner/name" and _shown(8) == 8
     monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
     assert _shown(str(tmp_path / "m")) == str(tmp_path / "m")
+
+
+def test_model_fields_offer_the_named_models_in_public_mode(monkeypatch, model_dir):
+    import gradio as gr
+
+    from cxrdemo.webapp.ui_common import source_field
+
+    monkeypatch.setenv(sources.ENV, f"small={model_dir}")
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    with gr.Blocks():
+        field = source_field("", "Model source", "source", "placeholder")
+    assert isinstance(field, gr.Dropdown) and field.allow_custom_value and field.value == "default"
+    assert [value for _, value in field.choices] == ["default", "small"]
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    with gr.Blocks():
+        assert isinstance(source_field("", "Model source", "source", "placeholder"), gr.Textbox)
