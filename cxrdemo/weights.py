@@ -300,10 +300,10 @@ def load_model(
 def check_weights_size(config: ModelConfig, weights: Path) -> None:
     """Refuse, before the model is built, a config whose model would hold more parameters than ``weights`` has bytes.
 
-    The weights must hold every parameter (loading is strict: no tensor missing, every shape equal), and the
-    smallest safetensors dtype (bool, int8, uint8, float8) takes one byte; so a matching file has at least as many
-    bytes as the model has parameters, and :func:`~cxrdemo.model.estimate_parameters` is a lower bound of that
-    count. A config failing this cannot match its weights: building its model would only spend memory (a
+    The weights must hold every parameter (loading is strict: no tensor missing, every shape equal to the
+    parameter's), safetensors stores tensors side by side without overlap, and every dtype torch loads takes at
+    least one byte per element (bool, int8, uint8, float8); so a matching file has at least as many bytes as the
+    model has parameters, and :func:`~cxrdemo.model.estimate_parameters` is a lower bound of that count. A config failing this cannot match its weights: building its model would only spend memory (a
     ``box_hidden`` of 4096-wide layers is 67 MB per layer, allocated and initialised before the weights are read).
     """
     needed = estimate_parameters(config)
