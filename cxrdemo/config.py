@@ -27,6 +27,17 @@ FORMAT_VERSION = 1
 #: What to do about a bad config.json (every ConfigError of this module ends with it).
 FIX = "use the config.json saved with these weights"
 
+#: Bounds of every size a config.json sets, checked before anything is allocated (a config read from a stranger's
+#: folder must not make the server build a 17 GB layer). Each is far above what a chest X-ray model needs: NIH has 14
+#: classes and 8 box classes, CLN's box head is 512-256-128, ImageNet heads have 1000 classes.
+MAX_CLASSES = 1000
+MAX_BOX_LAYERS = 8
+MAX_BOX_WIDTH = 4096
+MAX_NAME_CHARS = 64
+MAX_TEXT_CHARS = 2000
+#: config.json files larger than this are refused before they are read (a cxrdemo config is a few KB).
+MAX_CONFIG_BYTES = 1 << 20
+
 CLASS_MODES = ("multilabel", "softmax")
 BOX_MODES = ("per_class", "single")
 
@@ -134,8 +145,15 @@ class ModelConfig:
             path = path / CONFIG_NAME
         if not path.is_file():
             raise ConfigError(f"no config.json in {path.parent}; a model folder needs config.json beside model.safetensors")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config.json in {path.parent} has {size} bytes, more than the {MAX_CONFIG_BYTES} a model config may have; {FIX}"
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise ConfigError(f"config.json in {path.parent} is nested too deeply to be a model config; {FIX}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid JSON ({exc.__class__.__name__}: {exc}); fix or re-export the model") from None
         try:
@@ -159,11 +177,15 @@ def _type_problem(c: ModelConfig) -> str | None:
         (isinstance(c.format_version, int) and not isinstance(c.format_version, bool), "'format_version' must be an integer"),
         (_is_names(c.classes) and _is_names(c.box_classes, allow_empty=True), "'classes' and 'box_classes' must be lists of names"),
         (isinstance(c.input_size, int) and not isinstance(c.input_size, bool), "'input_size' must be an integer"),
+        (isinstance(c.channels, int) and not isinstance(c.channels, bool), "'channels' must be an integer"),
+        (isinstance(c.class_mode, str) and isinstance(c.box_mode, str), "'class_mode' and 'box_mode' must be strings"),
+        (isinstance(c.pretrained, str), "'pretrained' must be a string"),
+        (isinstance(c.extra, dict), "'extra' must be a JSON object"),
         (isinstance(c.mean, list) and all(_is_number(v) for v in c.mean), "'mean' must be a list of numbers"),
         (isinstance(c.std, list) and all(_is_number(v) for v in c.std), "'std' must be a list of numbers"),
         (
             isinstance(c.box_hidden, list)
-            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in c.box_hidden),
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in c.box_hidden),
             "'box_hidden' must be a list of positive layer widths",
         ),
         (_is_number(c.dropout) and 0.0 <= c.dropout < 1.0, "'dropout' must be a number in [0, 1)"),
@@ -180,8 +202,39 @@ def _type_problem(c: ModelConfig) -> str | None:
     return next((message for ok, message in checks if not ok), None)
 
 
+def _size_problem(c: ModelConfig) -> str | None:
+    """The first size out of its bound (see :data:`MAX_CLASSES`...), as a one-line phrase, or None (types are right).
+
+    Checked before any other value, so that no later check (nor the model build) walks a huge list.
+    """
+    if len(c.architecture) > MAX_NAME_CHARS:
+        return f"'architecture' is longer than {MAX_NAME_CHARS} characters"
+    if len(c.classes) > MAX_CLASSES or len(c.box_classes) > MAX_CLASSES:
+        return f"'classes' and 'box_classes' may hold at most {MAX_CLASSES} labels, not {max(len(c.classes), len(c.box_classes))}"
+    if any(len(label) > MAX_NAME_CHARS for label in (*c.classes, *c.box_classes)):
+        return f"class labels must be at most {MAX_NAME_CHARS} characters"
+    if len(c.thresholds) > MAX_CLASSES or len(c.prior_boxes) > MAX_CLASSES:
+        return f"'thresholds' and 'prior_boxes' may name at most {MAX_CLASSES} classes"
+    if len(c.box_hidden) > MAX_BOX_LAYERS or any(v > MAX_BOX_WIDTH for v in c.box_hidden):
+        return f"'box_hidden' may have at most {MAX_BOX_LAYERS} layers of at most {MAX_BOX_WIDTH} units, not {_clip_list(c.box_hidden)}"
+    if len(c.mean) > 3 or len(c.std) > 3:
+        return "'mean' and 'std' need one value per input channel (1 or 3)"
+    if len(c.pretrained) > MAX_TEXT_CHARS:
+        return f"'pretrained' is longer than {MAX_TEXT_CHARS} characters"
+    return None
+
+
+def _clip_list(values: list[int], shown: int = 4) -> str:
+    """``[65536, 65536, 65536]``, or the first ``shown`` values and the count, for a one-line message."""
+    head = ", ".join(str(v) for v in values[:shown])
+    return f"[{head}]" if len(values) <= shown else f"[{head}, ... {len(values)} layers]"
+
+
 def _value_problem(c: ModelConfig) -> str | None:
     """The first inconsistent value, as a one-line phrase, or None (types are known to be right)."""
+    size = _size_problem(c)
+    if size:
+        return size
     if len(set(c.classes)) != len(c.classes):
         return "'classes' must be distinct labels"
     if c.class_mode not in CLASS_MODES:

@@ -120,6 +120,25 @@ def _first_conv_channels(module: nn.Module) -> int:
     return 3
 
 
+def head_parameters(in_features: int, config: ModelConfig) -> int:
+    """Exact parameter count of the class head and the box head on an ``in_features``-wide feature map (weights and
+    biases of every ``nn.Linear`` built by :class:`ClassHead` and :class:`BoxHead`), computed without building them."""
+    total = in_features * len(config.classes) + len(config.classes)
+    width = in_features
+    for h in config.box_hidden:
+        total += width * h + h
+        width = h
+    return total + width * 4 * config.num_boxes + 4 * config.num_boxes
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """A lower bound of the parameter count of ``build_model(config)``, computed without allocating anything: the
+    backbone's registered count (:attr:`~cxrdemo.backbones.BackboneSpec.parameters`, 0 when unknown) plus the heads'
+    exact count. Loading a folder compares it with the weights file's size before building the model."""
+    spec = get_spec(config.architecture)
+    return spec.parameters + head_parameters(spec.out_channels, config)
+
+
 def build_model(config: ModelConfig, pretrained: str | None = None) -> MultiTaskNet:
     """A :class:`MultiTaskNet` for ``config`` in eval mode (``pretrained``: starting backbone weights)."""
     return MultiTaskNet(config, pretrained).eval()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterator, Sequence
 
@@ -82,6 +82,11 @@ class Predictor:
     def from_source(cls, source: str | None = None, *, device: str | None = None, sha256: str | None = None) -> "Predictor":
         """Load weights from ``source`` (folder, Hub id, or default) onto ``device``."""
         return cls(load_model(source, device=device, sha256=sha256))
+
+    def rename(self, name: str) -> None:
+        """Call the model ``name`` in every output from now on (``model.source`` of the JSON), instead of its folder
+        or Hub id: what a public server shows (see :mod:`cxrdemo.webapp.sources`)."""
+        self.loaded = replace(self.loaded, source=replace(self.loaded.source, name=name))
 
     @cached_property
     def box_probe(self) -> BoxProbe:

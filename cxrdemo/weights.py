@@ -4,13 +4,17 @@ Sources (``load_model(source)``):
 - ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository.
 - a local folder holding ``config.json`` and ``model.safetensors``.
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
-  Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only.
+  Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only. Each file's
+  size is checked against its cap (:mod:`cxrdemo.hubsize`) before it is downloaded, and before a cached copy is read.
+- ``hf://owner/name[@revision]``: the same Hub id, never looked up as a local folder (what a public server uses).
 
 Only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
 A folder may carry ``model.safetensors.sha256`` (the hex digest); a source may also be pinned with
 ``sha256=...``: a mismatch is refused, and so is a checksum that is not 64 hex digits.
-A config.json whose values have the wrong types, and weights holding NaN or infinity, are refused at load time
-(:class:`ConfigError` / :class:`WeightsError`), not left to fail, or to print NaN probabilities, at the first image.
+A config.json whose values have the wrong types or sizes out of bounds, a config whose model would hold more
+parameters than its weights file has bytes (checked before the model is built: nothing is allocated), and weights
+holding NaN or infinity, are refused at load time (:class:`ConfigError` / :class:`WeightsError`), not left to fail,
+to exhaust the memory, or to print NaN probabilities at the first image.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch
 
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
-from .model import MultiTaskNet, build_model
+from .hubsize import check_local_size, check_remote_size
+from .model import MultiTaskNet, build_model, estimate_parameters
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 
 WEIGHTS_NAME = "model.safetensors"
@@ -34,6 +39,8 @@ CARD_NAME = "README.md"
 ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
+#: Prefix of a source that is a Hub id and nothing else (never looked up as a local folder).
+HUB_PREFIX = "hf://"
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
 
 
@@ -47,6 +54,7 @@ class WeightsSource:
         revision: requested revision for Hub sources, else ``None``.
         commit: resolved Hub commit hash (from the cache snapshot), else ``None``.
         folder: local folder the files were read from.
+        name: what the outputs call the model instead of its folder (a public server's model name), or ``None``.
     """
 
     kind: str
@@ -54,9 +62,12 @@ class WeightsSource:
     revision: str | None
     commit: str | None
     folder: Path
+    name: str | None = None
 
     def describe(self) -> str:
-        """Short human label, e.g. ``owner/name@main (3f2a1c0)`` or a folder path."""
+        """Short human label, e.g. ``owner/name@main (3f2a1c0)``, a model's name, or a folder path."""
+        if self.name:
+            return self.name
         if self.kind == "hub":
             rev = f"@{self.revision}" if self.revision else ""
             commit = f" ({self.commit[:7]})" if self.commit else ""
@@ -99,6 +110,11 @@ def _refuse_pickle(path: Path) -> None:
 def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     """Turn what the user gave into a local folder holding ``config.json`` and ``model.safetensors``."""
     text = str(source).strip() if source is not None else ""
+    if text.startswith(HUB_PREFIX):
+        hub = parse_hub_id(text[len(HUB_PREFIX):])
+        if hub is None:
+            raise WeightsError(f"{text[:80]!r} is not a Hub id; write hf://owner/name or hf://owner/name@revision")
+        return _fetch_from_hub(*hub)
     if text in ("", "default"):
         text = default_source()
         embedded = Path(text).resolve() == EMBEDDED_DIR
@@ -163,9 +179,9 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     offline = hub_offline()
     cache_only = offline or not hub_reachable()
     try:
-        config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
-        hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
-        _fetch_optional(repo_id, SPLITS_NAME, revision, cache_only)
+        config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
+        _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
+        _fetch_optional(repo_id, SPLITS_NAME, revision, cache_only, label)
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
@@ -189,13 +205,25 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     return WeightsSource("hub", repo_id, revision, commit, folder)
 
 
-def _fetch_optional(repo_id: str, filename: str, revision: str | None, cache_only: bool) -> None:
-    """Fetch a file that a model repo may lack (e.g. ``data_splits.json``) into the same snapshot; absent is fine."""
-    from huggingface_hub import errors as hf_errors
+def _fetch_capped(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> Path:
+    """One file of a Hub model: its size checked from the Hub's metadata before the download (online), and the
+    local copy's size checked before anything reads it (always: also a cached file, and a file changed on the Hub
+    between the two requests)."""
     from huggingface_hub import hf_hub_download
 
+    if not cache_only:
+        check_remote_size(repo_id, filename, revision, label)
+    path = Path(hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
+    check_local_size(path, label)
+    return path
+
+
+def _fetch_optional(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> None:
+    """Fetch a file that a model repo may lack (e.g. ``data_splits.json``) into the same snapshot; absent is fine."""
+    from huggingface_hub import errors as hf_errors
+
     try:
-        hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+        _fetch_capped(repo_id, filename, revision, cache_only, label)
     except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
         pass
 
@@ -252,6 +280,8 @@ def load_model(
             _refuse_pickle(folder / pickles[0])
         raise WeightsError(f"no {WEIGHTS_NAME} in {folder}; a model folder needs config.json and {WEIGHTS_NAME}")
     config = _load_config(folder)
+    _check_header(weights)  # a pickle or a truncated file named model.safetensors is a weights problem, said first
+    check_weights_size(config, weights)
     expected = _expected_sha256(folder, sha256)
     digest = file_sha256(weights)
     if expected and expected != digest:
@@ -267,6 +297,24 @@ def load_model(
     return LoadedModel(model.eval(), config, resolved, digest, read_splits(folder))
 
 
+def check_weights_size(config: ModelConfig, weights: Path) -> None:
+    """Refuse, before the model is built, a config whose model would hold more parameters than ``weights`` has bytes.
+
+    The weights must hold every parameter (loading is strict: no tensor missing, every shape equal to the
+    parameter's), safetensors stores tensors side by side without overlap, and every dtype torch loads takes at
+    least one byte per element (bool, int8, uint8, float8); so a matching file has at least as many bytes as the
+    model has parameters, and :func:`~cxrdemo.model.estimate_parameters` is a lower bound of that count. A config failing this cannot match its weights: building its model would only spend memory (a
+    ``box_hidden`` of 4096-wide layers is 67 MB per layer, allocated and initialised before the weights are read).
+    """
+    needed = estimate_parameters(config)
+    size = weights.stat().st_size
+    if needed > size:
+        raise ConfigError(
+            f"config.json in {weights.parent} describes a model of at least {needed:,} parameters but {weights.name} has "
+            f"only {size:,} bytes (one byte per parameter at the least); use the config.json saved with these weights"
+        )
+
+
 def _first_line(exc: BaseException, limit: int = 120) -> str:
     text = " ".join(str(exc).split())
     return (text or exc.__class__.__name__)[:limit]
@@ -277,6 +325,21 @@ def _load_config(folder: Path) -> ModelConfig:
     return ModelConfig.load(folder)
 
 
+def _unreadable(weights: Path, exc: BaseException) -> WeightsError:
+    return WeightsError(f"{weights} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); re-download it")
+
+
+def _check_header(weights: Path) -> None:
+    """Read only the safetensors header of ``weights`` (no tensor is loaded); one line when it is not safetensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _unreadable(weights, exc) from None
+
+
 def _load_state(model: MultiTaskNet, weights: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -284,7 +347,7 @@ def _load_state(model: MultiTaskNet, weights: Path) -> None:
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{weights} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); re-download it") from None
+        raise _unreadable(weights, exc) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -327,9 +390,12 @@ def save_model(model: MultiTaskNet, folder: str | os.PathLike, card: str | None 
 
 def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
     """The ``model`` block of the JSON outputs: source, revision, architecture."""
+    from .publicmode import is_public
+
     src = loaded.source
+    folder = src.folder.name if is_public() else str(src.folder)  # a public server shows no server path
     return {
-        "source": src.ref if src.kind == "hub" else str(src.folder),
+        "source": src.name or (src.ref if src.kind == "hub" else folder),
         "revision": src.commit or src.revision or loaded.sha256[:12],
         "architecture": loaded.config.architecture,
     }

@@ -338,7 +338,7 @@ def _finish(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord
         seed=options.seed, faithfulness=options.faithfulness, class_sensitivity=options.sanity,
         sanity_steps=_steps(setup.loaded.model) if options.sanity else None, baselines=setup.baselines,
         skipped=skipped, skipped_files=skipped_files, timings=timings, notes=notes + list(options.extra_notes),
-        options={**{k: v for k, v in asdict(options).items() if k not in ("names", "extra_notes")},
+        options={**{k: _shown(v) for k, v in asdict(options).items() if k not in ("names", "extra_notes")},
                  "cam_methods": list(methods), "device": str(ctx.device)},
         seen=_seen(setup.loaded.splits, setup.samples),
     )  # fmt: skip
@@ -350,6 +350,16 @@ def _finish(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord
         write_outputs(result, setup.out, plots=options.plots, gallery=options.gallery, title=options.title)
     result.evaluation.timings["total_seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _shown(value: Any) -> Any:
+    """An option as the report records it: on a public server a path is cut to its last part (a visitor downloads
+    the report; it must not carry the server's folders)."""
+    from ..publicmode import is_public
+
+    if isinstance(value, (str, Path)) and is_public() and (isinstance(value, Path) or os.path.isabs(value)):
+        return Path(value).name
+    return value
 
 
 def _seen(splits: "DataSplits | None", samples: Sequence[Sample]) -> frozenset[str]:

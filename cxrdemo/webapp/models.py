@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..cams import CamRequest
 from ..imaging import Radiograph
+from ..publicmode import is_public
 from .state import Progress, Settings, no_progress
 
 if TYPE_CHECKING:
@@ -22,27 +24,44 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelKey:
-    """Identity of a loaded model: the normalised source and the resolved device (``auto`` -> ``cpu``...)."""
+    """Identity of a loaded model: the normalised source, the resolved device (``auto`` -> ``cpu``...), and the name
+    the outputs give the model (``""``: its folder or Hub id; see :func:`.sources.source_label`)."""
 
     source: str
     device: str
+    label: str = ""
 
 
-def model_key(source: str | None, device: str | None) -> ModelKey:
-    """Normalise what the user typed: default -> the default source, folders -> absolute paths, auto -> a device.
+def model_key(
+    source: str | None,
+    device: str | None,
+    *,
+    public: bool | None = None,
+    named: Mapping[str, str] | None = None,
+) -> ModelKey:
+    """Normalise what the user typed: the gate (:func:`.sources.check_source`) first, then default -> the default
+    source, named models -> their source, folders -> absolute paths, auto -> a device.
 
-    Raises :class:`~cxrdemo.errors.InputError` for an unknown or unavailable device.
+    ``public`` and ``named`` default to the server's settings (``CXRDEMO_PUBLIC`` / ``SPACE_ID`` and
+    ``CXRDEMO_MODELS``, read now).
+
+    Raises:
+        InputError: a source a public server refuses (one line that does not depend on the server's files), or an
+            unknown or unavailable device.
     """
     from ..device import pick_device
-    from ..weights import default_source, path_exists
+    from ..weights import HUB_PREFIX, default_source, path_exists
+    from .sources import check_source, named_models, source_label
 
-    text = (source or "").strip()
-    if text in ("", "default"):
-        text = default_source()
-    path = Path(text).expanduser()
-    if path_exists(path):
-        text = str(path.resolve())
-    return ModelKey(text, str(pick_device(device or "auto")))
+    public = is_public() if public is None else public
+    named = named_models() if named is None else named
+    text = check_source(source, public, named) or default_source()
+    if not text.startswith(HUB_PREFIX):
+        path = Path(text).expanduser()
+        if path_exists(path):
+            text = str(path.resolve())
+    label = source_label(source, public, named)
+    return ModelKey(text, str(pick_device(device or "auto")), label)
 
 
 class ModelCache:
@@ -74,8 +93,10 @@ class ModelCache:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            report(0.05, f"loading model {_short_source(key.source)} on {key.device}")
+            report(0.05, f"loading model {key.label or _short_source(key.source)} on {key.device}")
             predictor = self._loader(key.source, key.device)
+            if key.label and hasattr(predictor, "rename"):
+                predictor.rename(key.label)  # the outputs name the model, never its server folder
             self.loads += 1
             with self._lock:
                 self._items[key] = predictor

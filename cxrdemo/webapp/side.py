@@ -197,9 +197,11 @@ def case_models(cache: ModelCache, case: Case | None, source_b: str | None, devi
 def api_models(
     cache: ModelCache, radiograph: Radiograph, settings: Settings, source_b: str | None, boxes=None, *, size: int = TILE_SIZE
 ) -> ModelsView:
-    """The ``compare_models`` endpoint: the radiograph through A (``settings.source``) and B (``source_b``)."""
-    a = analyse_with(cache, model_key(settings.source, settings.device), radiograph, settings.cam, boxes, "A")
-    b = analyse_with(cache, model_key(source_b, settings.device), radiograph, settings.cam, boxes, "B")
+    """The ``compare_models`` endpoint: the radiograph through A (``settings.source``) and B (``source_b``); both
+    sources are checked before either model is loaded."""
+    key_a, key_b = model_key(settings.source, settings.device), model_key(source_b, settings.device)
+    a = analyse_with(cache, key_a, radiograph, settings.cam, boxes, "A")
+    b = analyse_with(cache, key_b, radiograph, settings.cam, boxes, "B")
     return models_view(radiograph, a, b, size=size, compose=True)
 
 

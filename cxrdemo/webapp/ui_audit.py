@@ -21,7 +21,7 @@ from ..device import available_devices
 from . import audit_view
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
-from .ui_common import guarded, owner, progress_reporter
+from .ui_common import guarded, owner, progress_reporter, source_field
 
 INTRO = (
     "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
@@ -38,7 +38,7 @@ class AuditUI:
 
     dataset: gr.Dropdown
     dataset_info: gr.Markdown
-    source: gr.Textbox
+    source: gr.Textbox | gr.Dropdown
     device: gr.Dropdown
     methods: gr.CheckboxGroup
     threshold: gr.Radio
@@ -95,8 +95,8 @@ def create_audit_page(service: AuditService, default_source: str, default_device
                                   info=f"the app's examples and the data sets listed in {ENV}")  # fmt: skip
             info = "" if names else f"No data set: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV} (see README.md)."
             dataset_info = gr.Markdown(info + "".join(f"\n\n> {n}" for n in notes), elem_id="audit-dataset-info")
-            source = gr.Textbox(default_source, label="Model source", elem_id="audit-source",
-                                placeholder="empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
+            source = source_field(default_source, "Model source", "audit-source",
+                                  "empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
             device = gr.Dropdown(available_devices(), value=default_device, label="Device", elem_id="audit-device")
             methods = gr.CheckboxGroup([(method_name(m), m) for m in CAM_METHOD_KEYS], value=["gradcam"], label="CAM methods",
                                        elem_id="audit-methods")  # fmt: skip

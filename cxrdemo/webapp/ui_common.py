@@ -3,7 +3,9 @@
 
 - :func:`guarded`: every failure of a handler becomes one ``gr.Error`` line (the page keeps its inputs);
 - :func:`progress_reporter`: ``gr.Progress`` as the package's ``report(fraction, message)``;
-- :func:`owner`: the browser (or API client) session a handler serves, for the audit line.
+- :func:`owner`: the browser (or API client) session a handler serves, for the audit line;
+- :func:`source_field`: a model-source field (a text box; on a public server, a list of the server's models that
+  also takes a typed Hub id).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..errors import CxrDemoError
+from ..publicmode import is_public
 from .state import Progress
 from .view import describe_error
 
@@ -48,3 +51,21 @@ def owner(request: gr.Request | None) -> str:
     """The session a request comes from (one audit per session at a time)."""
     session = getattr(request, "session_hash", None) if request is not None else None
     return str(session or "anonymous")
+
+
+#: What a public server's model fields say under their label.
+PUBLIC_SOURCE_INFO = "a model of this server, or a Hugging Face Hub id owner/name or owner/name@revision"
+
+
+def source_field(value: str, label: str, elem_id: str, placeholder: str, info: str | None = None) -> gr.Textbox | gr.Dropdown:
+    """A model-source field: a text box (a folder, a Hub id, empty for the default); on a public server a dropdown of
+    the server's named models (``default`` and ``CXRDEMO_MODELS``) that also takes a typed Hub id (anything else
+    typed is refused by :func:`cxrdemo.webapp.sources.check_source`)."""
+    if not is_public():
+        return gr.Textbox(value, label=label, elem_id=elem_id, placeholder=placeholder, info=info)
+    from .sources import DEFAULT_NAME, source_choices
+
+    choices = source_choices()
+    start = value if value in choices else DEFAULT_NAME
+    return gr.Dropdown(choices, value=start, label=label, elem_id=elem_id, allow_custom_value=True,
+                       info=f"{info} Model: {PUBLIC_SOURCE_INFO}." if info else PUBLIC_SOURCE_INFO)

@@ -20,7 +20,7 @@ from . import side
 from .boxes_text import parse_boxes_text
 from .resources import AppResources
 from .state import Settings
-from .ui_common import guarded, progress_reporter
+from .ui_common import guarded, progress_reporter, source_field
 from .upload import read_upload
 
 METHODS_HELP = "Every CAM method for this case's target class and threshold, from the cached forward pass (no network pass)."
@@ -35,7 +35,7 @@ class SideUI:
     methods_box: gr.Column
     methods_title: gr.Markdown
     methods_images: list[gr.Image]
-    source_b: gr.Textbox
+    source_b: gr.Textbox | gr.Dropdown
     models_btn: gr.Button
     models_box: gr.Column
     models_summary: gr.Markdown
@@ -65,8 +65,8 @@ def create_side() -> SideUI:
                 gr.Markdown(METHODS_HELP)
                 methods_btn = gr.Button("Every CAM method side by side", elem_id="compare-methods")
             with gr.Column(scale=1, min_width=280):
-                source_b = gr.Textbox(label="Model B source", elem_id="source-b", info=MODELS_HELP,
-                                      placeholder="a folder or owner/name@rev; empty: the default model")  # fmt: skip
+                source_b = source_field("", "Model B source", "source-b",
+                                        "a folder or owner/name@rev; empty: the default model", MODELS_HELP)  # fmt: skip
                 models_btn = gr.Button("Compare with model B", elem_id="compare-models")
         with gr.Column(visible=False, elem_id="method-box") as methods_box:
             methods_title = gr.Markdown(elem_id="method-title")

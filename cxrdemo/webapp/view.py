@@ -218,8 +218,13 @@ def page_wording(message: str) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """One line for the page: a :class:`CxrDemoError`'s own message (in the page's words), or a short note for an
-    unexpected failure."""
+    unexpected failure. A public server cuts every absolute path to its last part (no server folder is shown)."""
+    from ..publicmode import is_public
+    from .sources import hide_paths
+
     if isinstance(exc, CxrDemoError):
-        return page_wording(" ".join(str(exc).split()))
-    text = " ".join(str(exc).split())[:200]
-    return f"unexpected {exc.__class__.__name__}: {text} (this is a bug: please report it with the server log)"
+        line = page_wording(" ".join(str(exc).split()))
+    else:
+        text = " ".join(str(exc).split())[:200]
+        line = f"unexpected {exc.__class__.__name__}: {text} (this is a bug: please report it with the server log)"
+    return hide_paths(line) if is_public() else line

@@ -1,0 +1,127 @@
+"""Model sources: the models a server names (``CXRDEMO_MODELS``), and the one gate every typed source passes before
+it is resolved (:func:`check_source`).
+
+On a public server (:func:`cxrdemo.publicmode.is_public`) a visitor may only pick a named model or type a Hub id
+``owner/name[@revision]``: a typed folder would let a stranger load (and probe the existence of) any folder of the
+server. Every other text gets the same one-line refusal, :data:`REFUSED`, whatever exists on the server. Outside
+public mode (a local user) folders keep working.
+
+``CXRDEMO_MODELS`` is ``name=source`` entries separated by ``;`` (like ``CXRDEMO_AUDIT_DATASETS``): a source is a
+model folder (absolute, or relative to the repository root) or a Hub id. ``default`` (the embedded weights, or
+``$CXRDEMO_WEIGHTS``) is always offered. A malformed entry is left out with a one-line note.
+
+The gate runs before any resolution (folder, Hub, or the formats other modules add): :func:`model_key` calls it,
+and every page and API endpoint that takes a source goes through :func:`model_key`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import InputError
+
+#: The environment variable naming the server's models.
+ENV = "CXRDEMO_MODELS"
+#: The name of the default model (always offered).
+DEFAULT_NAME = "default"
+#: The one answer of a public server to any source that is neither a named model nor a Hub id. It must not depend on
+#: what the text is or what exists on the server (no echo, no "does not exist", no "is a file").
+REFUSED = (
+    "this server loads only the models in its list and Hugging Face Hub ids: "
+    "pick a model from the list, or type a Hub id owner/name or owner/name@revision"
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ABSOLUTE = re.compile(r"(?<![\w.:/-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`,;()]+[/\\])*([^\s/\\'\"`,;()]*)")
+
+
+def repo_root() -> Path:
+    """The repository root (where relative ``CXRDEMO_MODELS`` folders are looked up)."""
+    from ..weights import EMBEDDED_DIR
+
+    return EMBEDDED_DIR.parent
+
+
+def parse_models(text: str | None, root: str | os.PathLike | None = None) -> tuple[dict[str, str], list[str]]:
+    """The named models of a ``CXRDEMO_MODELS`` value (name -> what to resolve: an absolute folder, or
+    ``hf://owner/name[@revision]``), and one note per entry left out. ``default`` is not among them (it is always
+    offered, see :func:`named_models`)."""
+    from ..weights import HUB_PREFIX, parse_hub_id, path_exists
+
+    base = Path(root) if root is not None else repo_root()
+    found: dict[str, str] = {}
+    notes: list[str] = []
+    for entry in (text or "").split(";"):
+        if not entry.strip():
+            continue
+        name, sep, spec = (part.strip() for part in entry.partition("="))
+        if not sep or not spec:
+            notes.append(f"{ENV} entry {entry.strip()[:60]!r}: write name=folder or name=owner/name[@revision] (left out)")
+        elif not _NAME.match(name) or name == DEFAULT_NAME or name in found:
+            notes.append(f"{ENV} entry {name[:60]!r}: a name is letters, digits, '_', '.' or '-', used once, not 'default' (left out)")
+        else:
+            path = Path(spec).expanduser()
+            path = path if path.is_absolute() else base / path
+            hub = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
+            if not spec.startswith(HUB_PREFIX) and path_exists(path) and path.is_dir():
+                found[name] = str(path.resolve())
+            elif parse_hub_id(hub) is not None:
+                found[name] = HUB_PREFIX + hub
+            else:
+                notes.append(f"{ENV} entry {name!r}: {spec[:80]!r} is neither a folder nor a Hub id (left out)")
+    return found, notes
+
+
+def named_models(environ: Mapping[str, str] | None = None, root: str | os.PathLike | None = None) -> dict[str, str]:
+    """The models a visitor may pick by name: ``default`` (``""``: the default source) first, then ``CXRDEMO_MODELS``'s."""
+    env = os.environ if environ is None else environ
+    return {DEFAULT_NAME: "", **parse_models(env.get(ENV), root)[0]}
+
+
+def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> str:
+    """The gate: what to resolve for the typed source ``text``.
+
+    Returns ``""`` for the default model, a named model's source, a Hub id (``hf://owner/name[@revision]`` in public
+    mode, so that it is never looked up as a folder), or, outside public mode, ``text`` itself (a folder).
+
+    Raises:
+        InputError: in public mode, :data:`REFUSED` for any text that is neither a name of ``named`` nor a Hub id.
+    """
+    from ..weights import HUB_PREFIX, parse_hub_id
+
+    value = str(text or "").strip()
+    if value in ("", DEFAULT_NAME):
+        return named.get(DEFAULT_NAME, "")
+    if value in named:
+        return named[value]
+    if not public:
+        return value
+    hub = value[len(HUB_PREFIX):] if value.startswith(HUB_PREFIX) else value
+    if parse_hub_id(hub) is not None:
+        return HUB_PREFIX + hub
+    raise InputError(REFUSED)
+
+
+def source_label(text: str | None, public: bool, named: Mapping[str, str]) -> str:
+    """What the outputs call the model of ``text`` (after :func:`check_source` accepted it): in public mode its name,
+    ``default`` or its Hub id; outside it a name of ``CXRDEMO_MODELS``, else ``""`` (the outputs name the folder)."""
+    from ..weights import HUB_PREFIX
+
+    value = str(text or "").strip()
+    if public:
+        value = value[len(HUB_PREFIX):] if value.startswith(HUB_PREFIX) else value
+        return value or DEFAULT_NAME
+    return value if value in named and value != DEFAULT_NAME else ""
+
+
+def source_choices(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names the model fields offer (``default`` first)."""
+    return list(named_models(environ))
+
+
+def hide_paths(message: str) -> str:
+    """``message`` with every absolute path (``/srv/models/x``, ``~/y``, ``C:\\z``) cut to its last part: what a
+    public server shows instead of its folders in an error line."""
+    return _ABSOLUTE.sub(lambda m: m.group(1) or "…", message)

@@ -1,0 +1,212 @@
+"""Issue 19, finding 2: in public mode a model source is a named model or a Hub id, and anything else gets ONE message
+that says nothing about the server's files; outputs name models, never server folders. Outside public mode folders
+keep working. The app's logic is called without Gradio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, WEBAPP_IMAGE
+from cxrdemo.errors import InputError, WeightsError
+from cxrdemo.webapp import actions, side, sources, upload
+from cxrdemo.webapp.models import ModelCache, model_key
+from cxrdemo.webapp.state import Settings
+
+
+@pytest.fixture()
+def public(monkeypatch):
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    monkeypatch.delenv(sources.ENV, raising=False)
+
+
+@pytest.fixture()
+def hostile_sources(tmp_path, model_dir) -> list[str]:
+    """What a visitor might type to read or probe the server's folders."""
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    return [
+        str(existing),  # an existing folder without a model
+        str(tmp_path / "missing"),  # a folder that does not exist
+        str(a_file),  # a file
+        str(model_dir / "config.json"),  # a model's file
+        "~",  # the home folder
+        "~/.cache",
+        "/etc",
+        str(model_dir),  # a valid model folder, by absolute path
+        "./weights",  # the repository's own model, relatively
+        "weights",
+        "../wt-safe-a/weights",
+        "hf://../etc",
+        "x" * 100_000,
+        "owner/name\n/etc",
+    ]
+
+
+class NeverLoad(ModelCache):
+    """A model cache whose loads fail the test: a refused source must be refused before any loading."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=1, loader=lambda source, device: pytest.fail(f"{source} was loaded"))
+
+
+def test_every_other_source_gets_the_same_message(public, hostile_sources):
+    messages = set()
+    for text in hostile_sources:
+        with pytest.raises(InputError) as err:
+            model_key(text, "cpu")
+        messages.add(str(err.value))
+    assert messages == {sources.REFUSED}
+
+
+def test_the_gate_itself_is_the_one_function(hostile_sources, model_dir):
+    named = {"default": "", "small": str(model_dir)}
+    for text in hostile_sources:
+        with pytest.raises(InputError, match="^this server loads only the models in its list"):
+            sources.check_source(text, True, named)
+        # outside public mode the same text goes on to resolution unchanged (folders keep working)
+        assert sources.check_source(text, False, named) == text.strip()
+    assert sources.check_source("small", True, named) == str(model_dir)
+    assert sources.check_source("", True, named) == "" and sources.check_source(" default ", True, named) == ""
+
+
+@pytest.mark.parametrize("text", ["owner/name", "owner/name@v1.0", "cxrdemo/webapp", "weights/x", "hf://owner/name@main"])
+def test_hub_ids_pass_as_hub_ids_only(public, text):
+    """A Hub-shaped text goes to the Hub and never to a folder, even when a relative folder of that name exists
+    (``cxrdemo/webapp`` does, in the repository)."""
+    key = model_key(text, "cpu")
+    bare = text.removeprefix("hf://")
+    assert key.source == f"hf://{bare}" and key.label == bare
+
+
+def test_a_hub_id_never_reads_a_folder_of_the_same_name(monkeypatch, tmp_path):
+    import huggingface_hub.constants as c
+
+    from cxrdemo.weights import resolve_source
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.chdir(REPO)
+    assert Path("cxrdemo/webapp").is_dir()
+    with pytest.raises(WeightsError, match="cxrdemo/webapp is not in the local Hub cache"):
+        resolve_source("hf://cxrdemo/webapp")
+
+
+def test_webapp_functions_refuse_before_loading(public, hostile_sources, images_dir, tmp_path):
+    radiograph = upload.read_upload(images_dir / WEBAPP_IMAGE)
+    cache = NeverLoad()
+    for text in hostile_sources[:4] + ["/etc", hostile_sources[7]]:
+        settings = Settings(source=text, device="cpu")
+        for call in (
+            lambda: actions.analyse_case(cache, radiograph, settings),
+            lambda: side.api_methods(cache, radiograph, settings),
+            lambda: side.api_models(cache, radiograph, Settings(device="cpu"), text),
+        ):
+            with pytest.raises(InputError) as err:
+                call()
+            assert str(err.value) == sources.REFUSED
+
+
+def test_audit_options_refuse_the_same_way(public, hostile_sources, tmp_path, monkeypatch):
+    from cxrdemo.webapp.audit_runs import AuditRequest, AuditService
+    from cxrdemo.webapp.datasets import ENV as DATASETS
+    from cxrdemo.webapp.resources import make_resources
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    (tmp_path / "labels.csv").write_text("Image Index,Finding Labels\n")
+    monkeypatch.setenv(DATASETS, f"mine={images}:{tmp_path / 'labels.csv'}")
+    resources = make_resources(REPO, cache=NeverLoad(), examples_folder=tmp_path / "none", export_root=tmp_path / "out")
+    service = AuditService(resources, REPO)
+    for text in hostile_sources:
+        with pytest.raises(InputError) as err:
+            service.options(AuditRequest(dataset="mine", source=text, device="cpu"), tmp_path / "run")
+        assert str(err.value) == sources.REFUSED
+
+
+def test_named_model_is_shown_by_its_name(public, monkeypatch, model_dir, images_dir):
+    monkeypatch.setenv(sources.ENV, f"small={model_dir}")
+    cache = ModelCache(capacity=1)
+    view = actions.analyse_case(cache, upload.read_upload(images_dir / WEBAPP_IMAGE), Settings(source="small", device="cpu"))
+    doc = json.dumps(view.json)
+    assert view.json["model"]["source"] == "small"
+    assert str(model_dir) not in doc and str(model_dir.parent) not in doc and "/tmp" not in doc
+    assert str(model_dir) not in view.summary
+    # the same model by its folder: refused, even though it is loaded and named
+    with pytest.raises(InputError, match="^this server loads only"):
+        model_key(str(model_dir), "cpu")
+
+
+def test_outside_public_mode_folders_work_as_before(monkeypatch, model_dir):
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    monkeypatch.setenv("SPACE_ID", "someone/space")  # CXRDEMO_PUBLIC=0 wins
+    key = model_key(str(model_dir), "cpu")
+    assert key.source == str(model_dir.resolve()) and key.label == ""
+
+
+def test_default_is_always_offered(public, monkeypatch, model_dir):
+    monkeypatch.setenv("CXRDEMO_WEIGHTS", str(model_dir))
+    for text in ("", "default", None):
+        key = model_key(text, "cpu")
+        assert key.source == str(model_dir.resolve()) and key.label == "default"
+    assert sources.source_choices({}) == ["default"]
+
+
+def test_models_variable_parsing(tmp_path, model_dir):
+    text = f" small={model_dir} ; hub=owner/name@v2;rel=weights ; bad name=x; default=owner/x; missing=/no/such/dir; noeq"
+    named, notes = sources.parse_models(text, REPO)
+    assert named == {"small": str(model_dir.resolve()), "hub": "hf://owner/name@v2", "rel": str((REPO / "weights").resolve())}
+    assert len(notes) == 4 and all("\n" not in n and n.endswith("(left out)") for n in notes)
+    assert list(sources.named_models({sources.ENV: text}, REPO)) == ["default", "small", "hub", "rel"]
+
+
+def test_error_lines_hide_server_paths_in_public_mode(monkeypatch):
+    from cxrdemo.webapp.view import describe_error
+
+    exc = WeightsError("no model.safetensors in /srv/private/models/m1; a model folder needs config.json and model.safetensors")
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    assert "/srv/private/models/m1" in describe_error(exc)
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    line = describe_error(exc)
+    assert "/srv" not in line and "no model.safetensors in m1;" in line
+
+
+def test_public_describe_model_shows_no_folder(monkeypatch, model_dir):
+    from cxrdemo.weights import describe_model, load_model
+
+    loaded = load_model(str(model_dir), device="cpu")
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    assert describe_model(loaded)["source"] == model_dir.name
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    assert describe_model(loaded)["source"] == str(model_dir.resolve())
+
+
+def test_audit_report_options_carry_no_server_path(monkeypatch, tmp_path):
+    from cxrdemo.audit.engine import _shown
+
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    assert _shown(tmp_path / "imgs") == "imgs" and _shown(str(tmp_path / "m")) == "m"
+    assert _shown("hf://owner/name") == "hf://owner/name" and _shown(8) == 8
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    assert _shown(str(tmp_path / "m")) == str(tmp_path / "m")
+
+
+def test_model_fields_offer_the_named_models_in_public_mode(monkeypatch, model_dir):
+    import gradio as gr
+
+    from cxrdemo.webapp.ui_common import source_field
+
+    monkeypatch.setenv(sources.ENV, f"small={model_dir}")
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "1")
+    with gr.Blocks():
+        field = source_field("", "Model source", "source", "placeholder")
+    assert isinstance(field, gr.Dropdown) and field.allow_custom_value and field.value == "default"
+    assert [value for _, value in field.choices] == ["default", "small"]
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    with gr.Blocks():
+        assert isinstance(source_field("", "Model source", "source", "placeholder"), gr.Textbox)
