@@ -22,6 +22,7 @@ from ..boxes import Box
 from ..errors import BoxError
 from ..imaging import Radiograph
 from ..nih import canonical_label, match_class
+from ..publicmode import clip_text
 from .state import Case
 
 #: Longest side of the image shown in the box-drawing control (boxes are scaled back to original pixels).
@@ -43,16 +44,16 @@ def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> 
             continue
         parts = [p for p in _SEPARATORS.split(line) if p]
         if len(parts) < 5:
-            raise BoxError(f"line {number} ({line!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
+            raise BoxError(f"line {number} ({clip_text(line)!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
         try:
             x1, y1, x2, y2 = (float(v) for v in parts[:4])
         except ValueError:
-            raise BoxError(f"line {number} ({line!r}): the first four values must be numbers (pixels)") from None
+            raise BoxError(f"line {number} ({clip_text(line)!r}): the first four values must be numbers (pixels)") from None
         label = canonical_label(" ".join(parts[4:]))
         if classes is not None:
             found = match_class(label, classes)
             if found is None:
-                raise BoxError(f"line {number}: class {label!r} is not one of the model's classes; use one of {', '.join(classes)}")
+                raise BoxError(f"line {number}: class {clip_text(label)!r} is not one of the model's classes; use one of {', '.join(classes)}")
             label = found
         boxes.append(Box(x1, y1, x2, y2, label))
     return boxes
@@ -107,7 +108,7 @@ def boxes_from_annotator(value: Mapping[str, Any] | None, case: Case | None, sid
         try:
             coords = [float(item[k]) / scale for k in ("xmin", "ymin", "xmax", "ymax")]
         except (KeyError, TypeError, ValueError):
-            raise BoxError(f"cannot read the drawn box {item!r}; draw it again") from None
+            raise BoxError(f"cannot read the drawn box {clip_text(item)!r}; draw it again") from None
         out.append(Box(*coords, canonical_label(str(item.get("label") or default))))
     return out
 
