@@ -8,14 +8,17 @@ first element. Here:
 1. the file meta (group 0002, never deflated) gives the transfer syntax;
 2. the header (every element before the pixel data) is read alone; for the deflated syntax only the first
    :data:`HEADER_BYTES` of the inflated stream are produced for it;
-3. ``Rows x Columns x NumberOfFrames x bytes per sample x SamplesPerPixel`` (all frames: what a decoder might
-   allocate) is refused past the limit (:func:`pixel_byte_limit`, ``CXRDEMO_MAX_DICOM_MB``, default
-   :data:`DEFAULT_MAX_PIXEL_MB` MB) with one line;
+3. the caller's own header check runs (:mod:`cxrdemo.imaging`: the 50 MP limit per frame), then the declared pixel
+   data is refused past the limit (:func:`pixel_byte_limit`, ``CXRDEMO_MAX_DICOM_MB``, default
+   :data:`DEFAULT_MAX_PIXEL_MB` MiB) with one line: ``Rows x Columns x NumberOfFrames x bytes per sample x
+   SamplesPerPixel``, all frames, where all frames are held in memory (native pixel data, and the deflated syntax,
+   whose single stream holds every frame); one frame where frames are compressed one by one (JPEG, JPEG 2000, RLE...:
+   only frame 1 is ever decoded, so a 160-frame study still shows its first frame);
 4. only then the dataset is read; a deflated one is inflated to at most the limit plus :data:`HEADER_BYTES`, so a
    header that lies about the size is refused too.
 
 Callers decode frame 1 only of a multi-frame file (:mod:`cxrdemo.imaging`): a friendlier answer than a refusal for
-a modest cine or tomosynthesis file, and the limit above still bounds what one file may declare.
+a modest cine or tomosynthesis file.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import io
 import os
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ImageError
 
 #: Deflated Explicit VR Little Endian (DICOM PS3.5 A.5): the data set after the file meta is one raw deflate stream.
 DEFLATED = "1.2.840.10008.1.2.1.99"
+#: Transfer syntaxes whose frames are compressed one by one (pydicom decodes frame 1 alone): JPEG, JPEG-LS,
+#: JPEG 2000, RLE, HTJ2K and the video syntaxes. Their UIDs start with these prefixes.
+ENCAPSULATED_PREFIXES = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
 #: The variable that sets the limit on declared pixel data, in MB (MiB).
 LIMIT_ENV = "CXRDEMO_MAX_DICOM_MB"
 #: Default limit on the pixel data a DICOM file may declare, all frames together, in MiB: one frame of the largest
@@ -50,10 +56,13 @@ def pixel_byte_limit(environ: Mapping[str, str] | None = None) -> int:
     return int((mb if mb > 0 else DEFAULT_MAX_PIXEL_MB) * 2**20)
 
 
-def read_dataset(data: bytes, name: str, limit: int | None = None) -> Any:
+def read_dataset(
+    data: bytes, name: str, limit: int | None = None, check_header: Callable[[Any], None] | None = None
+) -> Any:
     """The pydicom dataset of ``data``, its declared pixel data checked against ``limit`` bytes first.
 
-    A deflated file comes back inflated, its file meta saying Explicit VR Little Endian (what its bytes now are).
+    ``check_header(header)`` runs first on the header (a dataset without pixel data) and may raise. A deflated file
+    comes back inflated, its file meta saying Explicit VR Little Endian (what its bytes now are).
 
     Raises:
         ImageError: not readable as DICOM, corrupt deflate data, or more pixel data declared (or inflated) than
@@ -67,12 +76,17 @@ def read_dataset(data: bytes, name: str, limit: int | None = None) -> Any:
     read_preamble(fp, True)
     file_meta = _read_file_meta_info(fp)
     syntax = str(file_meta.get("TransferSyntaxUID", "") or "")
+    check = check_header or (lambda header: None)
     if syntax != DEFLATED:
-        check_declared(pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True), name, limit)
+        header = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+        check(header)
+        check_declared(header, name, limit, one_frame=syntax.startswith(ENCAPSULATED_PREFIXES))
         return pydicom.dcmread(io.BytesIO(data), force=True)
     body = memoryview(data)[fp.tell() :]  # no copy of the (possibly large) stream
     head = inflate(body, HEADER_BYTES, name, partial=True)
-    check_declared(pydicom.dcmread(io.BytesIO(head), force=True, stop_before_pixels=True), name, limit)
+    header = pydicom.dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+    check(header)
+    check_declared(header, name, limit)
     ds = pydicom.dcmread(io.BytesIO(inflate(body, limit + HEADER_BYTES, name)), force=True)
     file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     ds.file_meta = file_meta
@@ -98,9 +112,9 @@ def inflate(compressed: bytes | memoryview, cap: int, name: str, *, partial: boo
     return out
 
 
-def declared_pixel_bytes(ds: Any) -> tuple[int, int]:
-    """``(bytes, frames)``: what ``ds``'s header declares, all frames: rows x columns x frames x bytes per sample
-    x samples per pixel (a missing or unreadable value counts as 1, so the product is never understated by it)."""
+def declared_pixel_bytes(ds: Any, one_frame: bool = False) -> tuple[int, int]:
+    """``(bytes, frames)``: what ``ds``'s header declares: rows x columns x frames x bytes per sample x samples
+    per pixel (``one_frame``: frames counted as 1). A missing or unreadable value counts as 1."""
 
     def number(keyword: str, default: int) -> int:
         try:
@@ -110,16 +124,19 @@ def declared_pixel_bytes(ds: Any) -> tuple[int, int]:
 
     frames = number("NumberOfFrames", 1)
     per_sample = (number("BitsAllocated", 8) + 7) // 8
-    total = number("Rows", 1) * number("Columns", 1) * frames * per_sample * number("SamplesPerPixel", 1)
+    counted = 1 if one_frame else frames
+    total = number("Rows", 1) * number("Columns", 1) * counted * per_sample * number("SamplesPerPixel", 1)
     return total, frames
 
 
-def check_declared(ds: Any, name: str, limit: int) -> None:
-    """:class:`ImageError` when ``ds``'s header declares more than ``limit`` bytes of pixel data (one line)."""
-    total, frames = declared_pixel_bytes(ds)
+def check_declared(ds: Any, name: str, limit: int, one_frame: bool = False) -> None:
+    """:class:`ImageError` when ``ds``'s header declares more than ``limit`` bytes of pixel data (one line);
+    ``one_frame``: only one frame is ever decoded, so one frame is what counts."""
+    total, frames = declared_pixel_bytes(ds, one_frame)
     if total > limit:
         rows, cols = getattr(ds, "Rows", "?"), getattr(ds, "Columns", "?")
+        what = "one frame is" if one_frame else "in all"
         raise ImageError(
-            f"{name} declares {frames} frame(s) of {cols}x{rows} pixels, {total / 2**20:,.0f} MB of pixel data; the "
-            f"limit is {limit / 2**20:.0f} MB ({LIMIT_ENV}): export the frame to show as its own file"
+            f"{name} declares {frames} frame(s) of {cols}x{rows} pixels, {total / 2**20:,.0f} MB of pixel data "
+            f"({what}); the limit is {limit / 2**20:.0f} MB ({LIMIT_ENV}): export the frame to show as its own file"
         )

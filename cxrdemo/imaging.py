@@ -342,14 +342,14 @@ def _load_dicom(data: bytes, name: str) -> Radiograph:
     except ImportError:  # pragma: no cover - pydicom is in requirements.txt
         raise ImageError("reading DICOM needs pydicom; pip install -r requirements.txt") from None
     try:
-        ds = read_dataset(data, name)  # the declared pixel data is checked before anything is inflated or decoded
+        # The size is checked from the header, before anything is inflated or decoded.
+        ds = read_dataset(data, name, check_header=lambda header: _check_dicom_size(header, name, True))
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ImageError(f"{name} is not a readable DICOM file ({exc.__class__.__name__}); export it again") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         sop = str(getattr(ds, "Modality", "") or getattr(ds, "SOPClassUID", "unknown"))
         raise ImageError(f"{name} is a DICOM file without pixel data ({sop}); use a DICOM image of the radiograph")
-    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
-    _check_size(cols, rows, name)
+    _check_dicom_size(ds, name)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     try:
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -378,6 +378,15 @@ def _load_dicom(data: bytes, name: str) -> Radiograph:
         pixels = 255 - pixels
         meta["inverted"] = True
     return Radiograph(pixels, name, "dicom", int(getattr(ds, "BitsStored", 16) or 16), meta)
+
+
+def _check_dicom_size(ds: Any, name: str, header_only: bool = False) -> None:
+    """The image size limits on ``ds``'s Rows and Columns; ``header_only``: skip a header without them (the file
+    may have no pixel data at all, which is reported once the whole file is read)."""
+    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+    if header_only and not (rows and cols):
+        return
+    _check_size(cols, rows, name)
 
 
 def _dicom_decode_message(ds: Any, name: str, exc: BaseException) -> str:
