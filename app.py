@@ -53,8 +53,7 @@ REPO = Path(__file__).resolve().parent
 LOG = logging.getLogger("cxrdemo.app")
 DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clinical decisions."
 TITLE = "cxrdemo: what does your chest X-ray model see?"
-#: Browser sessions whose state (a case handle, the review log) is kept; the oldest are dropped beyond this. The
-#: cases themselves are kept within one memory budget (cxrdemo.webapp.case_store, CXRDEMO_STATE_BUDGET_MB).
+#: Browser sessions whose state (a case handle, the review log) is kept; the oldest are dropped beyond this.
 STATE_SESSIONS = 200
 #: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it.
 NOTE_SECONDS = 6
@@ -165,8 +164,7 @@ class UI:
 def create_ui(resources: res.AppResources) -> UI:
     """Lay out the page (inside a ``gr.Blocks``) and return its components."""
     classes, default = resources.default_classes(), resources.default
-    # A CaseHandle: the case itself (radiograph, cached forward pass) lives in resources.cases, within one memory
-    # budget for all sessions; dropped there when the session ends or after 2 h unused.
+    # A CaseHandle; the case (radiograph, forward pass) lives in resources.cases, one memory budget for all sessions.
     case_state = gr.State(None, time_to_live=7200, delete_callback=resources.cases.drop)
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
@@ -294,9 +292,8 @@ class Handlers:
         report(0.0, "reading the file")
         radiograph = read_upload(path)
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        previous = self.resources.cases.peek(handle)  # an expired previous case only means its notes show again
-        view = actions.analyse_case(self.cache, radiograph, settings, report=report, previous=previous)
-        return self.show(view, log, True, handle)
+        prev = self.resources.cases.peek(handle)  # an expired one only means its notes show again
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=prev), log, True, handle)
 
     @guarded
     def settings(self, handle, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
@@ -304,8 +301,7 @@ class Handlers:
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        view = actions.update_case(self.cache, case, settings, report=progress_reporter(progress))
-        return self.show(view, log, False, handle)
+        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False, handle)
 
     @guarded
     def apply(self, handle, text, drawn, synced, log, progress=gr.Progress()):
