@@ -37,6 +37,7 @@ from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
 from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view
 from cxrdemo.webapp import resources as res
 from cxrdemo.webapp.audit_runs import AuditRun, AuditService
+from cxrdemo.webapp.case_store import CaseHandle
 from cxrdemo.webapp.models import warm_up
 from cxrdemo.webapp.state import CaseView, Settings
 from cxrdemo.webapp.ui_audit import create_audit_page, wire_audit
@@ -53,7 +54,7 @@ REPO = Path(__file__).resolve().parent
 LOG = logging.getLogger("cxrdemo.app")
 DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clinical decisions."
 TITLE = "cxrdemo: what does your chest X-ray model see?"
-#: Browser sessions whose state (the current case, a few MB) is kept; the oldest are dropped beyond this.
+#: Browser sessions whose state (a case handle, the review log) is kept; the oldest are dropped beyond this.
 STATE_SESSIONS = 200
 #: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it.
 NOTE_SECONDS = 6
@@ -164,7 +165,8 @@ class UI:
 def create_ui(resources: res.AppResources) -> UI:
     """Lay out the page (inside a ``gr.Blocks``) and return its components."""
     classes, default = resources.default_classes(), resources.default
-    case_state = gr.State(None, time_to_live=7200)  # state.Case: the cached forward pass (a few MB; 2 h unused)
+    # A CaseHandle; the case (radiograph, forward pass) lives in resources.cases, one memory budget for all sessions.
+    case_state = gr.State(None, time_to_live=7200, delete_callback=resources.cases.drop)
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
     with gr.Column(elem_id="page"):
@@ -257,17 +259,17 @@ class Handlers:
         #: ``(fn, inputs, outputs, event settings)`` of the analysis, for pages that open a case here.
         self.analyse_event: tuple[Any, list, list, dict] | None = None
 
-    def show(self, result: CaseView, log: review.ReviewLog | None, full: bool) -> dict:
+    def show(self, result: CaseView, log: review.ReviewLog | None, full: bool, handle: CaseHandle | None) -> dict:
         """The page's update for ``result``: only the panels it redraws; with ``full``, the ground-truth and note
         fields too (a new case). Notes not yet shown for this radiograph pop up once, briefly (the summary keeps
-        them)."""
+        them). The case goes to the server's store under the session's ``handle`` (one entry per session)."""
         ui, case = self.ui, result.case
         if result.messages:
             gr.Warning(" ".join(view.sentence(m) for m in result.messages), duration=NOTE_SECONDS)
         paths = view.write_page_panels(result.panels, self.resources.panel_root, names=result.redraw)
         target = view.target_value(case.settings.cam)
         out: dict = {
-            ui.case_state: case,
+            ui.case_state: self.resources.cases.put(case, handle),
             ui.status: result.status,
             ui.summary: result.summary,
             ui.label: result.label,
@@ -286,39 +288,45 @@ class Handlers:
         return out
 
     @guarded
-    def analyse(self, path, src, dev, meth, tgt, thr, case, log, progress=gr.Progress()):
+    def analyse(self, path, src, dev, meth, tgt, thr, handle, log, progress=gr.Progress()):
         report = progress_reporter(progress)
         report(0.0, "reading the file")
         radiograph = read_upload(path)
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=case), log, True)
+        prev = self.resources.cases.peek(handle)  # an expired one only means its notes show again
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=prev), log, True, handle)
 
     @guarded
-    def settings(self, case, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
+    def settings(self, handle, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
+        case = self.resources.cases.get(handle)
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False)
+        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False, handle)
 
     @guarded
-    def apply(self, case, text, drawn, synced, log, progress=gr.Progress()):
+    def apply(self, handle, text, drawn, synced, log, progress=gr.Progress()):
+        case = self.resources.cases.get(handle)
         if case is not None:  # the control's current boxes, not the text's last copy of them
             text = boxes_text.merge_drawn(text, drawn, case, synced or ())[0]
-        return self.show(actions.apply_truth(self.cache, case, text, report=progress_reporter(progress)), log, True)
+        return self.show(actions.apply_truth(self.cache, case, text, report=progress_reporter(progress)), log, True, handle)
 
     @guarded
-    def nih(self, case, log, progress=gr.Progress()):
-        return self.show(actions.apply_truth(self.cache, case, "", report=progress_reporter(progress)), log, True)
+    def nih(self, handle, log, progress=gr.Progress()):
+        case = self.resources.cases.get(handle)
+        return self.show(actions.apply_truth(self.cache, case, "", report=progress_reporter(progress)), log, True, handle)
 
     @guarded
-    def draw(self, drawn, case, text, synced):
+    def draw(self, drawn, handle, text, synced):
         if boxes_text.annotator_pending(drawn):  # its class dialog is open: wait for the final value
             return {self.ui.truth_text: gr.skip()}
+        case = self.resources.cases.get(handle)
         text, lines = boxes_text.merge_drawn(text, drawn, case, synced or ())
         return {self.ui.truth_text: text, self.ui.drawn_state: lines}
 
     @guarded
-    def save(self, case, text, log):
+    def save(self, handle, text, log):
+        case = self.resources.cases.get(handle)
         new_log = review.record_review(log, case, text)
         gr.Info(f"saved: {len(new_log)} reviewed case(s)", duration=4)
         return {self.ui.review_state: new_log, self.ui.table: review.review_table(new_log)}
@@ -328,7 +336,8 @@ class Handlers:
         return [str(review.export_csv(log, self.resources.export_root))]
 
     @guarded
-    def export_report(self, case):
+    def export_report(self, handle):
+        case = self.resources.cases.get(handle)
         return [str(p) for p in review.export_report(case, self.resources.export_root)]
 
     @guarded

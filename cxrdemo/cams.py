@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 from .nih import TOP1, is_top1
+from .publicmode import clip_text
 
 #: Method name -> how people write it (controls, captions), in the order the controls list them.
 CAM_METHOD_NAMES: dict[str, str] = {
@@ -37,7 +38,7 @@ def check_method(method: str) -> str:
     key = str(method).strip().lower().replace("_", "").replace(" ", "").replace("-", "")
     key = {"gradcamplusplus": "gradcam++", "gradcampp": "gradcam++"}.get(key, key)
     if key not in CAM_METHOD_NAMES:
-        raise InputError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHOD_KEYS)}")
+        raise InputError(f"unknown CAM method {clip_text(method)!r}; choose one of {', '.join(CAM_METHOD_KEYS)}")
     return key
 
 
@@ -46,7 +47,7 @@ def check_threshold(threshold: int | float | str) -> int:
     try:
         value = int(round(float(threshold)))
     except (TypeError, ValueError):
-        raise InputError(f"CAM threshold {threshold!r} is not a number; use 1..254 (CLN uses 127 or 180)") from None
+        raise InputError(f"CAM threshold {clip_text(threshold)!r} is not a number; use 1..254 (CLN uses 127 or 180)") from None
     if not 1 <= value <= 254:
         raise InputError(f"CAM threshold {value} is outside 1..254; CLN uses 127 or 180")
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .errors import InputError
+from .publicmode import clip_text
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -25,15 +26,15 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InputError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise InputError(f"unknown device {clip_text(requested)!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {requested!r} asked for but no CUDA GPU is available here; use auto or cpu")
+        raise InputError(f"device {clip_text(requested)!r} asked for but no CUDA GPU is available here; use auto or cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"device {requested!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+        raise InputError(f"device {clip_text(requested)!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError(f"device {requested!r} asked for but Apple MPS is not available here; use auto or cpu")
+        raise InputError(f"device {clip_text(requested)!r} asked for but Apple MPS is not available here; use auto or cpu")
     if device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"device {requested!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+        raise InputError(f"device {clip_text(requested)!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
 
 

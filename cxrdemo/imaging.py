@@ -9,7 +9,9 @@ The image size is checked from the header before any pixel is decoded (decompres
 regular files are read, and never more than :data:`MAX_FILE_BYTES` (``/dev/zero`` or a FIFO cannot hang a caller).
 Corruption that decoders tolerate silently is refused, so a damaged file never shows as a plausible wrong picture:
 a PNG chunk with a bad CRC, a JPEG whose entropy-coded data holds reserved markers (garbage after the header), a
-DICOM rescale that turns stored values into NaN/inf. Only frame 1 of a multi-frame DICOM is decoded.
+DICOM rescale that turns stored values into NaN/inf. Only frame 1 of a multi-frame DICOM is decoded, and a DICOM
+whose header declares more pixel data than :func:`cxrdemo.dicom_read.pixel_byte_limit` (all frames) is refused
+before anything is inflated (:mod:`cxrdemo.dicom_read`; deflated files are inflated with a bounded decompressor).
 Every failure raises :class:`ImageError` with a one-line message.
 """
 
@@ -27,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from .dicom_read import read_dataset
 from .errors import ImageError
 
 #: Largest accepted image, in pixels (a 1024 px NIH film is 1.0 MP; a 4280x3520 CR plate is 15 MP).
@@ -335,19 +338,18 @@ def _window_to_uint8(arr: np.ndarray, low: float, high: float) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------------- DICOM
 def _load_dicom(data: bytes, name: str) -> Radiograph:
     try:
-        import pydicom
         from pydicom.errors import InvalidDicomError
     except ImportError:  # pragma: no cover - pydicom is in requirements.txt
         raise ImageError("reading DICOM needs pydicom; pip install -r requirements.txt") from None
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        # The size is checked from the header, before anything is inflated or decoded.
+        ds = read_dataset(data, name, check_header=lambda header: _check_dicom_size(header, name, True))
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ImageError(f"{name} is not a readable DICOM file ({exc.__class__.__name__}); export it again") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         sop = str(getattr(ds, "Modality", "") or getattr(ds, "SOPClassUID", "unknown"))
         raise ImageError(f"{name} is a DICOM file without pixel data ({sop}); use a DICOM image of the radiograph")
-    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
-    _check_size(cols, rows, name)
+    _check_dicom_size(ds, name)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     try:
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -376,6 +378,15 @@ def _load_dicom(data: bytes, name: str) -> Radiograph:
         pixels = 255 - pixels
         meta["inverted"] = True
     return Radiograph(pixels, name, "dicom", int(getattr(ds, "BitsStored", 16) or 16), meta)
+
+
+def _check_dicom_size(ds: Any, name: str, header_only: bool = False) -> None:
+    """The image size limits on ``ds``'s Rows and Columns; ``header_only``: skip a header without them (the file
+    may have no pixel data at all, which is reported once the whole file is read)."""
+    rows, cols = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+    if header_only and not (rows and cols):
+        return
+    _check_size(cols, rows, name)
 
 
 def _dicom_decode_message(ds: Any, name: str, exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from .explain import cam_box, cam_heatmaps
 from .imaging import Radiograph
 from .nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original, to_tensor
+from .publicmode import clip_text
 from .results import Analysis, CamResult, ClassProbability
 from .weights import LoadedModel, describe_model, load_model
 
@@ -114,7 +115,7 @@ class Predictor:
         classes = self.config.classes
         found = match_class(str(label), classes)
         if found is None:
-            raise InputError(f"unknown class {label!r}; choose one of {', '.join(classes)} or {TOP1}")
+            raise InputError(f"unknown class {clip_text(label)!r}; choose one of {', '.join(classes)} or {TOP1}")
         return classes.index(found)
 
     def forward_tensor(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:

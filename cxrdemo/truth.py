@@ -13,6 +13,7 @@ from typing import Iterable, Mapping, Sequence
 from .boxes import Box, validate_box
 from .errors import BoxError
 from .nih import NIH_SIDE, match_class, nih_key, read_box_csv
+from .publicmode import clip_text
 
 NIH_BOX_LIST = Path(__file__).resolve().parent / "resources" / "BBox_List_2017.csv.gz"
 
@@ -48,7 +49,7 @@ def user_boxes(
         box = _as_box(item)
         label = match_class(box.label, classes)
         if label is None:
-            raise BoxError(f"ground-truth class {box.label!r} is not one of the model's classes; pick one of {', '.join(classes)}")
+            raise BoxError(f"ground-truth class {clip_text(box.label)!r} is not one of the model's classes; pick one of {', '.join(classes)}")
         out.append(validate_box(Box(box.x1, box.y1, box.x2, box.y2, label), width, height))
     return out
 
@@ -65,4 +66,4 @@ def _as_box(item: Box | Sequence[float] | Mapping[str, object]) -> Box:
         x1, y1, x2, y2 = (float(v) for v in values[:4])
         return Box(x1, y1, x2, y2, label)
     except (KeyError, TypeError, ValueError):
-        raise BoxError(f"cannot read box {item!r}; give x1, y1, x2, y2 in pixels and a class") from None
+        raise BoxError(f"cannot read box {clip_text(item)!r}; give x1, y1, x2, y2 in pixels and a class") from None

@@ -32,6 +32,7 @@ from .errors import ConfigError, WeightsError
 from .hubsize import check_local_size, check_remote_size
 from .model import MultiTaskNet, build_model, estimate_parameters
 from .provenance import SPLITS_NAME, DataSplits, read_splits
+from .publicmode import clip_text
 
 WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
@@ -127,7 +128,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
             if path.name in (WEIGHTS_NAME, CONFIG_NAME):
                 path = path.parent
             else:
-                raise WeightsError(f"{path} is a file; give the folder that holds config.json and model.safetensors")
+                raise WeightsError(f"{clip_text(path)} is a file; give the folder that holds config.json and model.safetensors")
         return WeightsSource("embedded" if embedded else "folder", text, None, None, path.resolve())
     hub = parse_hub_id(text)
     if hub is None:
@@ -175,7 +176,7 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import hf_hub_download
 
-    label = f"{repo_id}@{revision}" if revision else repo_id
+    label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
     offline = hub_offline()
     cache_only = offline or not hub_reachable()
     try:
@@ -191,9 +192,9 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
             f"{why} and {label} is not in the local Hub cache; {first}, or use a local model folder (config.json + model.safetensors) as the source"
         ) from None
     except hf_errors.RevisionNotFoundError:
-        raise WeightsError(f"Hub repo {repo_id} has no revision {revision!r}; check the branch, tag or commit") from None
+        raise WeightsError(f"Hub repo {clip_text(repo_id)} has no revision {clip_text(revision)!r}; check the branch, tag or commit") from None
     except hf_errors.RepositoryNotFoundError:
-        raise WeightsError(f"Hub repo {repo_id} was not found (or is private); check the id, or log in with a token") from None
+        raise WeightsError(f"Hub repo {clip_text(repo_id)} was not found (or is private); check the id, or log in with a token") from None
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
     except hf_errors.HfHubHTTPError as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -179,11 +180,13 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
         *static,
         Row(cam_text, CAM.colour, CAM),
     ]
-    labels = [r.label for r in analysis.ious]
-    for i, row in enumerate(analysis.ious):
+    totals = Counter(r.label for r in analysis.ious)  # linear in the rows (was a count per row: quadratic)
+    seen: Counter[str] = Counter()
+    for row in analysis.ious:
         name = pretty(row.label)
-        if labels.count(row.label) > 1:
-            name += f" #{labels[: i + 1].count(row.label)}"
+        seen[row.label] += 1
+        if totals[row.label] > 1:
+            name += f" #{seen[row.label]}"
         model_iou = "no box" if row.box_iou is None else f"{row.box_iou:.2f}"
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
         rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))
@@ -197,11 +200,11 @@ def _comparison_boxes(analysis: Analysis) -> list[tuple[Box, BoxStyle]]:
         pairs = [(b, s) for r in analysis.ious for b, s in ((r.truth, TRUTH), (r.box, MODEL), (r.cam_box, CAM))]
     else:
         pairs = [(analysis.boxes[0] if analysis.boxes else None, MODEL), (cam_box, CAM)]
-    unique: list[tuple[Box, BoxStyle]] = []
+    unique: dict[tuple[Box, BoxStyle], None] = {}  # an ordered set: each box once, in drawing order, linear time
     for box, style in pairs:
-        if box is not None and (box, style) not in unique:
-            unique.append((box, style))
-    return unique
+        if box is not None:
+            unique.setdefault((box, style), None)
+    return list(unique)
 
 
 def _comparison(view: View, analysis: Analysis, hints: Hints = NO_HINTS) -> Image.Image:

@@ -269,7 +269,8 @@ class AuditService:
                 report(0.0, "preparing the audit")
                 remove_old_folders(self.runs_root)
                 remove_old_folders(self.cases_root)
-                name = f"cxrdemo-audit-{request.dataset}-{_stamp()}-{uuid.uuid4().hex[:6]}"
+                dataset = self.datasets.get(request.dataset)  # the registry's checked name, never the raw text
+                name = f"cxrdemo-audit-{dataset.name}-{_stamp()}-{uuid.uuid4().hex[:6]}"
                 base = self.runs_root / name
                 folder = base / "report"
                 options = self.options(request, folder)
@@ -293,7 +294,7 @@ class AuditService:
                 archive = zip_report(folder, base / f"{name}.zip")
                 seconds = time.perf_counter() - start
                 message = f"Finished in {seconds:.0f} s."
-                return AuditRun(request, self.datasets.get(request.dataset), result, folder, archive,
+                return AuditRun(request, dataset, result, folder, archive,
                                 str(options.weights), str(options.device), seconds)  # fmt: skip
         except AuditCancelled as exc:
             message = str(exc)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from ..audit.gallery import COLUMNS
 from ..cams import method_name
 from ..evalresult import AuditResult, CaseRow
+from ..publicmode import clip_text
 from .audit_runs import AuditRun
 
 #: The gallery's sort choices ``(label, key)``; every metric is higher-is-better, so worst first is ascending.
@@ -33,7 +34,7 @@ def worst_first(result: AuditResult, key: str = DEFAULT_SORT) -> list[int]:
     if key not in _TITLES:
         from ..errors import InputError
 
-        raise InputError(f"unknown metric {key!r}; sort by one of {', '.join(_TITLES)}")
+        raise InputError(f"unknown metric {clip_text(key)!r}; sort by one of {', '.join(_TITLES)}")
     shown = [i for i, c in enumerate(result.cases) if c.thumbnail]
     return sorted(shown, key=lambda i: (case_value(result.cases[i], key) is None, case_value(result.cases[i], key) or 0.0, i))
 

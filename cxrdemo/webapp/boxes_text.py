@@ -22,11 +22,37 @@ from ..boxes import Box
 from ..errors import BoxError
 from ..imaging import Radiograph
 from ..nih import canonical_label, match_class
+from ..publicmode import clip_text
 from .state import Case
 
 #: Longest side of the image shown in the box-drawing control (boxes are scaled back to original pixels).
 ANNOTATOR_SIDE = 1024
+#: Most lines of ground-truth text (and most drawn boxes): a radiograph has a handful of boxes (NIH's list has at
+#: most a few per film); 100,000 lines once held the model slot for 10 minutes (issue 19).
+MAX_TRUTH_LINES = 64
+#: Most bytes (UTF-8) of ground-truth text: 64 lines of ``x1, y1, x2, y2, Class`` at most ~60 bytes each, doubled.
+MAX_TRUTH_BYTES = 8 * 1024
 _SEPARATORS = re.compile(r"[,\s;]+")
+
+
+def check_truth_text(text: str | None) -> str:
+    """``text`` (``""`` for ``None``) when it is at most :data:`MAX_TRUTH_BYTES` bytes and :data:`MAX_TRUTH_LINES`
+    lines; else :class:`BoxError` (one line). Checked before any parsing, in time linear in the text."""
+    text = text or ""
+    # A character is at least one UTF-8 byte: a text longer than the cap in characters is refused unencoded.
+    size = len(text) if len(text) > MAX_TRUTH_BYTES else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TRUTH_BYTES:
+        raise BoxError(
+            f"the ground-truth text is {size / 1024:.0f} KB; the limit is {MAX_TRUTH_BYTES // 1024} KB "
+            f"({MAX_TRUTH_LINES} boxes): keep one 'x1, y1, x2, y2, Class' line per box of this radiograph"
+        )
+    lines = len(text.splitlines())
+    if lines > MAX_TRUTH_LINES:
+        raise BoxError(
+            f"the ground-truth text has {lines} lines; the limit is {MAX_TRUTH_LINES}: "
+            "keep one 'x1, y1, x2, y2, Class' line per box of this radiograph"
+        )
+    return text
 
 
 def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> list[Box]:
@@ -34,25 +60,25 @@ def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> 
 
     Blank lines and lines starting with ``#`` are skipped. With ``classes``, each class is matched to them by
     :func:`cxrdemo.nih.match_class` (NIH's "Infiltrate" names "Infiltration"). Raises :class:`BoxError` naming the
-    offending line.
+    offending line, or when the text is over :func:`check_truth_text`'s caps.
     """
     boxes: list[Box] = []
-    for number, raw in enumerate((text or "").splitlines(), start=1):
+    for number, raw in enumerate(check_truth_text(text).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = [p for p in _SEPARATORS.split(line) if p]
         if len(parts) < 5:
-            raise BoxError(f"line {number} ({line!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
+            raise BoxError(f"line {number} ({clip_text(line)!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
         try:
             x1, y1, x2, y2 = (float(v) for v in parts[:4])
         except ValueError:
-            raise BoxError(f"line {number} ({line!r}): the first four values must be numbers (pixels)") from None
+            raise BoxError(f"line {number} ({clip_text(line)!r}): the first four values must be numbers (pixels)") from None
         label = canonical_label(" ".join(parts[4:]))
         if classes is not None:
             found = match_class(label, classes)
             if found is None:
-                raise BoxError(f"line {number}: class {label!r} is not one of the model's classes; use one of {', '.join(classes)}")
+                raise BoxError(f"line {number}: class {clip_text(label)!r} is not one of the model's classes; use one of {', '.join(classes)}")
             label = found
         boxes.append(Box(x1, y1, x2, y2, label))
     return boxes
@@ -90,7 +116,17 @@ def annotator_value(case: Case, side: int = ANNOTATOR_SIDE) -> dict[str, Any]:
 def annotator_pending(value: Mapping[str, Any] | None) -> bool:
     """Whether a box of the control has no class yet: it is being drawn, or its class dialog is still open (the
     control reports the box before the dialog and again after OK)."""
-    return bool(value) and any(not str(item.get("label") or "").strip() for item in value.get("boxes") or [])
+    return bool(value) and any(not str(item.get("label") or "").strip() for item in _drawn_items(value))
+
+
+def _drawn_items(value: Mapping[str, Any]) -> list[Any]:
+    """The control's boxes; :class:`BoxError` past :data:`MAX_TRUTH_LINES` (the value comes from the browser)."""
+    items = value.get("boxes") or []
+    if not isinstance(items, list):
+        raise BoxError("the box-drawing control sent no list of boxes; draw the boxes again")
+    if len(items) > MAX_TRUTH_LINES:
+        raise BoxError(f"{len(items)} boxes were drawn; the limit is {MAX_TRUTH_LINES}: remove some and apply again")
+    return items
 
 
 def boxes_from_annotator(value: Mapping[str, Any] | None, case: Case | None, side: int = ANNOTATOR_SIDE) -> list[Box]:
@@ -103,11 +139,11 @@ def boxes_from_annotator(value: Mapping[str, Any] | None, case: Case | None, sid
     scale = display_scale(case.radiograph, side)
     default = case.analysis.cam.target if case.analysis.cam is not None else case.analysis.top.label
     out = []
-    for item in value.get("boxes") or []:
+    for item in _drawn_items(value):
         try:
             coords = [float(item[k]) / scale for k in ("xmin", "ymin", "xmax", "ymax")]
         except (KeyError, TypeError, ValueError):
-            raise BoxError(f"cannot read the drawn box {item!r}; draw it again") from None
+            raise BoxError(f"cannot read the drawn box {clip_text(item)!r}; draw it again") from None
         out.append(Box(*coords, canonical_label(str(item.get("label") or default))))
     return out
 
@@ -122,8 +158,9 @@ def _normal(line: str) -> str:
 
 
 def text_lines(text: str | None) -> tuple[str, ...]:
-    """The box lines of ``text`` in normal form (blank lines and ``#`` comments dropped)."""
-    lines = (_normal(raw) for raw in (text or "").splitlines() if raw.strip() and not raw.strip().startswith("#"))
+    """The box lines of ``text`` in normal form (blank lines and ``#`` comments dropped); :class:`BoxError` past
+    :func:`check_truth_text`'s caps."""
+    lines = (_normal(raw) for raw in check_truth_text(text).splitlines() if raw.strip() and not raw.strip().startswith("#"))
     return tuple(line for line in lines if line)
 
 
@@ -143,9 +180,10 @@ def merge_drawn(
     """
     if annotator_pending(value):
         raise BoxError("the drawn box has no class yet: pick one in its dialog (OK), then Apply ground truth")
+    check_truth_text(text)
     if not value:
         return text or "", tuple(synced)
     drawn = drawn_lines(value, case)
-    old = set(synced)
-    typed = [line for line in text_lines(text) if line not in old and line not in drawn]
+    old = set(synced) | set(drawn)  # sets: linear in the lines (a list here made it quadratic)
+    typed = [line for line in text_lines(text) if line not in old]
     return "\n".join((*drawn, *typed)), drawn

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 from ..errors import InputError
 from ..imaging import IMAGE_SUFFIXES
+from ..publicmode import clip_text
 from .resources import Example
 
 #: The environment variable listing the configured data sets.
@@ -85,9 +86,9 @@ def parse_entry(entry: str, root: str | os.PathLike) -> AuditDataset:
     name, sep, spec = entry.partition("=")
     name = name.strip()
     if not sep or not spec.strip():
-        raise InputError(f"{ENV} entry {entry.strip()!r}: write name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]")
-    if not _NAME.match(name):
-        raise InputError(f"{ENV} entry {name!r}: a name is letters, digits, '_', '.' or '-' (at most 64)")
+        raise InputError(f"{ENV} entry {clip_text(entry.strip())!r}: write name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]")
+    if not _NAME.fullmatch(name):
+        raise InputError(f"{ENV} entry {clip_text(name)!r}: a name is letters, digits, '_', '.' or '-' (at most 64)")
     fields = spec.split(":")
     if len(fields) < 2 or len(fields) > 4 or not fields[0].strip() or not fields[1].strip():
         raise InputError(f"{ENV} entry {name!r}: give images_dir:labels_csv, then optionally :boxes_csv and :baseline_csv")
@@ -179,7 +180,11 @@ class DatasetRegistry:
         return [d.name for d in self.all()]
 
     def get(self, name: str | None) -> AuditDataset:
-        """The data set called ``name``; :class:`InputError` listing the choices otherwise."""
+        """The data set called ``name``; :class:`InputError` listing the choices otherwise.
+
+        The returned data set's ``name`` is the registry's own (checked when the entry was read), never the text
+        the visitor sent: use it, not the request's text, in folder and zip names.
+        """
         items = self.all()
         if not items:
             raise InputError(f"no data set to audit: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV}")
@@ -187,7 +192,7 @@ class DatasetRegistry:
         for d in items:
             if d.name == wanted:
                 return d
-        raise InputError(f"unknown data set {wanted!r}; choose one of {', '.join(d.name for d in items)}")
+        raise InputError(f"unknown data set {clip_text(wanted)!r}; choose one of {', '.join(d.name for d in items)}")
 
 
 def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:

@@ -9,7 +9,9 @@ Found by ``bench/load.py`` (see bench/RESULTS.md):
   request adding a file meanwhile raises "Set changed size during iteration", which ends the scheduled task for
   good, and the cache then grows without bound. :func:`harden_gradio_cache_cleanup` runs the same clean-up on a
   snapshot and never lets an exception end the schedule.
-- The app's own export folder is a temporary folder: :func:`remove_on_exit` deletes it when the process exits.
+- The app's own export folder is a temporary folder: :func:`remove_on_exit` deletes it when the process exits,
+  also on SIGTERM (what a Hugging Face Space sends on stop, which ``atexit`` alone misses: 60 MB were left behind,
+  issue 19) and SIGINT.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import atexit
 import ctypes
 import ctypes.util
 import logging
+import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable
+from types import FrameType, SimpleNamespace
+from typing import Any, Callable, Sequence
 
 LOG = logging.getLogger("cxrdemo.app")
 #: glibc's ``mallopt`` parameter number for the arena cap (``M_ARENA_MAX`` in malloc.h).
@@ -78,6 +83,60 @@ def harden_gradio_cache_cleanup() -> bool:
     return True
 
 
-def remove_on_exit(folder: str | Path) -> None:
-    """Delete ``folder`` (and everything in it) when the interpreter exits."""
-    atexit.register(shutil.rmtree, str(folder), ignore_errors=True)
+class FolderCleanup:
+    """Remove one folder (and everything in it); calling it again does nothing more. Errors are ignored."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+        self.done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: The signals after which the process ends without ``atexit``: SIGTERM (a Space stopping, ``docker stop``) and
+#: SIGINT (Ctrl+C, handled by Python as KeyboardInterrupt, which Gradio catches).
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def run_on_signals(cleanup: Callable[[], None], signums: Sequence[int] = EXIT_SIGNALS) -> list[int]:
+    """Run ``cleanup`` when one of ``signums`` arrives, then do what the signal did before: the previous Python
+    handler is called (SIGINT: KeyboardInterrupt, so Gradio closes its server as usual); a signal that had its
+    default action is raised again with it (SIGTERM: the process ends, its status says "killed by SIGTERM").
+
+    A signal that was ignored stays ignored. Handlers can only be installed from the main thread: elsewhere nothing
+    is installed. Returns the signals now handled.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed = []
+    for signum in signums:
+        previous = signal.getsignal(signum)
+        if previous == signal.SIG_IGN:
+            continue
+
+        def handler(num: int, frame: FrameType | None, previous: Any = previous) -> None:
+            cleanup()
+            if callable(previous):
+                previous(num, frame)
+                return
+            signal.signal(num, signal.SIG_DFL)
+            os.kill(os.getpid(), num)
+
+        signal.signal(signum, handler)
+        installed.append(int(signum))
+    return installed
+
+
+def remove_on_exit(folder: str | Path) -> FolderCleanup:
+    """Delete ``folder`` (and everything in it) when the interpreter exits, and on SIGTERM or SIGINT
+    (:func:`run_on_signals`; from the main thread). Returns the clean-up (idempotent), to run it earlier."""
+    cleanup = FolderCleanup(folder)
+    atexit.register(cleanup)
+    run_on_signals(cleanup)
+    return cleanup

@@ -17,6 +17,7 @@ from ..errors import CxrDemoError, InputError
 from ..imaging import load_image
 from ..nih import canonical_label
 from ..provenance import DataSplits, read_splits
+from .case_store import CaseStore
 from .models import ModelCache
 from .state import Settings
 
@@ -136,6 +137,7 @@ class AppResources:
         examples_folder: where example images are looked up.
         export_root: folder for CSV / report files handed to the browser (one subfolder per export).
         default: the settings the controls start with.
+        cases: every session's case within one memory budget (sessions keep only a handle to theirs).
     """
 
     cache: ModelCache
@@ -143,6 +145,7 @@ class AppResources:
     examples_folder: Path
     export_root: Path
     default: Settings = field(default_factory=Settings)
+    cases: CaseStore = field(default_factory=CaseStore)
 
     @property
     def panel_root(self) -> Path:

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..imaging import Radiograph
 from ..render import PANEL_NAMES, PANEL_TITLES, TILE_SIZE
 from ..render.files import remove_older_than
+from ..publicmode import clip_text
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, Settings
 from .view import PAGE_HINTS, PANEL_MAX_AGE_S
@@ -158,7 +159,7 @@ def analyse_with(
         from ..nih import match_class
 
         if match_class(request.target, predictor.config.classes) is None:
-            raise InputError(f"model {tag} has no class {request.target!r}; pick top-1 or one of its classes as the CAM target")
+            raise InputError(f"model {tag} has no class {clip_text(request.target)!r}; pick top-1 or one of its classes as the CAM target")
     truth = _truth(predictor, radiograph, boxes)
     inference = predictor.forward(radiograph)
     start = time.perf_counter()

@@ -100,7 +100,8 @@ class SideHandlers:
         self.ui, self.resources, self.cache, self.status = side_ui, resources, resources.cache, status
 
     @guarded
-    def methods(self, case, progress=gr.Progress()):
+    def methods(self, handle, progress=gr.Progress()):
+        case = self.resources.cases.get(handle)
         progress(0.2, desc="every CAM method from the cached forward pass")
         view = side.case_methods(self.cache, case)
         paths = side.write_pictures(view.tiles, self.resources.panel_root)
@@ -116,7 +117,8 @@ class SideHandlers:
         return out
 
     @guarded
-    def models(self, case, source_b, device, progress=gr.Progress()):
+    def models(self, handle, source_b, device, progress=gr.Progress()):
+        case = self.resources.cases.get(handle)
         report = progress_reporter(progress)
         report(0.1, "running model B")
         view = side.case_models(self.cache, case, source_b, device)

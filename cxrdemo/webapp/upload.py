@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ImageError
 from ..imaging import IMAGE_SUFFIXES, Radiograph, load_image
+from ..publicmode import clip_text
 
 #: Largest upload the app accepts (MB); ``CXRDEMO_MAX_UPLOAD_MB`` overrides. A 4280x3520 16-bit CR DICOM is ~30 MB.
 DEFAULT_MAX_UPLOAD_MB = 50
@@ -41,10 +42,10 @@ def read_upload(path: str | os.PathLike | None, max_bytes: int | None = None) ->
     if file.is_file():
         size = file.stat().st_size
         if size > limit:
-            raise ImageError(f"{file.name} is {size / 2**20:.1f} MB; the upload limit is {limit / 2**20:.0f} MB")
+            raise ImageError(f"{clip_text(file.name)} is {size / 2**20:.1f} MB; the upload limit is {limit / 2**20:.0f} MB")
     suffix = file.suffix.lower()
     if suffix and suffix not in UPLOAD_SUFFIXES:
-        raise ImageError(f"{file.name}: {suffix} files are not accepted; upload a PNG, JPEG or DICOM (.dcm) radiograph")
+        raise ImageError(f"{clip_text(file.name)}: {clip_text(suffix, 16)} files are not accepted; upload a PNG, JPEG or DICOM (.dcm) radiograph")
     return load_image(file)
 
 
@@ -58,4 +59,4 @@ def wait_for_upload(file: Path, timeout_s: float = 3.0) -> None:
     while not file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     if not file.exists():
-        raise ImageError(f"{file.name} did not arrive on the server; upload it again")
+        raise ImageError(f"{clip_text(file.name)} did not arrive on the server; upload it again")
