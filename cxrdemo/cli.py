@@ -116,7 +116,7 @@ def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], N
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s arguments are loaded (none when ``None``: ``--help`` stays torch-free)."""
-    parser = argparse.ArgumentParser(prog="python -m cxrdemo", description="cxrdemo: chest X-ray multi-task model validation (research use only)")
+    parser = argparse.ArgumentParser(prog="cxrdemo", description="cxrdemo: chest X-ray multi-task model validation (research use only)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add, _) in _subcommands().items():

@@ -1,7 +1,8 @@
 """Weight sources: resolve a local folder, a Hub id or the embedded default, then load or save safetensors.
 
 Sources (``load_model(source)``):
-- ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository.
+- ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository
+  (or its copy inside an installed wheel, :mod:`cxrdemo.locations`).
 - a local folder holding ``config.json`` and ``model.safetensors``.
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
   Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only.
@@ -25,6 +26,7 @@ import torch
 
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
+from .locations import EMBEDDED_WEIGHTS_DIR
 from .model import MultiTaskNet, build_model
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 
@@ -32,7 +34,7 @@ WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
 CARD_NAME = "README.md"
 ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
+EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
 
