@@ -1,13 +1,16 @@
-"""Command line: argument parsing only; every subcommand calls package functions.
+"""The ``cxrdemo`` command (also ``python -m cxrdemo``): parse the arguments, check them, call the package.
 
-    python -m cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
-                                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
-    python -m cxrdemo train ...      (see cxrdemo.train)
-    python -m cxrdemo soup ...       (see cxrdemo.soup)
-    python -m cxrdemo evaluate ...   (see cxrdemo.evaluate)
-    python -m cxrdemo bench ...      (see cxrdemo.bench)
+    cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
+                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
+    cxrdemo train ...      (see cxrdemo.train)
+    cxrdemo soup ...       (see cxrdemo.soup)
+    cxrdemo evaluate ...   (see cxrdemo.evaluate)
+    cxrdemo bench ...      (see cxrdemo.bench)
 
-Errors: exit code 1 and one line on stderr starting with ``error:``; a traceback only with ``--debug``.
+``predict`` checks its paths and settings before it imports torch (:func:`check_predict_arguments`), so a
+mistyped path answers at once; ``--help`` imports nothing heavy. The subcommands' own modules are imported only
+when they run. Errors: exit code 1 and one line on stderr starting with ``error:``; a traceback only with
+``--debug``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import CxrDemoError
+from .errors import CxrDemoError, InputError
 
 
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,8 +39,55 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--render", default=None, metavar="DIR", help="also write the four panels and their composite as PNG into DIR")
 
 
+def check_predict_arguments(args: argparse.Namespace) -> list[str]:
+    """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
+    existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
+    one-line :class:`CxrDemoError` for those; returns the images that are readable files, after printing one
+    ``error:`` line for each that is not."""
+    from .imaging import check_image_path
+    from .locations import default_source, hub_id_or_error, path_exists
+
+    text = str(args.weights).strip() if args.weights is not None else ""
+    text = default_source() if text in ("", "default") else text
+    if not path_exists(Path(text).expanduser()):
+        hub_id_or_error(text)
+    if str(args.cam).lower() != "none":
+        from .cams import check_method, check_threshold
+
+        check_method(args.cam)
+        check_threshold(args.threshold)
+    if args.json != "-":
+        out = Path(args.json)
+        if out.is_dir():
+            raise InputError(f"--json {args.json} is a folder; give a file name (or - to print)")
+        if not out.parent.is_dir():
+            raise InputError(f"--json {args.json}: the folder {out.parent} does not exist; create it first")
+    if args.render and Path(args.render).exists() and not Path(args.render).is_dir():
+        raise InputError(f"--render {args.render} is a file; give a folder (it is created when missing)")
+    readable = []
+    for image in args.images:
+        try:
+            check_image_path(Path(image))
+        except CxrDemoError as exc:
+            _print_image_error(image, exc)
+            continue
+        readable.append(image)
+    return readable
+
+
+def _print_image_error(image: str, exc: CxrDemoError) -> None:
+    message = str(exc)
+    # Most messages start with the file already ("x.png is corrupt..."): never say the path twice.
+    named = str(image) in message or Path(str(image)).name in message
+    print(f"error: {message}" if named else f"error: {image}: {message}", file=sys.stderr)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """``predict``: analyse each image, print/write JSON, optionally render; 1 if any image failed."""
+    images = check_predict_arguments(args)
+    failed = len(args.images) - len(images)
+    if not images:
+        return 1
     from .imaging import load_image
     from .predict import Predictor
 
@@ -52,8 +102,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictor.class_index(args.target)
     render_dir = Path(args.render) if args.render else None
     results: list[dict[str, Any]] = []
-    failed = 0
-    for image in args.images:
+    for image in images:
         try:
             radiograph = load_image(image)
             analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold)
@@ -61,10 +110,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 _render(radiograph, analysis, render_dir)
         except CxrDemoError as exc:
             failed += 1
-            message = str(exc)
-            # Most messages start with the file already ("x.png is corrupt..."): never say the path twice.
-            named = str(image) in message or Path(str(image)).name in message
-            print(f"error: {message}" if named else f"error: {image}: {message}", file=sys.stderr)
+            _print_image_error(image, exc)
             continue
         for note in analysis.notes:
             print(f"note: {analysis.image}: {note}", file=sys.stderr)

@@ -26,17 +26,15 @@ import torch
 
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
-from .locations import EMBEDDED_WEIGHTS_DIR
+from .locations import ENV_WEIGHTS, EMBEDDED_WEIGHTS_DIR, default_source, hub_id_or_error, parse_hub_id, path_exists
 from .model import MultiTaskNet, build_model
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 
 WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
 CARD_NAME = "README.md"
-ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
 EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
-_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
 
 
 @dataclass(frozen=True)
@@ -77,19 +75,6 @@ class LoadedModel:
     splits: DataSplits | None = None  # the images the model was trained and validated on, when the folder says
 
 
-def default_source() -> str:
-    """The default weight source: ``$CXRDEMO_WEIGHTS`` or the embedded folder."""
-    return os.environ.get(ENV_WEIGHTS) or str(EMBEDDED_DIR)
-
-
-def parse_hub_id(text: str) -> tuple[str, str | None] | None:
-    """``owner/name[@rev]`` -> ``(repo_id, revision)``; ``None`` when ``text`` is not Hub-id shaped."""
-    m = _HUB_ID.match(text)
-    if not m or ".." in text or text.endswith((".", "-")):
-        return None
-    return m.group("repo"), m.group("rev")
-
-
 def _refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise WeightsError(
@@ -115,21 +100,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
             else:
                 raise WeightsError(f"{path} is a file; give the folder that holds config.json and model.safetensors")
         return WeightsSource("embedded" if embedded else "folder", text, None, None, path.resolve())
-    hub = parse_hub_id(text)
-    if hub is None:
-        shown = repr(text) if len(text) <= 80 else repr(text[:77] + "...")  # the message stays one readable line
-        if os.sep in text or text.startswith((".", "~")):
-            raise WeightsError(f"weights folder {shown} does not exist; give an existing folder or a Hub id owner/name[@revision]")
-        raise WeightsError(f"{shown} is neither a folder nor a Hub id; use owner/name or owner/name@revision")
-    return _fetch_from_hub(*hub)
-
-
-def path_exists(path: Path) -> bool:
-    """``path.exists()`` that says ``False`` instead of raising for names the OS refuses (too long, NUL...)."""
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
+    return _fetch_from_hub(*hub_id_or_error(text))
 
 
 def hub_offline() -> bool:
