@@ -71,8 +71,9 @@ CSS = """
 @media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
 .panel-title p {margin: 0; font-size: 0.9em;}
 #annotator {max-width: 560px; margin: 0 auto;}
+#truth-result table {margin: 0.3em 0;}
 #summary table {margin: 0.3em 0;}
-#examples .caption-label {white-space: normal; line-height: 1.2; max-height: 2.4em;}
+#examples .caption-label {white-space: normal; line-height: 1.15; max-height: none; font-size: 11px;}
 .side-grid {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
 .side-grid > div {min-width: 0 !important;}
 @media (max-width: 1100px) {.side-grid {grid-template-columns: repeat(2, minmax(0, 1fr));}}
@@ -132,6 +133,7 @@ class UI:
     truth_text: gr.Textbox
     apply_btn: gr.Button
     nih_btn: gr.Button
+    truth_result: gr.Markdown
     note: gr.Textbox
     save_btn: gr.Button
     table: gr.Dataframe
@@ -150,7 +152,7 @@ class UI:
     def view_outputs(self) -> list[gr.components.Component]:
         """What a CAM or ground-truth change may update."""
         return [self.case_state, self.status, self.summary, *self.panels.values(), self.label, self.json_view,
-                self.target]  # fmt: skip
+                self.target, self.truth_result]  # fmt: skip
 
     @property
     def case_outputs(self) -> list[gr.components.Component]:
@@ -167,38 +169,39 @@ def create_ui(resources: res.AppResources) -> UI:
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
     with gr.Column(elem_id="page"):
+        # One compact row of inputs (about 270 px at 1440x900), so that the status line (top finding) and the four
+        # panels are on the first screen; the summary, the ranked classes and the rest come below the panels.
         with gr.Row(equal_height=False, elem_id="inputs"):
             with gr.Column(scale=1, min_width=300, elem_id="model-col"):
                 with gr.Column(elem_id="upload-col"):
                     upload = gr.File(label="Radiograph (PNG, JPEG or DICOM)", file_types=list(IMAGE_SUFFIXES),
-                                     type="filepath", elem_id="upload")  # fmt: skip
+                                     type="filepath", height=110, elem_id="upload")  # fmt: skip
                     analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                with gr.Column(elem_id="source-col"):
-                    source = gr.Textbox(default.source, label="Model source", elem_id="source",
-                                        placeholder="empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
-                    device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device")
+                with gr.Row(elem_id="source-col"):
+                    source = gr.Textbox(default.source, label="Model source", elem_id="source", scale=2, max_lines=1,
+                                        placeholder="empty: default weights; a folder; owner/name@rev")  # fmt: skip
+                    device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device",
+                                         scale=1, min_width=90)  # fmt: skip
             with gr.Column(scale=1, min_width=300, elem_id="cam-col"):
-                methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]
-                method = gr.Dropdown(methods, value=default.cam.method, label="CAM method", elem_id="method")
+                with gr.Row():
+                    methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]
+                    method = gr.Dropdown(methods, value=default.cam.method, label="CAM method", elem_id="method",
+                                         min_width=140)  # fmt: skip
+                    threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM threshold",
+                                         info="box cut, of 255 (CLN)", elem_id="threshold", min_width=140)  # fmt: skip
                 target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
                                      info=view.target_info(default.cam.method), allow_custom_value=True)  # fmt: skip
-                threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
-                                     info="CLN studied 127 and 180", elem_id="threshold")  # fmt: skip
             with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
                 gallery = None
                 if resources.examples:
                     thumbnails = [(res.thumbnail(ex.path), ex.caption) for ex in resources.examples if ex.path]
-                    gallery = gr.Gallery(thumbnails, label="NIH examples: click one", columns=4, height=320,
+                    gallery = gr.Gallery(thumbnails, label="Examples: click one", columns=4, height=200,
                                          allow_preview=False, object_fit="contain", elem_id="examples")  # fmt: skip
                 else:
                     gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
                                 "(see examples/README.md).")  # fmt: skip
-        status = gr.Markdown(START, elem_id="status", min_height=56, container=True, padding=True)
-        with gr.Row(equal_height=False, elem_id="results"):
-            with gr.Column(scale=3, min_width=300):
-                summary = gr.Markdown("", elem_id="summary")
-            with gr.Column(scale=2, min_width=280):
-                label = gr.Label(label=RANKED, num_top_classes=5, show_heading=False, elem_id="probabilities")
+                # under the examples: what was clicked, its top finding and how long it took
+                status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)
         with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
             panels = {}
             for i, name in enumerate(PANEL_NAMES):
@@ -206,6 +209,11 @@ def create_ui(resources: res.AppResources) -> UI:
                     gr.Markdown(f"**{PANEL_TITLES[name]}**", elem_classes=["panel-title"])
                     panels[name] = gr.Image(show_label=False, type="filepath", interactive=False,
                                             buttons=["download", "fullscreen"], elem_id=f"panel-{i}")  # fmt: skip
+        with gr.Row(equal_height=False, elem_id="results"):
+            with gr.Column(scale=3, min_width=300):
+                summary = gr.Markdown("", elem_id="summary")
+            with gr.Column(scale=2, min_width=280):
+                label = gr.Label(label=RANKED, num_top_classes=5, show_heading=False, elem_id="probabilities")
         side = create_side()  # every CAM method, a second model: below the panels, drawn on request
         with gr.Row(equal_height=False, elem_id="below"):
             with gr.Column(scale=1, min_width=300):
@@ -220,6 +228,7 @@ def create_ui(resources: res.AppResources) -> UI:
                 with gr.Row():
                     apply_btn = gr.Button("Apply ground truth", elem_id="apply-truth")
                     nih_btn = gr.Button("Back to NIH's boxes", elem_id="nih-truth")
+                truth_result = gr.Markdown("", elem_id="truth-result")  # the IoU table again, beside the buttons
             with gr.Column(scale=1, min_width=300):
                 note = gr.Textbox(label="Review note for this case", lines=3, elem_id="note")
                 save_btn = gr.Button("Save review", elem_id="save-review")
@@ -269,6 +278,7 @@ class Handlers:
             ui.case_state: case,
             ui.status: result.status,
             ui.summary: result.summary,
+            ui.truth_result: result.truth_table,
             ui.label: result.label,
             ui.json_view: result.json,
             ui.target: gr.Dropdown(choices=result.target_choices, value=target, info=result.target_info),
