@@ -13,7 +13,7 @@ images, default ``examples/images``), ``CXRDEMO_MAX_UPLOAD_MB`` (upload limit, d
 (model jobs at once, default 1), ``CXRDEMO_AUDIT_DATASETS`` (data sets the audit page offers).
 
 API: ``predict``, ``compare_methods``, ``compare_models`` and ``audit``
-(``gradio_client.Client(url).predict(..., api_name="/predict")``); see README.md, "API".
+(``gradio_client.Client(url).predict(..., api_name="/predict")``); see docs/api.md.
 """
 
 from __future__ import annotations
@@ -470,7 +470,7 @@ def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tup
     if warm:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
-    # Queue: model jobs wait their turn (see README.md, "Concurrency"); a bounded queue refuses floods.
+    # Queue: model jobs wait their turn (see docs/app.md, "Concurrency"); a bounded queue refuses floods.
     demo.queue(default_concurrency_limit=res.concurrency_limit(), max_size=64)
     return demo, resources
 

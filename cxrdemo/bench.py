@@ -26,7 +26,7 @@ torch thread count:
 - ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE`` process, from spawn to its JSON answer on stdout
   (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
 - ``pipeline_encoded_ms``: the pipeline plus encoding its four panels as the app hands them out (film panels JPEG
-  q95 4:4:4, chart PNG level 1; see README "API"), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
+  q95 4:4:4, chart PNG level 1; see docs/api.md), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
   typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench_peer`: PIL RGB +
   torchvision transforms, pytorch-grad-cam's ``GradCAM`` with its own forward and backward, ``show_cam_on_image``,
   a matplotlib chart, PIL-drawn boxes, PNG outputs); ``peer_ratio`` = peer / ours (``pipeline_encoded_ms``

@@ -119,7 +119,7 @@ def thumbnail(path: str | os.PathLike, side: int = 256) -> Image.Image:
 
 
 def concurrency_limit() -> int:
-    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see README.md, "Concurrency")."""
+    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see docs/app.md, "Concurrency")."""
     try:
         return max(1, int(os.environ.get("CXRDEMO_CONCURRENCY", "1")))
     except ValueError:

@@ -1,5 +1,5 @@
 """Review: the cases a user reviewed in a browser session (:class:`ReviewLog`), the reviewed-cases CSV
-(:data:`CSV_COLUMNS`, documented in README.md, "Reviewed-cases CSV") and the report export (PNG + JSON)."""
+(:data:`CSV_COLUMNS`, documented in docs/app.md, "Reviewed-cases CSV") and the report export (PNG + JSON)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .state import Case
 REPORT_PANEL_SIZE = 1024
 #: How many classes the CSV's ``top_probabilities`` column lists.
 CSV_TOP_K = 3
-#: Columns of the reviewed-cases CSV, in order (documented in README.md, "Reviewed-cases CSV").
+#: Columns of the reviewed-cases CSV, in order (documented in docs/app.md, "Reviewed-cases CSV").
 CSV_COLUMNS: tuple[str, ...] = (
     "image",
     "class",

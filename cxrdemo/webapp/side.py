@@ -53,7 +53,7 @@ class MethodsView:
         cells: one per method (map, box, IoUs), in the order of :data:`cxrdemo.cams.CAM_METHOD_KEYS`.
         tiles: one picture per method (same order), each with its name, CAM box and IoUs drawn in.
         captions: one line per method (name, what the map explains, IoUs).
-        doc: the ``compare_methods`` JSON (see README.md, "API").
+        doc: the ``compare_methods`` JSON (see docs/api.md).
         grid: every tile in one picture (only when asked for: the API's answer).
     """
 
