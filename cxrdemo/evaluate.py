@@ -3,7 +3,7 @@
 For every image (decoded and preprocessed exactly as at inference): the class probabilities (-> per-class AUC with
 95 % CIs, CLN Table 2) and, for every ground-truth box, the best same-class IoU of three kinds of box (-> IoU
 accuracy at T = 0.1..0.7, CLN Table 1):
-- the model's box for the box's class (box head, through :func:`cxrdemo.predict.boxes_in_pixels`);
+- the model's box for the box's class (box head, through :func:`cxrdemo.predict.model_boxes_in_pixels`);
 - the CAM box: the CAM of the ground-truth class (the class is given, as in CLN 3.4.3), thresholded at
   ``cam_threshold``/255, largest connected region (:func:`cxrdemo.explain.cam_box`);
 - the prior box: the config's per-class mean training box (the baseline a box head must beat).

@@ -272,7 +272,7 @@ def _png_gray8_fast(data: bytes, img: Image.Image) -> np.ndarray | None:
     """The pixels of a complete 8-bit grayscale PNG (NIH's format) through OpenCV's libpng, else ``None``.
 
     Lossless, so the pixels are exactly Pillow's, at about half the cost (Pillow's PNG decoding is the slowest
-    stage of the pipeline after the network, issue 6). Only files that end with their IEND chunk (not truncated)
+    stage of the pipeline after the network: bench/RESULTS.md). Only files that end with their IEND chunk (not truncated)
     and carry no transparency are taken; anything else, or anything libpng refuses, returns ``None`` and Pillow
     decodes it as before (and reports any error the usual way).
     """

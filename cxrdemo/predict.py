@@ -159,7 +159,7 @@ class Predictor:
 
     def model_boxes(self, inference: Inference) -> list[Box]:
         """The model's boxes in original pixels, each scored by its class probability, highest first."""
-        return boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
+        return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
 
     def ranked(self, inference: Inference) -> list[ClassProbability]:
         """Every class with its probability and threshold, highest first."""
@@ -242,7 +242,7 @@ class Predictor:
         return self.assemble(inference, cam, truth)
 
 
-def boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
+def model_boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
     """The box head's output in an image's original pixels, scored by class probability, highest first.
 
     The one conversion of model boxes (the app, the CLI, ``evaluate`` and ``bench`` all call it): a per-class model

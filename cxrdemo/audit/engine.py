@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..provenance import DataSplits
 
 #: ``progress(done, total, stage)``: images done of this process's share (stage ``"images"``), then other stages.
-Progress = Callable[[int, int, str], None]
+AuditProgress = Callable[[int, int, str], None]
 
 
 def default_workers() -> int:
@@ -158,7 +158,7 @@ def _broadcast(ctx, result: AuditResult | None) -> AuditResult:
     return box[0]  # type: ignore[return-value]
 
 
-def run_audit(options: AuditOptions, progress: Progress | None = None, stop: threading.Event | None = None) -> AuditResult:
+def run_audit(options: AuditOptions, progress: AuditProgress | None = None, stop: threading.Event | None = None) -> AuditResult:
     """Run an audit (see the module doc); writes the outputs into ``options.out`` when it is set (rank 0 only).
 
     Raises:
@@ -227,7 +227,7 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     return _Setup(loaded, other, found, samples, notes, baselines, plan, RecordCache(out, settings, ctx.rank), out)
 
 
-def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.Event | None) -> AuditResult:
+def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threading.Event | None) -> AuditResult:
     from torch.utils.data import DataLoader
 
     from .perimage import BatchAuditor, DecodeSet, collate
@@ -289,11 +289,11 @@ def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.
             "processes": ctx.world,
             "seconds_per_image": {k: round(v / new, 4) for k, v in secs.items()},  # rank 0's images
         }
-        result = _finish(options, ctx, setup, records, timings, started)
+        result = _audit_result(options, ctx, setup, records, timings, started)
     return _broadcast(ctx, result)
 
 
-def _finish(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float) -> AuditResult:
+def _audit_result(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float) -> AuditResult:
     """Rank 0: what was skipped, the statistics, the outputs."""
     from ..cams import is_class_agnostic, method_name
     from ..weights import describe_model

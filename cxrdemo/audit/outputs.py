@@ -62,7 +62,8 @@ def resolve_out(out: str | Path | None, cwd: str | Path | None = None) -> Path:
 
 
 def strict_json(value: Any) -> Any:
-    """``value`` with NaN and infinities as ``None`` and numpy scalars as Python numbers (standard JSON)."""
+    """``value`` with NaN and infinities as ``None`` and numpy scalars as Python numbers and booleans (standard
+    JSON that any client parses): the one cleaner of ``report.json``, for the file and for the app's ``audit`` API."""
     if isinstance(value, dict):
         return {str(k): strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -73,6 +74,8 @@ def strict_json(value: Any) -> Any:
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
 
 

@@ -8,7 +8,7 @@ radiograph (a row of the four panels per model).
 - :func:`model_heading` and :func:`render_model_rows`: the four panels of model A, then those of model B, each row
   under its heading (model, source, top class).
 
-Drawn with the kit of :mod:`.draw`, :mod:`.view` and :mod:`.panels` (same colours, line styles, fonts, colour map);
+Drawn with the kit of :mod:`.draw`, :mod:`.film` and :mod:`.panels` (same colours, line styles, fonts, colour map);
 nothing here computes a CAM or an IoU: the tiles show what :func:`cxrdemo.sidebyside.compare_methods` computed.
 """
 
@@ -24,7 +24,7 @@ from ..imaging import Radiograph
 from ..results import Analysis, CamResult
 from .draw import BACKGROUND, MUTED, TEXT, Row, block_size, canvas, draw_block, line_height, paint_box, scale_for, text, with_text_strip
 from .panels import CLASS_AGNOSTIC, DISCLAIMER, PANEL_NAMES, _overlay, render_panels
-from .view import CAM, NO_HINTS, TRUTH, Hints, film_view, pretty, probability_of
+from .film import CAM, NO_HINTS, TRUTH, Hints, film_view, pretty, probability_of
 
 #: Longest side of a method tile's film (and of each panel in a model row) by default.
 TILE_SIZE = 384

@@ -49,7 +49,7 @@ def analyse_case(
     checked = _ground_truth(predictor, radiograph, truth)  # before the network: bad boxes fail fast
     report(0.35, "running the model")
     inference = predictor.forward(radiograph)
-    return _finish(predictor, radiograph, key, inference, settings, checked, report, panel_size, True, previous)
+    return _case_view(predictor, radiograph, key, inference, settings, checked, report, panel_size, True, previous)
 
 
 def update_case(
@@ -79,7 +79,7 @@ def update_case(
     else:
         report(0.35, "running the new model")
         inference, ran = predictor.forward(case.radiograph), True
-    return _finish(predictor, case.radiograph, key, inference, settings, checked, report, panel_size, ran, case)
+    return _case_view(predictor, case.radiograph, key, inference, settings, checked, report, panel_size, ran, case)
 
 
 def apply_truth(
@@ -102,7 +102,7 @@ def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequenc
     return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
 
 
-def _finish(
+def _case_view(
     predictor: "Predictor",
     radiograph: Radiograph,
     key: ModelKey,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..audit.gallery import COLUMNS
+from ..audit.outputs import strict_json
 from ..cams import method_name
 from ..evalresult import AuditResult, CaseRow
 from .audit_runs import AuditRun
@@ -142,22 +143,6 @@ def baseline_figure(run: AuditRun) -> str | None:
 def report_json(result: AuditResult) -> dict[str, Any]:
     """``report.json``'s document with every NaN or infinity as ``null`` and numpy numbers as Python ones (JSON that
     any client parses)."""
-    return _clean(result.to_json())
+    return strict_json(result.to_json())
 
 
-def _clean(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
