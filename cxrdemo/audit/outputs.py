@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..evalresult import AuditResult
-from .maps import MAP_METRICS
+from .maps import MAP_METRICS, METRIC_NAMES
 
 #: Colours per method (Okabe-Ito), in the order the methods were asked for.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
@@ -150,8 +150,8 @@ def plot_plausibility(result: AuditResult, path: Path) -> Path | None:
     plt = _plt()
     methods = list(doc["methods"])
     colours = {method_name(m): PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
-    keys = [("pointing_game", "Pointing\ngame"), ("energy_in_box", "Energy\nin box"), ("mask_iou_otsu", "Mask IoU\nOtsu"),
-            ("mask_iou_127", "Mask IoU\n127"), ("mask_iou_180", "Mask IoU\n180"), ("cam_iou", "CAM-box\nIoU")]  # fmt: skip
+    # the display names, broken after their first word to fit under a bar
+    keys = [(k, METRIC_NAMES[k].replace(" ", "\n", 1)) for k in (*MAP_METRICS, "cam_iou")]
     extra = [d for d in (result.faithfulness, result.class_sensitivity) if d]
     fig, axes = plt.subplots(1, 1 + len(extra), figsize=(10.5 + 2.6 * len(extra), 4.6), squeeze=False,
                              gridspec_kw={"width_ratios": [5] + [1.3] * len(extra)})  # fmt: skip
