@@ -30,7 +30,8 @@ import torch
 
 from .audit.engine import AuditOptions, read_names, run_audit, seen_images
 from .data import Sample
-from .evalresult import AUDIT_KEYS, REPORT_KEYS, EvalResult
+from .audit.result import AUDIT_KEYS
+from .evalresult import REPORT_KEYS, EvalResult
 from .model import MultiTaskNet
 
 __all__ = ["AUDIT_KEYS", "REPORT_KEYS", "EvalResult", "evaluate_samples", "write_report", "read_names", "seen_images", "run_evaluate"]

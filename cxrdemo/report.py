@@ -9,7 +9,8 @@ import numpy as np
 
 from .cln_reference import CLN_AUC, CLN_CLASSES, CLN_GRADCAM_MEAN_AT_0_1, CLN_IOU_ACCURACY
 from .audit.maps import METRIC_NAMES
-from .evalresult import AuditResult, EvalResult
+from .audit.result import AuditResult
+from .evalresult import EvalResult
 from .metrics import IOU_THRESHOLDS, threshold_key
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
-from ..evalresult import AuditResult, Skipped
+from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
 
 if TYPE_CHECKING:

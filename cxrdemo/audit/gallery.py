@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..cams import is_class_agnostic, method_name
-from ..evalresult import AuditResult, CaseRow
+from .result import AuditResult, CaseRow
 from .maps import MAP_METRICS, METRIC_NAMES
 
 #: Box colours (RGB) shared by the pictures and the page's legend.

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..evalresult import AuditResult
+from .result import AuditResult
 from .maps import MAP_METRICS, METRIC_NAMES
 
 #: Colours per method (Okabe-Ito), in the order the methods were asked for.

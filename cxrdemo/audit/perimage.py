@@ -31,7 +31,7 @@ from ..boxes import Box, iou
 from ..compare import model_box_for
 from ..data import Sample
 from ..errors import CxrDemoError
-from ..evalresult import CaseRow
+from .result import CaseRow
 from ..imaging import load_image
 from ..model import MultiTaskNet
 from ..predict import model_boxes_in_pixels

@@ -6,7 +6,7 @@
   event, or takes them out of the line.
 - :class:`AuditService`: the data sets (:class:`.datasets.DatasetRegistry`), the board, and :meth:`~AuditService.run`:
   one audit into its own folder under the app's export folder (removed after 2 hours, like the panel files), zipped
-  for download. The report tables are built from the :class:`~cxrdemo.evalresult.AuditResult` (:mod:`.audit_view`),
+  for download. The report tables are built from the :class:`~cxrdemo.audit.result.AuditResult` (:mod:`.audit_view`),
   never read back from the files.
 """
 
@@ -31,7 +31,7 @@ from .models import model_key
 from .state import Progress, no_progress
 
 if TYPE_CHECKING:
-    from ..evalresult import AuditResult
+    from ..audit.result import AuditResult
     from .resources import AppResources
 
 #: Runs (report folders and zips) and copies of opened cases older than this are removed (seconds).

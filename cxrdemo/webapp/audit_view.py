@@ -1,4 +1,4 @@
-"""What the audit page shows of a finished run, built from the :class:`~cxrdemo.evalresult.AuditResult` itself
+"""What the audit page shows of a finished run, built from the :class:`~cxrdemo.audit.result.AuditResult` itself
 (never read back from the report files): the summary, the tables (AUC with CIs, map metrics with CIs,
 faithfulness, the randomization cascade, the baseline comparison), and the case gallery sorted worst first by a
 chosen metric, captioned ``image · class · metric value``.
@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..audit.gallery import COLUMNS
 from ..audit.outputs import strict_json
 from ..cams import method_name
-from ..evalresult import AuditResult, CaseRow
+from ..audit.result import AuditResult, CaseRow
 from .audit_runs import AuditRun
 
 #: The gallery's sort choices ``(label, key)``; every metric is higher-is-better, so worst first is ascending.
