@@ -34,7 +34,7 @@ from ..errors import CxrDemoError
 from .result import CaseRow
 from ..imaging import load_image
 from ..model import MultiTaskNet
-from ..predict import model_boxes_in_pixels
+from ..predict import model_boxes_in_pixels, network_outputs
 from ..preprocess import box_to_original, normalise, resize_gray
 from .records import ImageRecord
 
@@ -143,12 +143,8 @@ class BatchAuditor:
     def _forward(self, model: MultiTaskNet, items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         cfg = model.config
         x = normalise(np.stack([it["resized"][cfg.input_size] for it in items]), cfg).to(self.device)
-        with torch.no_grad():
-            feats = model.forward_features(x)
-            out = model.heads(feats)
-            probs = model.probabilities(out.logits).float().cpu().numpy()
-            boxes = out.boxes.float().cpu().numpy()
-        return x, feats.float(), probs.astype(np.float64), boxes
+        probs, boxes, feats = network_outputs(model, x)
+        return x, feats, probs.astype(np.float64), boxes
 
     def __call__(self, items: list[dict[str, Any]]) -> list[ImageRecord]:
         """The records of one decoded batch, in the batch's order."""
