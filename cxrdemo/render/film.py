@@ -107,6 +107,18 @@ def pretty(label: str) -> str:
     return label.replace("_", " ")
 
 
+def numbered_labels(labels: Sequence[str]) -> list[str]:
+    """Class names as people read them, ``#k`` added where a class has several boxes (``Atelectasis #1``,
+    ``Atelectasis #2``): the one naming of ground-truth boxes in the panels, the method grid and the A/B table."""
+    out = []
+    for i, label in enumerate(labels):
+        name = pretty(label)
+        if labels.count(label) > 1:
+            name += f" #{list(labels[: i + 1]).count(label)}"
+        out.append(name)
+    return out
+
+
 def probability_of(analysis: Analysis, label: str) -> ClassProbability | None:
     return next((p for p in analysis.probabilities if p.label == label), None)
 

@@ -58,7 +58,7 @@ from .draw import (
     text,
     with_text_strip,
 )
-from .film import CAM, DEFAULT_SIZE, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, pretty, probability_of
+from .film import CAM, DEFAULT_SIZE, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, numbered_labels, pretty, probability_of
 
 #: Most model boxes drawn on the prediction panel (readability).
 MAX_PREDICTION_BOXES = 3
@@ -179,11 +179,8 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
         *static,
         Row(cam_text, CAM.colour, CAM),
     ]
-    labels = [r.label for r in analysis.ious]
-    for i, row in enumerate(analysis.ious):
-        name = pretty(row.label)
-        if labels.count(row.label) > 1:
-            name += f" #{labels[: i + 1].count(row.label)}"
+    names = numbered_labels([r.label for r in analysis.ious])
+    for name, row in zip(names, analysis.ious):
         model_iou = "no box" if row.box_iou is None else f"{row.box_iou:.2f}"
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
         rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))

@@ -201,21 +201,22 @@ def target_value(request: CamRequest) -> str:
 #: CLI wording in package messages -> what the page calls the same thing (the model folder is typed into the
 #: "Model source" box, there is no --weights flag on a page).
 _PAGE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?:pass|use|give) --weights(?: FOLDER| SRC)?"), "enter a model folder in Model source"),
-    (re.compile(r"use a local model folder( \([^)]*\))? as the source"), r"enter a model folder\1 in Model source"),
-    (re.compile(r"use a local (?:model )?folder"), "enter a model folder in Model source"),
-    (re.compile(r"--weights"), "Model source"),
+    (re.compile(r"(?:pass|use|give) --weights(?: FOLDER| SRC)?"), "enter a model folder in {box}"),
+    (re.compile(r"use a local model folder( \([^)]*\))? as the source"), r"enter a model folder\1 in {box}"),
+    (re.compile(r"use a local (?:model )?folder"), "enter a model folder in {box}"),
+    (re.compile(r"--weights"), "{box}"),
 )
 _OFFLINE_ADVICE = (re.compile(r" ?\(unset HF_HUB_OFFLINE\)"), re.compile(r"unset HF_HUB_OFFLINE and "))
 
 
-def page_wording(message: str) -> str:
-    """A package message in the page's words: CLI flags become the page's controls, and advice to unset
-    ``HF_HUB_OFFLINE`` is dropped when it is not set."""
+def page_wording(message: str, box: str = "Model source") -> str:
+    """A package message in the page's words: CLI flags become the page's controls (``box``: the text box the model
+    came from, "Model B source" for the second model), and advice to unset ``HF_HUB_OFFLINE`` is dropped when it is
+    not set."""
     from ..weights import hub_offline
 
     for pattern, words in _PAGE_WORDS:
-        message = pattern.sub(words, message)
+        message = pattern.sub(words.replace("{box}", box), message)
     if not hub_offline():
         for pattern in _OFFLINE_ADVICE:
             message = pattern.sub("", message)
