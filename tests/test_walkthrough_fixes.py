@@ -59,3 +59,44 @@ def test_model_b_errors_name_the_model_b_box() -> None:
     with pytest.raises(WeightsError) as caught:
         side.analyse_with(cache, key, None, None, None, "B")  # fails at the model load, before the radiograph is read
     assert str(caught.value) == "owner/missing is not in the local Hub cache; enter a model folder in Model B source"
+
+
+# ------------------------------------------------------------------------- NIH's boxes stay NIH's after a drawing
+def _as_drawn(box: Box, scale: float) -> Box:
+    """``box`` as the drawing control gives it back: whole pixels of its display copy, then original pixels."""
+    return Box(*(round(v * scale) / scale for v in box.xyxy), box.label)
+
+
+def test_nih_box_from_the_drawing_control_is_nih_exactly(boxed_view) -> None:
+    from cxrdemo.webapp import boxes_text
+
+    radiograph = boxed_view.case.radiograph
+    nih = boxes_text.truth_nih_boxes(radiograph)
+    assert nih, "the test image must be one NIH boxed"
+    scale = boxes_text.display_scale(radiograph)
+    text = boxes_text.format_boxes_text([_as_drawn(b, scale) for b in nih])  # what the text box then holds
+    snapped, all_nih = boxes_text.snap_to_nih(boxes_text.parse_boxes_text(text), radiograph)
+    assert all_nih and snapped == nih
+    mine = Box(10, 10, 60, 60, nih[0].label)  # one box of the user's own, well away from NIH's
+    snapped, all_nih = boxes_text.snap_to_nih([*boxes_text.parse_boxes_text(text), mine], radiograph)
+    assert not all_nih and snapped == [*nih, mine]
+
+
+def test_drawing_one_box_keeps_nih_box_iou_and_source(cache, boxed_view) -> None:
+    from cxrdemo.webapp import actions, boxes_text, review
+
+    case = boxed_view.case
+    assert case.truth_source == "NIH"
+    radiograph = case.radiograph
+    scale = boxes_text.display_scale(radiograph)
+    nih = list(case.ground_truth.boxes)
+    drawn = [_as_drawn(b, scale) for b in nih] + [Box(10, 10, 60, 60, nih[0].label)]
+    after = actions.apply_truth(cache, case, boxes_text.format_boxes_text(drawn))
+    assert after.case.truth_source == "user"
+    before_rows, after_rows = boxed_view.case.analysis.ious, after.case.analysis.ious
+    # the same NIH box, the same cached forward pass and CAM: the very same IoUs (exact equality is right)
+    assert [(r.box_iou, r.cam_iou) for r in after_rows[: len(nih)]] == [(r.box_iou, r.cam_iou) for r in before_rows]
+    sources = [row.ground_truth_source for row in review.review_rows(after.case, "")]
+    assert sources == ["NIH"] * len(nih) + ["user"]
+    again = actions.apply_truth(cache, case, boxes_text.format_boxes_text([_as_drawn(b, scale) for b in nih]))
+    assert again.case.truth_source == "NIH"  # nothing but NIH's boxes: NIH's ground truth, not the user's

@@ -18,7 +18,7 @@ from ..cams import method_name
 from ..compare import SOURCE_USER, GroundTruth, ground_truth
 from ..errors import InputError
 from ..imaging import Radiograph
-from .boxes_text import parse_boxes_text
+from .boxes_text import parse_boxes_text, snap_to_nih
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, CaseView, Progress, Settings, no_progress
 from .view import VIEW_PANEL_SIZE, build_view, notes_to_show, render_view
@@ -92,8 +92,8 @@ def apply_truth(
     """Use the typed/drawn boxes ``text`` as the case's ground truth (empty: back to NIH's list); no forward pass."""
     if case is None:
         raise InputError("analyse a radiograph first, then add its ground truth")
-    boxes = parse_boxes_text(text)
-    return update_case(cache, case, case.settings, boxes or None, report, panel_size)
+    boxes, all_nih = snap_to_nih(parse_boxes_text(text), case.radiograph)  # NIH's boxes stay NIH's, exactly
+    return update_case(cache, case, case.settings, None if all_nih else (boxes or None), report, panel_size)
 
 
 def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None) -> GroundTruth:
