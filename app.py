@@ -296,28 +296,28 @@ class Handlers:
 
     @guarded
     def analyse(self, path, src, dev, meth, tgt, thr, case, log, progress=gr.Progress()):
-        report = progress_reporter(progress)
-        report(0.0, "reading the file")
+        step = progress_reporter(progress)
+        step(0.0, "reading the file")
         radiograph = read_upload(path)
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=case), log, True)
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, progress=step, previous=case), log, True)
 
     @guarded
     def settings(self, case, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False)
+        return self.show(actions.update_case(self.cache, case, settings, progress=progress_reporter(progress)), log, False)
 
     @guarded
     def apply(self, case, text, drawn, synced, log, progress=gr.Progress()):
         if case is not None:  # the control's current boxes, not the text's last copy of them
             text = boxes_text.merge_drawn(text, drawn, case, synced or ())[0]
-        return self.show(actions.apply_truth(self.cache, case, text, report=progress_reporter(progress)), log, True)
+        return self.show(actions.apply_truth(self.cache, case, text, progress=progress_reporter(progress)), log, True)
 
     @guarded
     def nih(self, case, log, progress=gr.Progress()):
-        return self.show(actions.apply_truth(self.cache, case, "", report=progress_reporter(progress)), log, True)
+        return self.show(actions.apply_truth(self.cache, case, "", progress=progress_reporter(progress)), log, True)
 
     @guarded
     def draw(self, drawn, case, text, synced):
@@ -369,7 +369,7 @@ class Handlers:
         radiograph = read_upload(image)
         settings = Settings.from_controls(source, device, method, target, threshold)
         boxes = boxes_text.parse_boxes_text(truth) or None
-        result = actions.analyse_case(self.cache, radiograph, settings, boxes, report=progress_reporter(progress))
+        result = actions.analyse_case(self.cache, radiograph, settings, boxes, progress=progress_reporter(progress))
         return (result.json, *view.write_page_panels(result.panels, self.resources.panel_root).values())
 
 

@@ -253,7 +253,7 @@ class AuditService:
             title=f"cxrdemo audit: {dataset.name}",
         )  # fmt: skip
 
-    def run(self, request: AuditRequest, owner: str, report: Progress = no_progress) -> AuditRun:
+    def run(self, request: AuditRequest, owner: str, progress: Progress = no_progress) -> AuditRun:
         """Run ``request`` for ``owner`` (a browser or API session) into a new folder, zip it; one at a time.
 
         Raises:
@@ -266,7 +266,7 @@ class AuditService:
         message = "The audit failed."
         try:
             with self._run_lock:  # one audit at a time, also if a cancelled run's thread is still finishing
-                report(0.0, "preparing the audit")
+                progress(0.0, "preparing the audit")
                 remove_old_folders(self.runs_root)
                 remove_old_folders(self.cases_root)
                 name = f"cxrdemo-audit-{request.dataset}-{_stamp()}-{uuid.uuid4().hex[:6]}"
@@ -275,16 +275,16 @@ class AuditService:
                 options = self.options(request, folder)
                 start = time.perf_counter()
 
-                def progress(done: int, total: int, stage: str) -> None:
+                def engine_progress(done: int, total: int, stage: str) -> None:
                     if stage == "images":
                         ticket.images_done, ticket.images_total = done, total
-                        report(0.05 + 0.8 * done / max(total, 1), f"{done} of {total} images")
+                        progress(0.05 + 0.8 * done / max(total, 1), f"{done} of {total} images")
                     else:
-                        report(0.9, "bootstrap CIs, plots and the gallery")
+                        progress(0.9, "bootstrap CIs, plots and the gallery")
 
-                report(0.02, "loading the model and the data set")
+                progress(0.02, "loading the model and the data set")
                 try:
-                    result = run_audit(options, progress=progress, stop=ticket.stop)
+                    result = run_audit(options, progress=engine_progress, stop=ticket.stop)
                 except AuditStopped:
                     done = f"{ticket.images_done} of {ticket.images_total} images" if ticket.images_total else "loading"
                     message = f"Stopped after {done}; nothing was kept."

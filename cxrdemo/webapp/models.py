@@ -63,7 +63,7 @@ class ModelCache:
         self._load_lock = threading.Lock()
         self.loads = 0
 
-    def get(self, key: ModelKey, report: Progress = no_progress) -> "Predictor":
+    def get(self, key: ModelKey, progress: Progress = no_progress) -> "Predictor":
         """The predictor for ``key``, loading it (and evicting the least recently used) when needed."""
         with self._lock:
             if key in self._items:
@@ -74,7 +74,7 @@ class ModelCache:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            report(0.05, f"loading model {_short_source(key.source)} on {key.device}")
+            progress(0.05, f"loading model {_short_source(key.source)} on {key.device}")
             predictor = self._loader(key.source, key.device)
             self.loads += 1
             with self._lock:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # imported lazily at run time: torch and the model stack load
     from .models import ModelKey
 
 Progress = Callable[[float, str], None]
-"""``report(fraction, message)``: how a long step tells the page where it is (the app passes ``gr.Progress``)."""
+"""``progress(fraction, message)``: how a long step tells the page where it is (the app passes ``gr.Progress``)."""
 
 
 def no_progress(fraction: float, message: str) -> None:

@@ -2,7 +2,7 @@
 :mod:`cxrdemo.webapp` that import Gradio; ``app.py`` and they lay out and wire components, the rest is logic).
 
 - :func:`guarded`: every failure of a handler becomes one ``gr.Error`` line (the page keeps its inputs);
-- :func:`progress_reporter`: ``gr.Progress`` as the package's ``report(fraction, message)``;
+- :func:`progress_reporter`: ``gr.Progress`` as the package's ``progress(fraction, message)``;
 - :func:`owner`: the browser (or API client) session a handler serves, for the audit line.
 """
 
@@ -40,7 +40,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def progress_reporter(progress: gr.Progress) -> Progress:
-    """Adapt ``gr.Progress`` to the package's ``report(fraction, message)``."""
+    """Adapt ``gr.Progress`` to the package's ``progress(fraction, message)``."""
     return lambda fraction, message: progress(fraction, desc=message)
 
 

@@ -117,8 +117,8 @@ class SideHandlers:
 
     @guarded
     def models(self, case, source_b, device, progress=gr.Progress()):
-        report = progress_reporter(progress)
-        report(0.1, "running model B")
+        step = progress_reporter(progress)
+        step(0.1, "running model B")
         view = side.case_models(self.cache, case, source_b, device)
         for note in view.notes:
             gr.Warning(note, duration=6)
