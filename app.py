@@ -169,8 +169,7 @@ def create_ui(resources: res.AppResources) -> UI:
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
     with gr.Column(elem_id="page"):
-        # One compact row of inputs (about 270 px at 1440x900), so that the status line (top finding) and the four
-        # panels are on the first screen; the summary, the ranked classes and the rest come below the panels.
+        # One compact row of inputs, so that at 1440x900 the top finding and the four panels are on the first screen.
         with gr.Row(equal_height=False, elem_id="inputs"):
             with gr.Column(scale=1, min_width=300, elem_id="model-col"):
                 with gr.Column(elem_id="upload-col"):
@@ -200,8 +199,7 @@ def create_ui(resources: res.AppResources) -> UI:
                 else:
                     gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
                                 "(see examples/README.md).")  # fmt: skip
-                # under the examples: what was clicked, its top finding and how long it took
-                status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)
+                status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)  # top finding
         with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
             panels = {}
             for i, name in enumerate(PANEL_NAMES):
