@@ -34,7 +34,7 @@ def model_key(source: str | None, device: str | None) -> ModelKey:
     Raises :class:`~cxrdemo.errors.InputError` for an unknown or unavailable device.
     """
     from ..device import pick_device
-    from ..weights import default_source, path_exists
+    from ..locations import default_source, path_exists
 
     text = (source or "").strip()
     if text in ("", "default"):

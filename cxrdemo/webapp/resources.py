@@ -188,7 +188,7 @@ def make_resources(
 def default_splits() -> DataSplits | None:
     """The default model's ``data_splits.json`` when the default source is a local folder (no model load, no
     network); ``None`` otherwise or when it cannot be read (the model load reports real problems)."""
-    from ..weights import default_source, parse_hub_id
+    from ..locations import default_source, parse_hub_id
 
     source = default_source()
     if parse_hub_id(source) is not None and not Path(source).exists():
