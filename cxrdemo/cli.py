@@ -139,6 +139,52 @@ def _render(radiograph, analysis, folder: Path) -> None:
     write_report(panels, folder, stem, name="panels")
 
 
+#: Path options of the tool subcommands checked before their modules (and torch) load: option -> what it names.
+PATH_OPTIONS = {
+    "--images": "folder",
+    "--labels": "NIH-format label CSV file",
+    "--boxes": "NIH-format box CSV file",
+    "--teacher-predictions": "predictions CSV file",
+    "--baseline-predictions": "predictions CSV file",
+    "--names": "text file of image names",
+}
+#: Weight-source options of the tool subcommands (a folder or a Hub id, checked like ``predict --weights``).
+SOURCE_OPTIONS = ("--weights", "--compare-weights")
+#: The options each tool subcommand has checked early. ``train`` checks its CSVs itself, in an order its messages
+#: rely on (a bad teacher file is named before a missing label file), and ``soup`` its ingredients first.
+EARLY_CHECKS: dict[str, tuple[str, ...]] = {
+    "evaluate": (*PATH_OPTIONS, *SOURCE_OPTIONS),
+    "bench": (*PATH_OPTIONS, *SOURCE_OPTIONS),
+    "train": ("--images",),
+}
+
+
+def check_path_options(argv: Sequence[str], options: Sequence[str]) -> None:
+    """A one-line :class:`CxrDemoError` for one of ``options`` (of :data:`PATH_OPTIONS`, :data:`SOURCE_OPTIONS`) in
+    ``argv`` (``--opt VALUE`` or ``--opt=VALUE``) that names nothing, before the subcommand's module imports torch;
+    the subcommand still checks everything else itself."""
+    from .locations import hub_id_or_error, path_exists
+
+    for i, arg in enumerate(argv):
+        option, sep, value = arg.partition("=")
+        if option not in options:
+            continue
+        if not sep:
+            if i + 1 >= len(argv):
+                continue  # argparse says that the value is missing
+            value = argv[i + 1]
+        path = Path(value).expanduser()
+        if option in SOURCE_OPTIONS:
+            if value.strip() not in ("", "default") and not path_exists(path):
+                hub_id_or_error(value)
+        elif PATH_OPTIONS[option] == "folder":
+            if not path.is_dir():
+                raise InputError(f"{option} {value} is not a folder; give the folder that holds the radiographs")
+        elif not path.is_file():
+            raise InputError(f"{value} does not exist; give an {PATH_OPTIONS[option]}" if PATH_OPTIONS[option].startswith("NIH")
+                             else f"{value} does not exist; give a {PATH_OPTIONS[option]}")  # fmt: skip
+
+
 def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]:
     """name -> (help, add_arguments, run). Tool modules are imported lazily so ``predict`` starts fast."""
 
@@ -178,6 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     commands = _subcommands()
+    if command in EARLY_CHECKS and not {"-h", "--help"} & set(argv):
+        try:  # a mistyped path answers before the subcommand's module loads torch
+            check_path_options(argv, EARLY_CHECKS[command])
+        except CxrDemoError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     parser = build_parser(command if command in commands else None)
     args = parser.parse_args(argv)
     args.argv = argv  # what the user typed after the program name (train records it in the model card)

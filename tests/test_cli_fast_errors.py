@@ -59,3 +59,23 @@ def test_a_folder_given_as_image_is_refused_before_torch(tmp_path: Path) -> None
     (tmp_path / "scans").mkdir()
     rc, errors, heavy = _main(["predict", "scans"], tmp_path)
     assert (rc, heavy) == (1, []) and errors == ["error: scans is a folder; give an image file"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate", "--images", "nowhere", "--labels", "x.png"], "--images nowhere is not a folder"),
+        (["train", "--images", "nowhere", "--labels", "labels.csv", "--out", "run"], "--images nowhere is not a folder"),
+        (["bench", "--images", "x.png"], "--images x.png is not a folder"),
+        (["evaluate", "--images", ".", "--labels", "labels.csv"], "labels.csv does not exist; give an NIH-format label CSV"),
+        (["evaluate", "--images=.", "--labels=x.png", "--boxes=b.csv"], "b.csv does not exist; give an NIH-format box CSV"),
+        (["evaluate", "--images", ".", "--labels", "x.png", "--baseline-predictions", "p.csv"], "p.csv does not exist; give a predictions CSV"),
+        (["evaluate", "--images", ".", "--labels", "x.png", "--compare-weights", "./gone"], "weights folder './gone' does not exist"),
+    ],
+)
+def test_tool_path_mistakes_answer_before_torch(tmp_path: Path, args: list[str], expected: str) -> None:
+    """train / evaluate / bench: a path option that names nothing is refused before their modules load."""
+    (tmp_path / "x.png").write_bytes(b"an existing file standing in for a CSV: only existence is checked early")
+    rc, errors, heavy = _main(args, tmp_path)
+    assert rc == 1 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
+    assert heavy == []
