@@ -107,6 +107,8 @@ def shoot(out: Path, geometry_out: Path | None, chromium: str, truth_shot: Path 
         if truth_shot is not None:  # the viewport where the click left it: the button and its feedback
             page.screenshot(path=str(truth_shot))
         page.evaluate("window.scrollTo(0, 0)")
+        # the notes' pop-ups (the phantoms are no NIH images, but the box head's note shows) would cover the examples
+        page.evaluate("document.querySelectorAll('.toast-wrap').forEach(e => e.remove())")
         page.wait_for_timeout(500)
         result["first_screen"] = geometry(page)
         page.screenshot(path=str(out))
