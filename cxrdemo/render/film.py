@@ -110,12 +110,14 @@ def pretty(label: str) -> str:
 def numbered_labels(labels: Sequence[str]) -> list[str]:
     """Class names as people read them, ``#k`` added where a class has several boxes (``Atelectasis #1``,
     ``Atelectasis #2``): the one naming of ground-truth boxes in the panels, the method grid and the A/B table."""
+    from collections import Counter
+
+    totals = Counter(labels)  # linear in the rows (a count per row would be quadratic)
+    seen: Counter[str] = Counter()
     out = []
-    for i, label in enumerate(labels):
-        name = pretty(label)
-        if labels.count(label) > 1:
-            name += f" #{list(labels[: i + 1]).count(label)}"
-        out.append(name)
+    for label in labels:
+        seen[label] += 1
+        out.append(pretty(label) + (f" #{seen[label]}" if totals[label] > 1 else ""))
     return out
 
 
