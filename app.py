@@ -14,7 +14,7 @@ images, default ``examples/images``), ``CXRDEMO_MAX_UPLOAD_MB`` (upload limit, d
 (named models), ``CXRDEMO_PUBLIC`` (public mode: named models and Hub ids only; see docs/security.md).
 
 API: ``predict``, ``compare_methods``, ``compare_models`` and ``audit``
-(``gradio_client.Client(url).predict(..., api_name="/predict")``); see README.md, "API".
+(``gradio_client.Client(url).predict(..., api_name="/predict")``); see docs/api.md.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ CSS = """
 @media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
 .panel-title p {margin: 0; font-size: 0.9em;}
 #annotator {max-width: 560px; margin: 0 auto;}
+#truth-result table {margin: 0.3em 0;}
 #summary table {margin: 0.3em 0;}
-#examples .caption-label {white-space: normal; line-height: 1.2; max-height: 2.4em;}
+#examples .caption-label {white-space: normal; line-height: 1.15; max-height: none; font-size: 11px;}
 .side-grid {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
 .side-grid > div {min-width: 0 !important;}
 @media (max-width: 1100px) {.side-grid {grid-template-columns: repeat(2, minmax(0, 1fr));}}
@@ -134,6 +135,7 @@ class UI:
     truth_text: gr.Textbox
     apply_btn: gr.Button
     nih_btn: gr.Button
+    truth_result: gr.Markdown
     note: gr.Textbox
     save_btn: gr.Button
     table: gr.Dataframe
@@ -152,7 +154,7 @@ class UI:
     def view_outputs(self) -> list[gr.components.Component]:
         """What a CAM or ground-truth change may update."""
         return [self.case_state, self.status, self.summary, *self.panels.values(), self.label, self.json_view,
-                self.target]  # fmt: skip
+                self.target, self.truth_result]  # fmt: skip
 
     @property
     def case_outputs(self) -> list[gr.components.Component]:
@@ -170,38 +172,37 @@ def create_ui(resources: res.AppResources) -> UI:
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
     drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
     with gr.Column(elem_id="page"):
+        # One compact row of inputs, so that at 1440x900 the top finding and the four panels are on the first screen.
         with gr.Row(equal_height=False, elem_id="inputs"):
             with gr.Column(scale=1, min_width=300, elem_id="model-col"):
                 with gr.Column(elem_id="upload-col"):
                     upload = gr.File(label="Radiograph (PNG, JPEG or DICOM)", file_types=list(IMAGE_SUFFIXES),
-                                     type="filepath", elem_id="upload")  # fmt: skip
+                                     type="filepath", height=110, elem_id="upload")  # fmt: skip
                     analyse_btn = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                with gr.Column(elem_id="source-col"):
+                with gr.Row(elem_id="source-col"):
                     source = source_field(default.source, "Model source", "source",
-                                          "empty: default weights; or a folder, or owner/name@rev")  # fmt: skip
-                    device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device")
+                                          "empty: default weights; a folder; owner/name@rev", scale=2, max_lines=1)  # fmt: skip
+                    device = gr.Dropdown(available_devices(), value=default.device, label="Device", elem_id="device",
+                                         scale=1, min_width=90)  # fmt: skip
             with gr.Column(scale=1, min_width=300, elem_id="cam-col"):
-                methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]
-                method = gr.Dropdown(methods, value=default.cam.method, label="CAM method", elem_id="method")
+                with gr.Row():
+                    methods = [(method_name(m), m) for m in CAM_METHOD_KEYS]
+                    method = gr.Dropdown(methods, value=default.cam.method, label="CAM method", elem_id="method",
+                                         min_width=140)  # fmt: skip
+                    threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM threshold",
+                                         info="box cut, of 255 (CLN)", elem_id="threshold", min_width=140)  # fmt: skip
                 target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
                                      info=view.target_info(default.cam.method), allow_custom_value=True)  # fmt: skip
-                threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
-                                     info="CLN studied 127 and 180", elem_id="threshold")  # fmt: skip
             with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
                 gallery = None
                 if resources.examples:
                     thumbnails = [(res.thumbnail(ex.path), ex.caption) for ex in resources.examples if ex.path]
-                    gallery = gr.Gallery(thumbnails, label="NIH examples: click one", columns=4, height=320,
+                    gallery = gr.Gallery(thumbnails, label="Examples: click one", columns=4, height=200,
                                          allow_preview=False, object_fit="contain", elem_id="examples")  # fmt: skip
                 else:
                     gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
                                 "(see examples/README.md).")  # fmt: skip
-        status = gr.Markdown(START, elem_id="status", min_height=56, container=True, padding=True)
-        with gr.Row(equal_height=False, elem_id="results"):
-            with gr.Column(scale=3, min_width=300):
-                summary = gr.Markdown("", elem_id="summary")
-            with gr.Column(scale=2, min_width=280):
-                label = gr.Label(label=RANKED, num_top_classes=5, show_heading=False, elem_id="probabilities")
+                status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)  # top finding
         with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
             panels = {}
             for i, name in enumerate(PANEL_NAMES):
@@ -209,6 +210,11 @@ def create_ui(resources: res.AppResources) -> UI:
                     gr.Markdown(f"**{PANEL_TITLES[name]}**", elem_classes=["panel-title"])
                     panels[name] = gr.Image(show_label=False, type="filepath", interactive=False,
                                             buttons=["download", "fullscreen"], elem_id=f"panel-{i}")  # fmt: skip
+        with gr.Row(equal_height=False, elem_id="results"):
+            with gr.Column(scale=3, min_width=300):
+                summary = gr.Markdown("", elem_id="summary")
+            with gr.Column(scale=2, min_width=280):
+                label = gr.Label(label=RANKED, num_top_classes=5, show_heading=False, elem_id="probabilities")
         side = create_side()  # every CAM method, a second model: below the panels, drawn on request
         with gr.Row(equal_height=False, elem_id="below"):
             with gr.Column(scale=1, min_width=300):
@@ -223,6 +229,7 @@ def create_ui(resources: res.AppResources) -> UI:
                 with gr.Row():
                     apply_btn = gr.Button("Apply ground truth", elem_id="apply-truth")
                     nih_btn = gr.Button("Back to NIH's boxes", elem_id="nih-truth")
+                truth_result = gr.Markdown("", elem_id="truth-result")  # the IoU table again, beside the buttons
             with gr.Column(scale=1, min_width=300):
                 note = gr.Textbox(label="Review note for this case", lines=3, elem_id="note")
                 save_btn = gr.Button("Save review", elem_id="save-review")
@@ -272,6 +279,7 @@ class Handlers:
             ui.case_state: self.resources.cases.put(case, handle),
             ui.status: result.status,
             ui.summary: result.summary,
+            ui.truth_result: result.truth_table,
             ui.label: result.label,
             ui.json_view: result.json,
             ui.target: gr.Dropdown(choices=result.target_choices, value=target, info=result.target_info),
@@ -289,12 +297,12 @@ class Handlers:
 
     @guarded
     def analyse(self, path, src, dev, meth, tgt, thr, handle, log, progress=gr.Progress()):
-        report = progress_reporter(progress)
-        report(0.0, "reading the file")
+        step = progress_reporter(progress)
+        step(0.0, "reading the file")
         radiograph = read_upload(path)
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
         prev = self.resources.cases.peek(handle)  # an expired one only means its notes show again
-        return self.show(actions.analyse_case(self.cache, radiograph, settings, report=report, previous=prev), log, True, handle)
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, progress=step, previous=prev), log, True, handle)
 
     @guarded
     def settings(self, handle, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
@@ -302,19 +310,19 @@ class Handlers:
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
         settings = Settings.from_controls(src, dev, meth, tgt, thr)
-        return self.show(actions.update_case(self.cache, case, settings, report=progress_reporter(progress)), log, False, handle)
+        return self.show(actions.update_case(self.cache, case, settings, progress=progress_reporter(progress)), log, False, handle)
 
     @guarded
     def apply(self, handle, text, drawn, synced, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
         if case is not None:  # the control's current boxes, not the text's last copy of them
             text = boxes_text.merge_drawn(text, drawn, case, synced or ())[0]
-        return self.show(actions.apply_truth(self.cache, case, text, report=progress_reporter(progress)), log, True, handle)
+        return self.show(actions.apply_truth(self.cache, case, text, progress=progress_reporter(progress)), log, True, handle)
 
     @guarded
     def nih(self, handle, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
-        return self.show(actions.apply_truth(self.cache, case, "", report=progress_reporter(progress)), log, True, handle)
+        return self.show(actions.apply_truth(self.cache, case, "", progress=progress_reporter(progress)), log, True, handle)
 
     @guarded
     def draw(self, drawn, handle, text, synced):
@@ -369,7 +377,7 @@ class Handlers:
         radiograph = read_upload(image)
         settings = Settings.from_controls(source, device, method, target, threshold)
         boxes = boxes_text.parse_boxes_text(truth) or None
-        result = actions.analyse_case(self.cache, radiograph, settings, boxes, report=progress_reporter(progress))
+        result = actions.analyse_case(self.cache, radiograph, settings, boxes, progress=progress_reporter(progress))
         return (result.json, *view.write_page_panels(result.panels, self.resources.panel_root).values())
 
 
@@ -470,7 +478,7 @@ def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tup
     if warm:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
-    # Queue: model jobs wait their turn (see README.md, "Concurrency"); a bounded queue refuses floods.
+    # Queue: model jobs wait their turn (see docs/app.md, "Concurrency"); a bounded queue refuses floods.
     demo.queue(default_concurrency_limit=res.concurrency_limit(), max_size=64)
     return demo, resources
 

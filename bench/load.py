@@ -73,6 +73,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # ``python bench/load.py`` from a checkout that did not ``pip install .``
+    sys.path.insert(0, str(REPO))
+from cxrdemo.cams import CAM_METHOD_KEYS as METHODS  # noqa: E402  (torch-free; the one list of CAM methods)
+
 DATA = Path(os.environ.get("CXRDEMO_DATA", REPO.parent / "shared" / "data" / "nih"))
 #: Shared NIH images used first: five with a radiologist's box, then others (all read by path, never copied).
 PREFERRED_IMAGES = (
@@ -95,7 +99,6 @@ FALLBACK_TO_PREDICT = {
     "export": "no public export endpoint: sent as predict (its JSON and four panel files are what a client exports); "
     "the page's report export is private",
 }
-METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam")
 VOLATILE_KEYS = {"timings_ms", "timings", "seconds", "elapsed_s", "wall_s", "duration_s"}
 #: The audit under load: the shared NIH set (``CXRDEMO_AUDIT_DATASETS=nih=...``, set by this script), 40 images.
 AUDIT_DEFAULTS = {"dataset": "nih", "max_images": 40, "device": "cpu"}

@@ -1,4 +1,4 @@
-"""``python -m cxrdemo bench``: where the time goes, the whole pipeline against the bare network (issue 6).
+"""``python -m cxrdemo bench``: where the time goes, the whole pipeline against the bare network.
 
     python -m cxrdemo bench --images DIR [--n N] [--weights SRC] [--out FILE.json] [--threads T] [--device D]
                             [--batch-size B] [--warmup W] [--cold-runs R] [--no-peer] [--quiet] [--strict]
@@ -26,7 +26,7 @@ torch thread count:
 - ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE`` process, from spawn to its JSON answer on stdout
   (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
 - ``pipeline_encoded_ms``: the pipeline plus encoding its four panels as the app hands them out (film panels JPEG
-  q95 4:4:4, chart PNG level 1; see README "API"), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
+  q95 4:4:4, chart PNG level 1; see docs/api.md), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
   typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench_peer`: PIL RGB +
   torchvision transforms, pytorch-grad-cam's ``GradCAM`` with its own forward and backward, ``show_cam_on_image``,
   a matplotlib chart, PIL-drawn boxes, PNG outputs); ``peer_ratio`` = peer / ours (``pipeline_encoded_ms``
@@ -100,7 +100,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-Progress = Callable[[str], None]
+#: ``log(line)``: one progress line (stderr unless ``--quiet``).
+StageLog = Callable[[str], None]
 
 
 def _silent(message: str) -> None:
@@ -180,7 +181,7 @@ def measure_single(
     warmup: int,
     sync: Callable[[], None],
     peer: bool = True,
-    progress: Progress = _silent,
+    progress: StageLog = _silent,
 ) -> dict[str, Any]:
     """Forward, forward+backward, the whole pipeline (and the peer's), alternating, ``n`` timed iterations after
     ``warmup``."""
@@ -352,7 +353,7 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
 
 
 def measure_cold_start(
-    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: Progress = _silent
+    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: StageLog = _silent
 ) -> float | None:
     """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
     from .errors import CxrDemoError
@@ -394,7 +395,7 @@ def bench(
     cold_runs: int = 3,
     rounds: int = 5,
     peer: bool = True,
-    progress: Progress = _silent,
+    progress: StageLog = _silent,
 ) -> dict[str, Any]:
     """Run every measurement; the result has exactly :data:`RESULT_KEYS`."""
     import torch

@@ -30,7 +30,7 @@ import numpy as np
 
 #: Stages of the peer pipeline, in order (``peer_stages_ms``).
 PEER_STAGES = ("decode", "preprocess", "forward", "gradcam", "overlay", "chart", "boxes", "encode")
-#: How the app encodes the panels it hands out (README, "API"): film panels JPEG q95 without chroma subsampling.
+#: How the app encodes the panels it hands out (docs/api.md): film panels JPEG q95 without chroma subsampling.
 APP_PANEL_FORMATS = {"prediction": "JPEG", "comparison": "JPEG", "probabilities": "PNG", "cam": "JPEG"}
 #: Longest side of the panels (cxrdemo's ``render_panels`` default).
 PANEL_SIDE = 768

@@ -1,13 +1,16 @@
-"""Command line: argument parsing only; every subcommand calls package functions.
+"""The ``cxrdemo`` command (also ``python -m cxrdemo``): parse the arguments, check them, call the package.
 
-    python -m cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
-                                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
-    python -m cxrdemo train ...      (see cxrdemo.train)
-    python -m cxrdemo soup ...       (see cxrdemo.soup)
-    python -m cxrdemo evaluate ...   (see cxrdemo.evaluate)
-    python -m cxrdemo bench ...      (see cxrdemo.bench)
+    cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
+                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
+    cxrdemo train ...      (see cxrdemo.train)
+    cxrdemo soup ...       (see cxrdemo.soup)
+    cxrdemo evaluate ...   (see cxrdemo.evaluate)
+    cxrdemo bench ...      (see cxrdemo.bench)
 
-Errors: exit code 1 and one line on stderr starting with ``error:``; a traceback only with ``--debug``.
+``predict`` checks its paths and settings before it imports torch (:func:`check_predict_arguments`), so a
+mistyped path answers at once; ``--help`` imports nothing heavy. The subcommands' own modules are imported only
+when they run. Errors: exit code 1 and one line on stderr starting with ``error:``; a traceback only with
+``--debug``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import CxrDemoError
+from .errors import CxrDemoError, InputError
 
 
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,9 +59,56 @@ def precheck_weights(source: str | None) -> None:
         ModelConfig.load(path)
 
 
+def check_predict_arguments(args: argparse.Namespace) -> list[str]:
+    """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
+    existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
+    one-line :class:`CxrDemoError` for those; returns the images that are readable files, after printing one
+    ``error:`` line for each that is not."""
+    from .imaging import check_image_path
+    from .locations import default_source, hub_id_or_error, path_exists
+
+    text = str(args.weights).strip() if args.weights is not None else ""
+    text = default_source() if text in ("", "default") else text
+    if not path_exists(Path(text).expanduser()):
+        hub_id_or_error(text)
+    if str(args.cam).lower() != "none":
+        from .cams import check_method, check_threshold
+
+        check_method(args.cam)
+        check_threshold(args.threshold)
+    if args.json != "-":
+        out = Path(args.json)
+        if out.is_dir():
+            raise InputError(f"--json {args.json} is a folder; give a file name (or - to print)")
+        if not out.parent.is_dir():
+            raise InputError(f"--json {args.json}: the folder {out.parent} does not exist; create it first")
+    if args.render and Path(args.render).exists() and not Path(args.render).is_dir():
+        raise InputError(f"--render {args.render} is a file; give a folder (it is created when missing)")
+    readable = []
+    for image in args.images:
+        try:
+            check_image_path(Path(image))
+        except CxrDemoError as exc:
+            _print_image_error(image, exc)
+            continue
+        readable.append(image)
+    return readable
+
+
+def _print_image_error(image: str, exc: CxrDemoError) -> None:
+    message = str(exc)
+    # Most messages start with the file already ("x.png is corrupt..."): never say the path twice.
+    named = str(image) in message or Path(str(image)).name in message
+    print(f"error: {message}" if named else f"error: {image}: {message}", file=sys.stderr)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """``predict``: analyse each image, print/write JSON, optionally render; 1 if any image failed."""
     precheck_weights(args.weights)
+    images = check_predict_arguments(args)
+    failed = len(args.images) - len(images)
+    if not images:
+        return 1
     from .imaging import load_image
     from .predict import Predictor
 
@@ -73,8 +123,7 @@ def run_predict(args: argparse.Namespace) -> int:
         predictor.class_index(args.target)
     render_dir = Path(args.render) if args.render else None
     results: list[dict[str, Any]] = []
-    failed = 0
-    for image in args.images:
+    for image in images:
         try:
             radiograph = load_image(image)
             analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold)
@@ -82,10 +131,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 _render(radiograph, analysis, render_dir)
         except CxrDemoError as exc:
             failed += 1
-            message = str(exc)
-            # Most messages start with the file already ("x.png is corrupt..."): never say the path twice.
-            named = str(image) in message or Path(str(image)).name in message
-            print(f"error: {message}" if named else f"error: {image}: {message}", file=sys.stderr)
+            _print_image_error(image, exc)
             continue
         for note in analysis.notes:
             print(f"note: {analysis.image}: {note}", file=sys.stderr)
@@ -114,6 +160,52 @@ def _render(radiograph, analysis, folder: Path) -> None:
     write_report(panels, folder, stem, name="panels")
 
 
+#: Path options of the tool subcommands checked before their modules (and torch) load: option -> what it names.
+PATH_OPTIONS = {
+    "--images": "folder",
+    "--labels": "NIH-format label CSV file",
+    "--boxes": "NIH-format box CSV file",
+    "--teacher-predictions": "predictions CSV file",
+    "--baseline-predictions": "predictions CSV file",
+    "--names": "text file of image names",
+}
+#: Weight-source options of the tool subcommands (a folder or a Hub id, checked like ``predict --weights``).
+SOURCE_OPTIONS = ("--weights", "--compare-weights")
+#: The options each tool subcommand has checked early. ``train`` checks its CSVs itself, in an order its messages
+#: rely on (a bad teacher file is named before a missing label file), and ``soup`` its ingredients first.
+EARLY_CHECKS: dict[str, tuple[str, ...]] = {
+    "evaluate": (*PATH_OPTIONS, *SOURCE_OPTIONS),
+    "bench": (*PATH_OPTIONS, *SOURCE_OPTIONS),
+    "train": ("--images",),
+}
+
+
+def check_path_options(argv: Sequence[str], options: Sequence[str]) -> None:
+    """A one-line :class:`CxrDemoError` for one of ``options`` (of :data:`PATH_OPTIONS`, :data:`SOURCE_OPTIONS`) in
+    ``argv`` (``--opt VALUE`` or ``--opt=VALUE``) that names nothing, before the subcommand's module imports torch;
+    the subcommand still checks everything else itself."""
+    from .locations import hub_id_or_error, path_exists
+
+    for i, arg in enumerate(argv):
+        option, sep, value = arg.partition("=")
+        if option not in options:
+            continue
+        if not sep:
+            if i + 1 >= len(argv):
+                continue  # argparse says that the value is missing
+            value = argv[i + 1]
+        path = Path(value).expanduser()
+        if option in SOURCE_OPTIONS:
+            if value.strip() not in ("", "default") and not path_exists(path):
+                hub_id_or_error(value)
+        elif PATH_OPTIONS[option] == "folder":
+            if not path.is_dir():
+                raise InputError(f"{option} {value} is not a folder; give the folder that holds the radiographs")
+        elif not path.is_file():
+            raise InputError(f"{value} does not exist; give an {PATH_OPTIONS[option]}" if PATH_OPTIONS[option].startswith("NIH")
+                             else f"{value} does not exist; give a {PATH_OPTIONS[option]}")  # fmt: skip
+
+
 def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]:
     """name -> (help, add_arguments, run). Tool modules are imported lazily so ``predict`` starts fast."""
 
@@ -137,7 +229,7 @@ def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], N
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s arguments are loaded (none when ``None``: ``--help`` stays torch-free)."""
-    parser = argparse.ArgumentParser(prog="python -m cxrdemo", description="cxrdemo: chest X-ray multi-task model validation (research use only)")
+    parser = argparse.ArgumentParser(prog="cxrdemo", description="cxrdemo: chest X-ray multi-task model validation (research use only)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add, _) in _subcommands().items():
@@ -153,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     commands = _subcommands()
+    if command in EARLY_CHECKS and not {"-h", "--help"} & set(argv):
+        try:  # a mistyped path answers before the subcommand's module loads torch
+            check_path_options(argv, EARLY_CHECKS[command])
+        except CxrDemoError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     parser = build_parser(command if command in commands else None)
     args = parser.parse_args(argv)
     args.argv = argv  # what the user typed after the program name (train records it in the model card)

@@ -1,15 +1,11 @@
-"""The results of ``python -m cxrdemo evaluate``: plain dataclasses, no computation.
+"""The result of CLN's protocol in ``cxrdemo evaluate``: a plain dataclass, no computation.
 
-Data flows one way: :mod:`cxrdemo.evaluate` and :mod:`cxrdemo.audit.engine` build these objects,
-:mod:`cxrdemo.report`, :mod:`cxrdemo.audit.outputs` and :mod:`cxrdemo.audit.gallery` read them; this module imports
-neither side.
-
-- :class:`EvalResult`: CLN's protocol (per-class AUC, IoU accuracy of model, CAM and prior boxes); its
+- :class:`EvalResult`: per-class AUC, IoU accuracy of model, CAM and prior boxes; its
   :meth:`~EvalResult.to_json` is exactly today's ``report.json`` keys (:data:`REPORT_KEYS`).
-- :class:`CaseRow`: one ground-truth box seen through one CAM method (a row of ``cases.csv`` and of the gallery).
-- :class:`Skipped`: a file that could not be used and why (a row of ``skipped.csv``).
-- :class:`AuditResult`: an :class:`EvalResult` plus the explanation audit (plausibility, faithfulness, sanity,
-  class sensitivity, baseline comparisons, what was skipped); its ``to_json`` adds :data:`AUDIT_KEYS`.
+
+The explanation audit's results (:class:`~cxrdemo.audit.result.AuditResult`, which holds an :class:`EvalResult`,
+its :class:`~cxrdemo.audit.result.CaseRow` and :class:`~cxrdemo.audit.result.Skipped` rows) live in
+:mod:`cxrdemo.audit.result`.
 """
 
 from __future__ import annotations
@@ -33,8 +29,6 @@ REPORT_KEYS: tuple[str, ...] = (
     "model",
     "timings",
 )
-#: Keys the explanation audit adds after :data:`REPORT_KEYS` (``None`` where the part was not asked for).
-AUDIT_KEYS: tuple[str, ...] = ("plausibility", "faithfulness", "sanity", "class_sensitivity", "baseline", "skipped")
 
 
 @dataclass
@@ -70,97 +64,3 @@ class EvalResult:
     def to_json(self) -> dict[str, Any]:
         """The ``report.json`` document of CLN's protocol (exactly :data:`REPORT_KEYS`)."""
         return {k: getattr(self, k) for k in REPORT_KEYS}
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file left out of the evaluation: its name and a one-line reason."""
-
-    file: str
-    reason: str
-
-
-@dataclass
-class CaseRow:
-    """One ground-truth box seen through one CAM method.
-
-    Attributes:
-        image: file name; ``width``/``height``: its original size (all boxes are in these pixels).
-        label: the box's class; ``box``: the ground-truth box ``[x1, y1, x2, y2]``; ``box_index``: its position
-            among the image's boxes (tells two boxes of one class apart).
-        probability: the model's probability of ``label`` on this image.
-        model_iou: IoU of the model's box for ``label`` (box head) with the ground-truth box.
-        prior_iou: IoU of the per-class prior box (the baseline a box head must beat).
-        method: CAM method; ``cam_iou``: IoU of the CAM box (map >= threshold, largest region) with the box.
-        metrics: map metrics of :data:`cxrdemo.audit.maps.MAP_METRICS` (pointing game, energy, mask IoUs).
-        model_box, cam_box: the two predicted boxes (``None``: none), for the gallery.
-        thumbnail: the gallery picture's path relative to the output folder (``""``: none written).
-    """
-
-    image: str
-    width: int
-    height: int
-    label: str
-    box: list[float]
-    box_index: int
-    probability: float
-    model_iou: float
-    prior_iou: float
-    method: str
-    cam_iou: float
-    metrics: dict[str, float]
-    model_box: list[float] | None = None
-    cam_box: list[float] | None = None
-    thumbnail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the per-image cache stores it)."""
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "CaseRow":
-        """Inverse of :meth:`to_json`."""
-        return cls(**doc)
-
-
-@dataclass
-class AuditResult:
-    """An evaluation with the explanation audit. :meth:`to_json` gives the whole ``report.json``.
-
-    Attributes:
-        evaluation: CLN's protocol (AUC, IoU accuracies) on the same images.
-        methods: the CAM methods audited, in the order asked.
-        cases: one row per ground-truth box and method (box-major: every method of a box in a row).
-        plausibility: per method: per map metric, overall and per class, each an estimate with its 95 % CI.
-        faithfulness: ROAD combined (top-1 class) per method, or ``None`` when not asked for.
-        sanity: cascading randomization per method, or ``None``; ``class_sensitivity`` likewise.
-        baseline: one paired comparison per baseline (predictions CSV, second model), or ``None``.
-        skipped: counts of what was left out (``skipped_files`` lists the files, for ``skipped.csv``).
-        auc_ci: per label, the AUC's 95 % CI; ``mean_auc_ci``: the mean AUC's.
-        compare_scores: the second model's probabilities on ``evaluation.names`` (``--compare-weights``).
-        notes: one-line remarks for the report (seen images, class-agnostic maps...).
-        options: the settings that shaped the numbers (methods, thresholds, resamples...), for the report.
-    """
-
-    evaluation: EvalResult
-    methods: list[str] = field(default_factory=list)
-    cases: list[CaseRow] = field(default_factory=list)
-    plausibility: dict[str, Any] | None = None
-    faithfulness: dict[str, Any] | None = None
-    sanity: dict[str, Any] | None = None
-    class_sensitivity: dict[str, Any] | None = None
-    baseline: list[dict[str, Any]] | None = None
-    skipped: dict[str, Any] = field(default_factory=dict)
-    skipped_files: list[Skipped] = field(default_factory=list)
-    auc_ci: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    mean_auc_ci: dict[str, Any] | None = None
-    compare_scores: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """``report.json``: :data:`REPORT_KEYS` (CLN's protocol, unchanged) then :data:`AUDIT_KEYS`."""
-        doc = self.evaluation.to_json()
-        for key in AUDIT_KEYS:
-            doc[key] = getattr(self, key)
-        return doc

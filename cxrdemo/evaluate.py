@@ -3,7 +3,7 @@
 For every image (decoded and preprocessed exactly as at inference): the class probabilities (-> per-class AUC with
 95 % CIs, CLN Table 2) and, for every ground-truth box, the best same-class IoU of three kinds of box (-> IoU
 accuracy at T = 0.1..0.7, CLN Table 1):
-- the model's box for the box's class (box head, through :func:`cxrdemo.predict.boxes_in_pixels`);
+- the model's box for the box's class (box head, through :func:`cxrdemo.predict.model_boxes_in_pixels`);
 - the CAM box: the CAM of the ground-truth class (the class is given, as in CLN 3.4.3), thresholded at
   ``cam_threshold``/255, largest connected region (:func:`cxrdemo.explain.cam_box`);
 - the prior box: the config's per-class mean training box (the baseline a box head must beat).
@@ -30,7 +30,8 @@ import torch
 
 from .audit.engine import AuditOptions, read_names, run_audit, seen_images
 from .data import Sample
-from .evalresult import AUDIT_KEYS, REPORT_KEYS, EvalResult
+from .audit.result import AUDIT_KEYS
+from .evalresult import REPORT_KEYS, EvalResult
 from .model import MultiTaskNet
 
 __all__ = ["AUDIT_KEYS", "REPORT_KEYS", "EvalResult", "evaluate_samples", "write_report", "read_names", "seen_images", "run_evaluate"]

@@ -101,18 +101,7 @@ def _read_bytes(source: str | os.PathLike | bytes | BinaryIO, name: str | None) 
         return data, name or Path(getattr(source, "name", "upload")).name
     path = Path(source)
     label = name or path.name
-    if not path.exists():
-        raise ImageError(f"{path} does not exist; check the path")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder; give an image file")
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
-    if not stat.S_ISREG(mode):
-        # A device (/dev/zero) or a FIFO would block or never end: refuse before opening it.
-        raise ImageError(f"{path} is not a regular file (a device, pipe or socket); give an image file")
-    size = path.stat().st_size
+    size = check_image_path(path)
     if size > MAX_FILE_BYTES:
         raise ImageError(f"{label} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB")
     try:
@@ -123,6 +112,23 @@ def _read_bytes(source: str | os.PathLike | bytes | BinaryIO, name: str | None) 
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"{label} is larger than {MAX_FILE_BYTES // 2**20} MB; the limit is {MAX_FILE_BYTES // 2**20} MB")
     return data, label
+
+
+def check_image_path(path: Path) -> int:
+    """The size in bytes of the regular file ``path``; :class:`ImageError` when it is missing, a folder, unreadable
+    or a device, pipe or socket (checked before anything is opened; the CLI calls it before it loads torch)."""
+    if not path.exists():
+        raise ImageError(f"{path} does not exist; check the path")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder; give an image file")
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        # A device (/dev/zero) or a FIFO would block or never end: refuse before opening it.
+        raise ImageError(f"{path} is not a regular file (a device, pipe or socket); give an image file")
+    return info.st_size
 
 
 def _looks_like_dicom(data: bytes, name: str) -> bool:
@@ -269,7 +275,7 @@ def _png_gray8_fast(data: bytes, img: Image.Image) -> np.ndarray | None:
     """The pixels of a complete 8-bit grayscale PNG (NIH's format) through OpenCV's libpng, else ``None``.
 
     Lossless, so the pixels are exactly Pillow's, at about half the cost (Pillow's PNG decoding is the slowest
-    stage of the pipeline after the network, issue 6). Only files that end with their IEND chunk (not truncated)
+    stage of the pipeline after the network: bench/RESULTS.md). Only files that end with their IEND chunk (not truncated)
     and carry no transparency are taken; anything else, or anything libpng refuses, returns ``None`` and Pillow
     decodes it as before (and reports any error the usual way).
     """

@@ -30,6 +30,7 @@ from .config import ModelConfig
 from .errors import InputError, WeightsError
 from .explain import cam_box, cam_heatmaps
 from .imaging import Radiograph
+from .model import MultiTaskNet
 from .nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original, to_tensor
 from .publicmode import clip_text
@@ -120,13 +121,8 @@ class Predictor:
 
     def forward_tensor(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """Run the network on a ``(N, C, S, S)`` batch: probabilities, normalised boxes, feature maps (CPU)."""
-        with torch.inference_mode():
-            out = self.model(batch.to(self.device, non_blocking=True))
-            probs = self.model.probabilities(out.logits).float().cpu().numpy()
-            boxes = out.boxes.float().cpu().numpy()
-            features = out.features.float().cpu()
-        # A normal tensor (not an inference tensor) so the CAM may differentiate the head on it.
-        return probs, boxes, features.clone()
+        probs, boxes, features = network_outputs(self.model, batch.to(self.device, non_blocking=True))
+        return probs, boxes, features.cpu()
 
     def forward(self, radiograph: Radiograph) -> Inference:
         """Preprocess and run one radiograph."""
@@ -165,7 +161,7 @@ class Predictor:
 
     def model_boxes(self, inference: Inference) -> list[Box]:
         """The model's boxes in original pixels, each scored by its class probability, highest first."""
-        return boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
+        return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
 
     def ranked(self, inference: Inference) -> list[ClassProbability]:
         """Every class with its probability and threshold, highest first."""
@@ -248,7 +244,19 @@ class Predictor:
         return self.assemble(inference, cam, truth)
 
 
-def boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
+def network_outputs(model: MultiTaskNet, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """The one forward pass of cxrdemo (single images here, the audit's batches in :mod:`cxrdemo.audit.perimage`):
+    a normalised ``(N, C, S, S)`` batch already on ``model``'s device -> probabilities and normalised boxes (NumPy,
+    float32) and the feature map (float, on the device; a normal tensor, not an inference tensor, so that a CAM may
+    differentiate the heads on it)."""
+    with torch.no_grad():
+        out = model(batch)
+        probs = model.probabilities(out.logits).float().cpu().numpy()
+        boxes = out.boxes.float().cpu().numpy()
+    return probs, boxes, out.features.float()
+
+
+def model_boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
     """The box head's output in an image's original pixels, scored by class probability, highest first.
 
     The one conversion of model boxes (the app, the CLI, ``evaluate`` and ``bench`` all call it): a per-class model

@@ -8,7 +8,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .cln_reference import CLN_AUC, CLN_CLASSES, CLN_GRADCAM_MEAN_AT_0_1, CLN_IOU_ACCURACY
-from .evalresult import AuditResult, EvalResult
+from .audit.maps import METRIC_NAMES
+from .audit.result import AuditResult
+from .evalresult import EvalResult
 from .metrics import IOU_THRESHOLDS, threshold_key
 
 
@@ -176,14 +178,8 @@ def report_markdown(
 
 
 # ------------------------------------------------------------------------------------------ explanation audit
-_METRIC_NAMES = {
-    "pointing_game": "Pointing game",
-    "energy_in_box": "Energy in box",
-    "mask_iou_otsu": "Mask IoU (Otsu)",
-    "mask_iou_127": "Mask IoU (127)",
-    "mask_iou_180": "Mask IoU (180)",
-    "cam_iou": "CAM-box IoU",
-}
+#: The metrics of the plausibility tables, in column order (display names: ``audit.maps.METRIC_NAMES``).
+_TABLE_METRICS = ("pointing_game", "energy_in_box", "mask_iou_otsu", "mask_iou_127", "mask_iou_180", "cam_iou")
 
 
 def _method(m: str) -> str:
@@ -197,7 +193,7 @@ def plausibility_tables(result: AuditResult) -> list[str]:
     doc = result.plausibility
     if not doc:
         return ["## Explanations: plausibility", "", "No ground-truth box among the images: nothing to localise.", ""]
-    keys = list(_METRIC_NAMES)
+    keys = list(_TABLE_METRICS)
     ts = ("0.1", "0.3", "0.5")
     lines = [
         "## Explanations: plausibility (does the map fall on the radiologist's box?)",
@@ -209,13 +205,13 @@ def plausibility_tables(result: AuditResult) -> list[str]:
         f"region >= {doc['cam_threshold']}/255; IoU acc. @T: the share of boxes whose CAM-box IoU exceeds T. "
         "Each cell: mean over boxes [95% CI, 1,000 bootstrap resamples of images, seeded]. Higher is better.",
         "",
-        *_header(["Method", *[_METRIC_NAMES[k] for k in keys], *[f"IoU acc. @{t}" for t in ts]]),
+        *_header(["Method", *[METRIC_NAMES[k] for k in keys], *[f"IoU acc. @{t}" for t in ts]]),
     ]
     for m, entry in doc["methods"].items():
         cells = [fmt_estimate(entry[k]["overall"]) for k in keys] + [fmt_estimate(entry["cam_iou_accuracy"][t]["overall"]) for t in ts]
         lines.append(_row([f"**{_method(m)}**", *cells]))
     lines += ["", "Per class (n = images with a box of the class):", ""]
-    lines += _header(["Method", "Class", "n", *[_METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
+    lines += _header(["Method", "Class", "n", *[METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
     for m, entry in doc["methods"].items():
         for c, est in entry["pointing_game"]["per_class"].items():
             cells = [fmt_estimate(entry[k]["per_class"][c], 2) for k in keys]

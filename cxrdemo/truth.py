@@ -12,10 +12,9 @@ from typing import Iterable, Mapping, Sequence
 
 from .boxes import Box, validate_box
 from .errors import BoxError
+from .locations import NIH_BOX_LIST
 from .nih import NIH_SIDE, match_class, nih_key, read_box_csv
 from .publicmode import clip_text
-
-NIH_BOX_LIST = Path(__file__).resolve().parent / "resources" / "BBox_List_2017.csv.gz"
 
 
 @lru_cache(maxsize=4)

@@ -1,7 +1,8 @@
 """Weight sources: resolve a local folder, a Hub id or the embedded default, then load or save safetensors.
 
 Sources (``load_model(source)``):
-- ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository.
+- ``None`` / ``"default"``: ``$CXRDEMO_WEIGHTS`` if set, else the embedded ``weights/`` folder of this repository
+  (or its copy inside an installed wheel, :mod:`cxrdemo.locations`).
 - a local folder holding ``config.json`` and ``model.safetensors``.
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
   Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only. Each file's
@@ -30,6 +31,7 @@ import torch
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
 from .hubsize import check_local_size, check_remote_size
+from .locations import ENV_WEIGHTS, EMBEDDED_WEIGHTS_DIR, default_source, hub_id_or_error, parse_hub_id, path_exists
 from .model import MultiTaskNet, build_model, estimate_parameters
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 from .publicmode import clip_text
@@ -37,12 +39,10 @@ from .publicmode import clip_text
 WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
 CARD_NAME = "README.md"
-ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
+EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
 #: Prefix of a source that is a Hub id and nothing else (never looked up as a local folder).
 HUB_PREFIX = "hf://"
-_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
 
 
 @dataclass(frozen=True)
@@ -87,19 +87,6 @@ class LoadedModel:
     splits: DataSplits | None = None  # the images the model was trained and validated on, when the folder says
 
 
-def default_source() -> str:
-    """The default weight source: ``$CXRDEMO_WEIGHTS`` or the embedded folder."""
-    return os.environ.get(ENV_WEIGHTS) or str(EMBEDDED_DIR)
-
-
-def parse_hub_id(text: str) -> tuple[str, str | None] | None:
-    """``owner/name[@rev]`` -> ``(repo_id, revision)``; ``None`` when ``text`` is not Hub-id shaped."""
-    m = _HUB_ID.match(text)
-    if not m or ".." in text or text.endswith((".", "-")):
-        return None
-    return m.group("repo"), m.group("rev")
-
-
 def _refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise WeightsError(
@@ -130,21 +117,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
             else:
                 raise WeightsError(f"{clip_text(path)} is a file; give the folder that holds config.json and model.safetensors")
         return WeightsSource("embedded" if embedded else "folder", text, None, None, path.resolve())
-    hub = parse_hub_id(text)
-    if hub is None:
-        shown = repr(text) if len(text) <= 80 else repr(text[:77] + "...")  # the message stays one readable line
-        if os.sep in text or text.startswith((".", "~")):
-            raise WeightsError(f"weights folder {shown} does not exist; give an existing folder or a Hub id owner/name[@revision]")
-        raise WeightsError(f"{shown} is neither a folder nor a Hub id; use owner/name or owner/name@revision")
-    return _fetch_from_hub(*hub)
-
-
-def path_exists(path: Path) -> bool:
-    """``path.exists()`` that says ``False`` instead of raising for names the OS refuses (too long, NUL...)."""
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
+    return _fetch_from_hub(*hub_id_or_error(text))
 
 
 def hub_offline() -> bool:

@@ -206,3 +206,27 @@ def test_phone_layout_puts_the_panels_on_the_first_screen(browser, served, image
         phone.screenshot(path=str(tmp_path / "phone.png"))
     finally:
         phone.close()
+
+
+def test_result_is_on_the_first_screen_at_1440x900(browser, served, images_dir: Path) -> None:
+    """A laptop screen: after an upload the four panels and the top finding are visible without scrolling, and the
+    IoU table is repeated right under *Apply ground truth*."""
+    laptop = browser.new_page()
+    try:
+        laptop.set_viewport_size({"width": 1440, "height": 900})
+        laptop.set_default_timeout(TIMEOUT_MS)
+        laptop.goto(served.url)
+        laptop.wait_for_selector("#upload input[type=file]", state="attached")
+        laptop.set_input_files("#upload input[type=file]", str(images_dir / BOXED_IMAGE))
+        laptop.wait_for_function("document.querySelector('#status').innerText.includes('top finding')")
+        for i in range(4):
+            laptop.wait_for_selector(f"#panel-{i} img")
+            box = laptop.locator(f"#panel-{i} img").bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900 and box["width"] > 250  # 4 across, whole
+        status = laptop.locator("#status").bounding_box()
+        assert status is not None and status["y"] + status["height"] <= 900
+        apply, table = laptop.locator("#apply-truth").bounding_box(), laptop.locator("#truth-result").bounding_box()
+        assert apply is not None and table is not None and 0 <= table["y"] - (apply["y"] + apply["height"]) < 60
+        assert "box IoU" in laptop.locator("#truth-result").inner_text()  # NIH's box: the table is already there
+    finally:
+        laptop.close()

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from cxrdemo.cli import main as cli_main
-from cxrdemo.evalresult import AUDIT_KEYS, REPORT_KEYS
+from cxrdemo.audit.result import AUDIT_KEYS
+from cxrdemo.evalresult import REPORT_KEYS
 
 from conftest import BOXED, DATA, REPO, calibrated_model_folder, write_csv
 

@@ -14,7 +14,8 @@ from conftest import write_csv
 from cxrdemo.checkpoint import load_checkpoint, save_checkpoint
 from cxrdemo.config import ModelConfig
 from cxrdemo.cli import main as cli_main
-from cxrdemo.evalresult import AUDIT_KEYS, REPORT_KEYS
+from cxrdemo.audit.result import AUDIT_KEYS
+from cxrdemo.evalresult import REPORT_KEYS
 from cxrdemo.model import MultiTaskNet
 from cxrdemo.backbones import backbone_stages
 from cxrdemo.train_setup import init_box_head_at_priors

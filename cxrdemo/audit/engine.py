@@ -31,14 +31,14 @@ import numpy as np
 
 from ..data import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
-from ..evalresult import AuditResult, Skipped
+from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
 
 if TYPE_CHECKING:
     from ..provenance import DataSplits
 
 #: ``progress(done, total, stage)``: images done of this process's share (stage ``"images"``), then other stages.
-Progress = Callable[[int, int, str], None]
+AuditProgress = Callable[[int, int, str], None]
 
 
 def default_workers() -> int:
@@ -161,7 +161,7 @@ def _broadcast(ctx, result: AuditResult | None) -> AuditResult:
     return box[0]  # type: ignore[return-value]
 
 
-def run_audit(options: AuditOptions, progress: Progress | None = None, stop: threading.Event | None = None) -> AuditResult:
+def run_audit(options: AuditOptions, progress: AuditProgress | None = None, stop: threading.Event | None = None) -> AuditResult:
     """Run an audit (see the module doc); writes the outputs into ``options.out`` when it is set (rank 0 only).
 
     Raises:
@@ -241,7 +241,7 @@ def shard_batches(items: Sequence[Any], batch_size: int, world: int, rank: int) 
     return [item for b in range(0, len(items), size) if (b // size) % world == rank for item in items[b : b + size]]
 
 
-def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.Event | None) -> AuditResult:
+def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threading.Event | None) -> AuditResult:
     from torch.utils.data import DataLoader
 
     from .perimage import BatchAuditor, DecodeSet, collate
@@ -303,11 +303,11 @@ def _run(options: AuditOptions, ctx, progress: Progress | None, stop: threading.
             "processes": ctx.world,
             "seconds_per_image": {k: round(v / new, 4) for k, v in secs.items()},  # rank 0's images
         }
-        result = _finish(options, ctx, setup, records, timings, started)
+        result = _audit_result(options, ctx, setup, records, timings, started)
     return _broadcast(ctx, result)
 
 
-def _finish(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float) -> AuditResult:
+def _audit_result(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float) -> AuditResult:
     """Rank 0: what was skipped, the statistics, the outputs."""
     from ..cams import is_class_agnostic, method_name
     from ..weights import describe_model

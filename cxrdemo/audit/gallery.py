@@ -20,23 +20,15 @@ from typing import Sequence
 import numpy as np
 
 from ..cams import is_class_agnostic, method_name
-from ..evalresult import AuditResult, CaseRow
+from .result import AuditResult, CaseRow
+from .maps import MAP_METRICS, METRIC_NAMES
 
 #: Box colours (RGB) shared by the pictures and the page's legend.
 GT_COLOUR = (46, 204, 64)
 MODEL_COLOUR = (0, 153, 255)
 CAM_COLOUR = (255, 133, 27)
 #: The gallery's columns: key, header, and whether higher is better (the default sort puts the worst first).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("probability", "Probability"),
-    ("model_iou", "Model-box IoU"),
-    ("cam_iou", "CAM-box IoU"),
-    ("pointing_game", "Pointing game"),
-    ("energy_in_box", "Energy in box"),
-    ("mask_iou_otsu", "Mask IoU (Otsu)"),
-    ("mask_iou_127", "Mask IoU (127)"),
-    ("mask_iou_180", "Mask IoU (180)"),
-)
+COLUMNS: tuple[tuple[str, str], ...] = tuple((k, METRIC_NAMES[k]) for k in ("probability", "model_iou", "cam_iou", *MAP_METRICS))
 
 
 def _safe(text: str) -> str:

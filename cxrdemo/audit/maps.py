@@ -32,6 +32,18 @@ from ..boxes import Box
 
 #: The keys of :func:`map_metrics`, in report order.
 MAP_METRICS: tuple[str, ...] = ("pointing_game", "energy_in_box", "mask_iou_otsu", "mask_iou_127", "mask_iou_180")
+#: How every per-box metric of the audit is named for people: the one table of display names (report.md's tables,
+#: the plots, the gallery's columns and the app's sort menu all read it).
+METRIC_NAMES: dict[str, str] = {
+    "probability": "Probability",
+    "model_iou": "Model-box IoU",
+    "cam_iou": "CAM-box IoU",
+    "pointing_game": "Pointing game",
+    "energy_in_box": "Energy in box",
+    "mask_iou_otsu": "Mask IoU (Otsu)",
+    "mask_iou_127": "Mask IoU (127)",
+    "mask_iou_180": "Mask IoU (180)",
+}
 
 #: The fixed CAM thresholds (of 255) of ``mask_iou_127`` and ``mask_iou_180``.
 FIXED_THRESHOLDS: tuple[int, ...] = (127, 180)

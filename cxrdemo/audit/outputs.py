@@ -23,8 +23,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..evalresult import AuditResult
-from .maps import MAP_METRICS
+from .result import AuditResult
+from .maps import MAP_METRICS, METRIC_NAMES
 
 #: Colours per method (Okabe-Ito), in the order the methods were asked for.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
@@ -62,7 +62,8 @@ def resolve_out(out: str | Path | None, cwd: str | Path | None = None) -> Path:
 
 
 def strict_json(value: Any) -> Any:
-    """``value`` with NaN and infinities as ``None`` and numpy scalars as Python numbers (standard JSON)."""
+    """``value`` with NaN and infinities as ``None`` and numpy scalars as Python numbers and booleans (standard
+    JSON that any client parses): the one cleaner of ``report.json``, for the file and for the app's ``audit`` API."""
     if isinstance(value, dict):
         return {str(k): strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -73,6 +74,8 @@ def strict_json(value: Any) -> Any:
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
 
 
@@ -147,8 +150,8 @@ def plot_plausibility(result: AuditResult, path: Path) -> Path | None:
     plt = _plt()
     methods = list(doc["methods"])
     colours = {method_name(m): PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
-    keys = [("pointing_game", "Pointing\ngame"), ("energy_in_box", "Energy\nin box"), ("mask_iou_otsu", "Mask IoU\nOtsu"),
-            ("mask_iou_127", "Mask IoU\n127"), ("mask_iou_180", "Mask IoU\n180"), ("cam_iou", "CAM-box\nIoU")]  # fmt: skip
+    # the display names, broken after their first word to fit under a bar
+    keys = [(k, METRIC_NAMES[k].replace(" ", "\n", 1)) for k in (*MAP_METRICS, "cam_iou")]
     extra = [d for d in (result.faithfulness, result.class_sensitivity) if d]
     fig, axes = plt.subplots(1, 1 + len(extra), figsize=(10.5 + 2.6 * len(extra), 4.6), squeeze=False,
                              gridspec_kw={"width_ratios": [5] + [1.3] * len(extra)})  # fmt: skip

@@ -9,7 +9,7 @@ as an error string, never an exception, so one bad file cannot stop a run.
 2. per CAM method, ONE batched :func:`cxrdemo.explain.cam_heatmaps` call for every (image, ground-truth class) pair
    of the batch; each map is resized to its image's original pixels one at a time (bounded memory) for
    :func:`cxrdemo.audit.maps.map_metrics`, and cut into the CAM box (:func:`cxrdemo.explain.cam_box`);
-3. the model's boxes through :func:`cxrdemo.predict.boxes_in_pixels` (the one conversion of model boxes);
+3. the model's boxes through :func:`cxrdemo.predict.model_boxes_in_pixels` (the one conversion of model boxes);
 4. optionally: ROAD of the top-1 map (images of the faithfulness subset, each seeded by its name, so the value
    does not depend on batching or sharding), class sensitivity (every image), the randomization cascade (images of
    the sanity subset).
@@ -31,10 +31,10 @@ from ..boxes import Box, iou
 from ..compare import model_box_for
 from ..data import Sample
 from ..errors import CxrDemoError
-from ..evalresult import CaseRow
+from .result import CaseRow
 from ..imaging import load_image
 from ..model import MultiTaskNet
-from ..predict import boxes_in_pixels
+from ..predict import model_boxes_in_pixels, network_outputs
 from ..preprocess import box_to_original, normalise, resize_gray
 from .records import ImageRecord
 
@@ -143,12 +143,8 @@ class BatchAuditor:
     def _forward(self, model: MultiTaskNet, items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         cfg = model.config
         x = normalise(np.stack([it["resized"][cfg.input_size] for it in items]), cfg).to(self.device)
-        with torch.no_grad():
-            feats = model.forward_features(x)
-            out = model.heads(feats)
-            probs = model.probabilities(out.logits).float().cpu().numpy()
-            boxes = out.boxes.float().cpu().numpy()
-        return x, feats.float(), probs.astype(np.float64), boxes
+        probs, boxes, feats = network_outputs(model, x)
+        return x, feats, probs.astype(np.float64), boxes
 
     def __call__(self, items: list[dict[str, Any]]) -> list[ImageRecord]:
         """The records of one decoded batch, in the batch's order."""
@@ -206,7 +202,7 @@ class BatchAuditor:
         base: dict[tuple[int, int], dict[str, Any]] = {}
         for j, kept in truth.items():
             w, h = recs[j].width, recs[j].height
-            mine = boxes_in_pixels(self.config, probs[j], boxes[j], w, h)
+            mine = model_boxes_in_pixels(self.config, probs[j], boxes[j], w, h)
             for k, gt in kept:
                 model_box = model_box_for(gt.label, mine, single)
                 prior = self.priors.get(gt.label)

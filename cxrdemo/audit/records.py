@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..evalresult import CaseRow
+from .result import CaseRow
 
 
 @dataclass

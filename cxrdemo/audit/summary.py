@@ -1,7 +1,7 @@
 """From per-image records to the audit's figures, each with its bootstrap 95 % CI (resampling images).
 
 :func:`summarise` takes the records of every image in the data set's order (whatever batches, processes or resumed
-runs produced them) and builds the :class:`~cxrdemo.evalresult.AuditResult`: CLN's protocol (AUC, IoU accuracies)
+runs produced them) and builds the :class:`~cxrdemo.audit.result.AuditResult`: CLN's protocol (AUC, IoU accuracies)
 plus plausibility, faithfulness, sanity, class sensitivity and the baseline comparisons. Every bootstrap is seeded,
 so the same records always give the same numbers.
 """
@@ -15,7 +15,8 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..data import Sample
-from ..evalresult import AuditResult, CaseRow, EvalResult, Skipped
+from ..evalresult import EvalResult
+from .result import AuditResult, CaseRow, Skipped
 from ..metrics import IOU_THRESHOLDS, BoxMatch, iou_accuracy, mean_of, per_class_auc, threshold_key
 from .maps import MAP_METRICS
 from .records import ImageRecord

@@ -1,7 +1,7 @@
 """The four panels a user sees, their composite, and the files they are written to.
 
 - :mod:`.draw`: the generic drawing kit (fonts, cached text, dashed boxes, placement, colour maps);
-- :mod:`.view`: box styles, :class:`Hints`, the film resized once for display;
+- :mod:`.film`: box styles, :class:`Hints`, the film resized once for display;
 - :mod:`.chart`: panel (c), the probability chart;
 - :mod:`.panels`: panels (a) prediction, (b) comparison, (d) CAM, :func:`render_panels`, :func:`composite`;
 - :mod:`.files`: the one writer of panel image files (:func:`write_panels`, :func:`write_report`);
@@ -44,7 +44,7 @@ from .panels import (
     render_panels,
     render_prediction,
 )
-from .view import BUTTON_ZONE, CAM, DEFAULT_SIZE, MODEL, TRUTH, Hints
+from .film import BUTTON_ZONE, CAM, DEFAULT_SIZE, MODEL, TRUTH, Hints
 
 __all__ = [
     "BUTTON_ZONE",

@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from ..results import Analysis
 from .draw import BACKGROUND, GRID, HALO, MUTED, RGB, TEXT, Scale, line_height, scale_for, text, text_width
-from .view import DEFAULT_SIZE, MODEL, pretty
+from .film import DEFAULT_SIZE, MODEL, pretty
 
 POSITIVE: RGB = MODEL.colour  # a positive finding's bar: the model's colour
 NEGATIVE: RGB = (0x70, 0x70, 0x70)

@@ -1,7 +1,7 @@
 """The drawing kit under the panels: fonts and cached text, dashed strokes and boxes, label and block placement,
 colour-map tables, a colour bar, and the sizes that follow a panel's size. Nothing here knows what is drawn.
 
-Cheap by construction (issue 6): boxes, text and legends are plain PIL; dashes are pasted through cached masks and
+Cheap by construction: boxes, text and legends are plain PIL; dashes are pasted through cached masks and
 text through cached glyph masks (FreeType is otherwise the slowest part); colour maps become uint8 OpenCV lookup
 tables. No matplotlib figure is ever built: matplotlib only supplies the DejaVu Sans font files (found without
 importing it) and, on first use, a colour map's 256 colours.

@@ -8,7 +8,7 @@ radiograph (a row of the four panels per model).
 - :func:`model_heading` and :func:`render_model_rows`: the four panels of model A, then those of model B, each row
   under its heading (model, source, top class).
 
-Drawn with the kit of :mod:`.draw`, :mod:`.view` and :mod:`.panels` (same colours, line styles, fonts, colour map);
+Drawn with the kit of :mod:`.draw`, :mod:`.film` and :mod:`.panels` (same colours, line styles, fonts, colour map);
 nothing here computes a CAM or an IoU: the tiles show what :func:`cxrdemo.sidebyside.compare_methods` computed.
 """
 
@@ -18,13 +18,13 @@ from typing import Protocol, Sequence
 
 from PIL import Image, ImageDraw
 
-from ..boxes import Box
+from ..boxes import Box, iou
 from ..cams import method_name
 from ..imaging import Radiograph
 from ..results import Analysis, CamResult
 from .draw import BACKGROUND, MUTED, TEXT, Row, block_size, canvas, draw_block, line_height, paint_box, scale_for, text, with_text_strip
 from .panels import CLASS_AGNOSTIC, DISCLAIMER, PANEL_NAMES, _overlay, render_panels
-from .view import CAM, NO_HINTS, TRUTH, Hints, film_view, pretty, probability_of
+from .film import CAM, NO_HINTS, TRUTH, Hints, film_view, numbered_labels, pretty, probability_of
 
 #: Longest side of a method tile's film (and of each panel in a model row) by default.
 TILE_SIZE = 384
@@ -54,16 +54,6 @@ def _strip(width: int, rows: Sequence[Row], side: int, n_rows: int | None = None
     return strip
 
 
-def _numbered(labels: Sequence[str]) -> list[str]:
-    """Class names as people read them, ``#k`` added where a class has several boxes."""
-    out = []
-    for i, label in enumerate(labels):
-        name = pretty(label)
-        if labels.count(label) > 1:
-            name += f" #{labels[: i + 1].count(label)}"
-        out.append(name)
-    return out
-
 
 def tile_heading(cell: MethodLike, analysis: Analysis) -> list[Row]:
     """The rows above a tile: the method, then what its map explains (class and probability, or class-agnostic)."""
@@ -83,11 +73,16 @@ def tile_rows(cell: MethodLike, truth: Sequence[Box]) -> list[Row]:
     if not truth:
         return rows + [Row("no ground truth for this image", MUTED)]
     rows.append(Row(TRUTH.name, TRUTH.colour, TRUTH))
-    names = _numbered([label for label, _ in cell.ious])
-    for name, (label, value) in zip(names, cell.ious):
-        # CLN scores each ground-truth box with the CAM box of its own class: say so when that is not this map.
-        own = "" if cell.class_agnostic or label == cell.cam.target else " (its class's map)"
-        rows.append(Row(f"{name}: CAM IoU {value:.2f}{own}", TEXT, bold=True))
+    names = numbered_labels([label for label, _ in cell.ious])
+    for name, box, (label, value) in zip(names, truth, cell.ious):
+        if cell.class_agnostic or label == cell.cam.target:
+            rows.append(Row(f"{name}: CAM IoU {value:.2f}", TEXT, bold=True))
+            continue
+        # The box drawn is cut from the target's map; CLN scores this ground-truth box with the box cut from its own
+        # class's map. Print the IoU of what is drawn first, then CLN's figure, each saying which box it is.
+        drawn = 0.0 if cell.cam.box is None else iou(cell.cam.box, box)
+        rows.append(Row(f"{name}: CAM IoU {drawn:.2f} (the box drawn)", TEXT, bold=True))
+        rows.append(Row(f"{value:.2f} with the box of the {pretty(label)} map (CLN)", MUTED, indent=True))
     return rows
 
 

@@ -7,7 +7,7 @@
 - :func:`render_panels` (all four, the film resized once) and :func:`composite` (2x2 grid under a title line, above
   :func:`footer_lines`: the disclaimer and, for an image the model was trained or validated on, that note).
 
-Cheap by construction (issue 6): the film is resized once (:func:`~cxrdemo.render.view.film_view`) and copied per
+Cheap by construction: the film is resized once (:func:`~cxrdemo.render.film.film_view`) and copied per
 panel; the drawing is :mod:`cxrdemo.render.draw`'s; the CAM is coloured and blended with uint8 OpenCV lookup
 tables. :func:`render_panels` draws two of the four panels on a two-thread pool while the calling thread draws the
 other two (PIL and OpenCV release the GIL while filling pixels: a third less wall time on 2 cores).
@@ -17,14 +17,13 @@ ones (256 px copies) enlarged to ``size`` and never beyond, so text and lines ke
 sits on a dark backdrop, inside the panel, clear of the top-right corner where the web page draws its buttons.
 
 What a panel tells a user to *do* (draw a box, pick a CAM method) depends on the interface: the caller passes it
-as :class:`~cxrdemo.render.view.Hints`. CAM method names come from :mod:`cxrdemo.cams` (torch-free).
+as :class:`~cxrdemo.render.film.Hints`. CAM method names come from :mod:`cxrdemo.cams` (torch-free).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,7 +58,7 @@ from .draw import (
     text,
     with_text_strip,
 )
-from .view import CAM, DEFAULT_SIZE, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, pretty, probability_of
+from .film import CAM, DEFAULT_SIZE, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, numbered_labels, pretty, probability_of
 
 #: Most model boxes drawn on the prediction panel (readability).
 MAX_PREDICTION_BOXES = 3
@@ -180,13 +179,8 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
         *static,
         Row(cam_text, CAM.colour, CAM),
     ]
-    totals = Counter(r.label for r in analysis.ious)  # linear in the rows (was a count per row: quadratic)
-    seen: Counter[str] = Counter()
-    for row in analysis.ious:
-        name = pretty(row.label)
-        seen[row.label] += 1
-        if totals[row.label] > 1:
-            name += f" #{seen[row.label]}"
+    names = numbered_labels([r.label for r in analysis.ious])
+    for name, row in zip(names, analysis.ious):
         model_iou = "no box" if row.box_iou is None else f"{row.box_iou:.2f}"
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
         rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))

@@ -1,4 +1,4 @@
-"""The web app's logic as plain typed functions (no Gradio import); ``app.py`` only wires components to them.
+"""The web app's logic as plain typed functions; ``app.py`` only wires components to them.
 
 A browser session, module by module: :mod:`.upload` decodes the uploaded file; :mod:`.actions` runs the model
 (:func:`~.actions.analyse_case`), redoes the CAM or the comparison from the cached forward pass
@@ -12,8 +12,8 @@ Side by side and the audit page: :mod:`.side` draws every CAM method from the ca
 model beside the case; :mod:`.datasets` lists the data sets an audit may use (the examples and
 ``CXRDEMO_AUDIT_DATASETS``, by name only); :mod:`.audit_runs` keeps the line of audits (one at a time, Stop) and runs
 one into its own folder with its zip; :mod:`.audit_view` turns its result into the page's tables and gallery. The
-``ui_*`` modules (:mod:`.ui_common`, :mod:`.ui_side`, :mod:`.ui_audit`) are the only ones that import Gradio: they
-lay out and wire those parts for ``app.py``.
+``ui_*`` modules (:mod:`.ui_common`, :mod:`.ui_side`, :mod:`.ui_audit`) lay out and wire those parts for ``app.py``;
+they and :mod:`.housekeeping` (which patches Gradio's cache clean-up) are the only modules here that import Gradio.
 
 Every function raises :class:`~cxrdemo.errors.CxrDemoError` (one-line message) for anything a user can get wrong.
 Research demo, not a diagnostic device.

@@ -18,7 +18,7 @@ from ..cams import method_name
 from ..compare import SOURCE_USER, GroundTruth, ground_truth
 from ..errors import InputError
 from ..imaging import Radiograph
-from .boxes_text import parse_boxes_text
+from .boxes_text import parse_boxes_text, snap_to_nih
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, CaseView, Progress, Settings, no_progress
 from .view import VIEW_PANEL_SIZE, build_view, notes_to_show, render_view
@@ -35,7 +35,7 @@ def analyse_case(
     radiograph: Radiograph,
     settings: Settings,
     truth: Sequence[Box] | None = None,
-    report: Progress = no_progress,
+    progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
     previous: Case | None = None,
 ) -> CaseView:
@@ -45,11 +45,11 @@ def analyse_case(
     showed before, so that notes already shown for the same radiograph are not shown again.
     """
     key = model_key(settings.source, settings.device)
-    predictor = cache.get(key, report)
+    predictor = cache.get(key, progress)
     checked = _ground_truth(predictor, radiograph, truth)  # before the network: bad boxes fail fast
-    report(0.35, "running the model")
+    progress(0.35, "running the model")
     inference = predictor.forward(radiograph)
-    return _finish(predictor, radiograph, key, inference, settings, checked, report, panel_size, True, previous)
+    return _case_view(predictor, radiograph, key, inference, settings, checked, progress, panel_size, True, previous)
 
 
 def update_case(
@@ -57,7 +57,7 @@ def update_case(
     case: Case,
     settings: Settings,
     truth: Sequence[Box] | None | str = KEEP,
-    report: Progress = no_progress,
+    progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
 ) -> CaseView:
     """Redo the CAM and the comparison of ``case`` with new settings and/or ground truth.
@@ -67,7 +67,7 @@ def update_case(
     ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list; boxes replace it.
     """
     key = model_key(settings.source, settings.device)
-    predictor = cache.get(key, report)
+    predictor = cache.get(key, progress)
     same_model = key == case.key
     if isinstance(truth, str) and same_model and case.ground_truth is not None:
         checked = case.ground_truth  # checked once, for this model's classes
@@ -77,23 +77,23 @@ def update_case(
     if same_model:
         inference, ran = case.inference, False
     else:
-        report(0.35, "running the new model")
+        progress(0.35, "running the new model")
         inference, ran = predictor.forward(case.radiograph), True
-    return _finish(predictor, case.radiograph, key, inference, settings, checked, report, panel_size, ran, case)
+    return _case_view(predictor, case.radiograph, key, inference, settings, checked, progress, panel_size, ran, case)
 
 
 def apply_truth(
     cache: ModelCache,
     case: Case | None,
     text: str | None,
-    report: Progress = no_progress,
+    progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
 ) -> CaseView:
     """Use the typed/drawn boxes ``text`` as the case's ground truth (empty: back to NIH's list); no forward pass."""
     if case is None:
         raise InputError("analyse a radiograph first, then add its ground truth")
-    boxes = parse_boxes_text(text)
-    return update_case(cache, case, case.settings, boxes or None, report, panel_size)
+    boxes, all_nih = snap_to_nih(parse_boxes_text(text), case.radiograph)  # NIH's boxes stay NIH's, exactly
+    return update_case(cache, case, case.settings, None if all_nih else (boxes or None), progress, panel_size)
 
 
 def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None) -> GroundTruth:
@@ -102,24 +102,24 @@ def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequenc
     return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
 
 
-def _finish(
+def _case_view(
     predictor: "Predictor",
     radiograph: Radiograph,
     key: ModelKey,
     inference: "Inference",
     settings: Settings,
     truth: GroundTruth,
-    report: Progress,
+    progress: Progress,
     panel_size: int,
     forward_ran: bool,
     previous: Case | None,
 ) -> CaseView:
-    report(0.6, f"{method_name(settings.cam.method)} and comparison")
+    progress(0.6, f"{method_name(settings.cam.method)} and comparison")
     start = time.perf_counter()
     cam = predictor.cam(inference, settings.cam)
     timed = replace(inference, timings_ms={**inference.timings_ms, "cam": (time.perf_counter() - start) * 1000.0})
     analysis = predictor.assemble(timed, cam, truth)
-    report(0.8, "drawing the panels")
+    progress(0.8, "drawing the panels")
     panels, render_ms = render_view(radiograph, analysis, panel_size)
     messages, shown = notes_to_show(previous, radiograph, analysis.notes)
     user = truth.boxes if truth.source == SOURCE_USER else None

@@ -6,7 +6,7 @@
   event, or takes them out of the line.
 - :class:`AuditService`: the data sets (:class:`.datasets.DatasetRegistry`), the board, and :meth:`~AuditService.run`:
   one audit into its own folder under the app's export folder (removed after 2 hours, like the panel files), zipped
-  for download. The report tables are built from the :class:`~cxrdemo.evalresult.AuditResult` (:mod:`.audit_view`),
+  for download. The report tables are built from the :class:`~cxrdemo.audit.result.AuditResult` (:mod:`.audit_view`),
   never read back from the files.
 """
 
@@ -31,7 +31,7 @@ from .models import model_key
 from .state import Progress, no_progress
 
 if TYPE_CHECKING:
-    from ..evalresult import AuditResult
+    from ..audit.result import AuditResult
     from .resources import AppResources
 
 #: Runs (report folders and zips) and copies of opened cases older than this are removed (seconds).
@@ -253,7 +253,7 @@ class AuditService:
             title=f"cxrdemo audit: {dataset.name}",
         )  # fmt: skip
 
-    def run(self, request: AuditRequest, owner: str, report: Progress = no_progress) -> AuditRun:
+    def run(self, request: AuditRequest, owner: str, progress: Progress = no_progress) -> AuditRun:
         """Run ``request`` for ``owner`` (a browser or API session) into a new folder, zip it; one at a time.
 
         Raises:
@@ -266,7 +266,7 @@ class AuditService:
         message = "The audit failed."
         try:
             with self._run_lock:  # one audit at a time, also if a cancelled run's thread is still finishing
-                report(0.0, "preparing the audit")
+                progress(0.0, "preparing the audit")
                 remove_old_folders(self.runs_root)
                 remove_old_folders(self.cases_root)
                 dataset = self.datasets.get(request.dataset)  # the registry's checked name, never the raw text
@@ -276,16 +276,16 @@ class AuditService:
                 options = self.options(request, folder)
                 start = time.perf_counter()
 
-                def progress(done: int, total: int, stage: str) -> None:
+                def engine_progress(done: int, total: int, stage: str) -> None:
                     if stage == "images":
                         ticket.images_done, ticket.images_total = done, total
-                        report(0.05 + 0.8 * done / max(total, 1), f"{done} of {total} images")
+                        progress(0.05 + 0.8 * done / max(total, 1), f"{done} of {total} images")
                     else:
-                        report(0.9, "bootstrap CIs, plots and the gallery")
+                        progress(0.9, "bootstrap CIs, plots and the gallery")
 
-                report(0.02, "loading the model and the data set")
+                progress(0.02, "loading the model and the data set")
                 try:
-                    result = run_audit(options, progress=progress, stop=ticket.stop)
+                    result = run_audit(options, progress=engine_progress, stop=ticket.stop)
                 except AuditStopped:
                     done = f"{ticket.images_done} of {ticket.images_total} images" if ticket.images_total else "loading"
                     message = f"Stopped after {done}; nothing was kept."

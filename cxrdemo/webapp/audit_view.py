@@ -1,4 +1,4 @@
-"""What the audit page shows of a finished run, built from the :class:`~cxrdemo.evalresult.AuditResult` itself
+"""What the audit page shows of a finished run, built from the :class:`~cxrdemo.audit.result.AuditResult` itself
 (never read back from the report files): the summary, the tables (AUC with CIs, map metrics with CIs,
 faithfulness, the randomization cascade, the baseline comparison), and the case gallery sorted worst first by a
 chosen metric, captioned ``image · class · metric value``.
@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..audit.gallery import COLUMNS
+from ..audit.outputs import strict_json
 from ..cams import method_name
-from ..evalresult import AuditResult, CaseRow
+from ..audit.result import AuditResult, CaseRow
 from ..publicmode import clip_text
 from .audit_runs import AuditRun
 
@@ -143,22 +144,6 @@ def baseline_figure(run: AuditRun) -> str | None:
 def report_json(result: AuditResult) -> dict[str, Any]:
     """``report.json``'s document with every NaN or infinity as ``null`` and numpy numbers as Python ones (JSON that
     any client parses)."""
-    return _clean(result.to_json())
+    return strict_json(result.to_json())
 
 
-def _clean(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value

@@ -50,7 +50,8 @@ def model_key(
             unknown or unavailable device.
     """
     from ..device import pick_device
-    from ..weights import HUB_PREFIX, default_source, path_exists
+    from ..locations import default_source, path_exists
+    from ..weights import HUB_PREFIX
     from .sources import check_source, named_models, source_label
 
     public = is_public() if public is None else public
@@ -82,7 +83,7 @@ class ModelCache:
         self._load_lock = threading.Lock()
         self.loads = 0
 
-    def get(self, key: ModelKey, report: Progress = no_progress) -> "Predictor":
+    def get(self, key: ModelKey, progress: Progress = no_progress) -> "Predictor":
         """The predictor for ``key``, loading it (and evicting the least recently used) when needed."""
         with self._lock:
             if key in self._items:
@@ -93,7 +94,7 @@ class ModelCache:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            report(0.05, f"loading model {key.label or _short_source(key.source)} on {key.device}")
+            progress(0.05, f"loading model {key.label or _short_source(key.source)} on {key.device}")
             predictor = self._loader(key.source, key.device)
             if key.label and hasattr(predictor, "rename"):
                 predictor.rename(key.label)  # the outputs name the model, never its server folder

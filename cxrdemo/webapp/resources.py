@@ -120,7 +120,7 @@ def thumbnail(path: str | os.PathLike, side: int = 256) -> Image.Image:
 
 
 def concurrency_limit() -> int:
-    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see README.md, "Concurrency")."""
+    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see docs/app.md, "Concurrency")."""
     try:
         return max(1, int(os.environ.get("CXRDEMO_CONCURRENCY", "1")))
     except ValueError:
@@ -191,7 +191,7 @@ def make_resources(
 def default_splits() -> DataSplits | None:
     """The default model's ``data_splits.json`` when the default source is a local folder (no model load, no
     network); ``None`` otherwise or when it cannot be read (the model load reports real problems)."""
-    from ..weights import default_source, parse_hub_id
+    from ..locations import default_source, parse_hub_id
 
     source = default_source()
     if parse_hub_id(source) is not None and not Path(source).exists():

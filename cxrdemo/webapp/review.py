@@ -1,5 +1,5 @@
 """Review: the cases a user reviewed in a browser session (:class:`ReviewLog`), the reviewed-cases CSV
-(:data:`CSV_COLUMNS`, documented in README.md, "Reviewed-cases CSV") and the report export (PNG + JSON)."""
+(:data:`CSV_COLUMNS`, documented in docs/app.md, "Reviewed-cases CSV") and the report export (PNG + JSON)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from pathlib import Path
 
 from ..boxes import Box
 from ..errors import InputError
+from ..compare import SOURCE_NIH
+from .boxes_text import truth_nih_boxes
 from .state import Case
 
 #: Side of each panel in an exported report.
 REPORT_PANEL_SIZE = 1024
 #: How many classes the CSV's ``top_probabilities`` column lists.
 CSV_TOP_K = 3
-#: Columns of the reviewed-cases CSV, in order (documented in README.md, "Reviewed-cases CSV").
+#: Columns of the reviewed-cases CSV, in order (documented in docs/app.md, "Reviewed-cases CSV").
 CSV_COLUMNS: tuple[str, ...] = (
     "image",
     "class",
@@ -91,6 +93,12 @@ class ReviewLog:
         return len(self.cases)
 
 
+def _nih_keys(case: Case) -> set[tuple[str, tuple[float, ...]]]:
+    """NIH's boxes of the case's image as ``(label, xyxy)``: a row whose box is one of them says ``NIH`` even when
+    the user added boxes of their own (:func:`.boxes_text.snap_to_nih` keeps NIH's boxes exact)."""
+    return {(b.label, tuple(b.xyxy)) for b in truth_nih_boxes(case.radiograph)}
+
+
 def _box_text(box: Box | None) -> str:
     return "" if box is None else json.dumps(box.rounded())
 
@@ -118,11 +126,12 @@ def review_rows(case: Case, note: str, when: datetime | None = None) -> tuple[Re
         reviewed_at=stamp,
     )
     if a.ious:
+        nih = _nih_keys(case)
         return tuple(
             ReviewRow(
                 label=r.label,
                 ground_truth_box=_box_text(r.truth),
-                ground_truth_source=case.truth_source,
+                ground_truth_source=SOURCE_NIH if (r.truth.label, tuple(r.truth.xyxy)) in nih else case.truth_source,
                 predicted_box=_box_text(r.box),
                 predicted_score=_score_text(r.box),
                 cam_box=_box_text(r.cam_box),

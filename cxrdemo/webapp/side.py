@@ -24,14 +24,15 @@ from PIL import Image
 
 from ..cams import CamRequest, is_class_agnostic, method_name
 from ..compare import GroundTruth, ground_truth
-from ..errors import InputError
+from ..errors import CxrDemoError, InputError
 from ..imaging import Radiograph
 from ..render import PANEL_NAMES, PANEL_TITLES, TILE_SIZE
 from ..render.files import remove_older_than
 from ..publicmode import clip_text
+from ..render.film import numbered_labels
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, Settings
-from .view import PAGE_HINTS, PANEL_MAX_AGE_S
+from .view import PAGE_HINTS, PANEL_MAX_AGE_S, page_wording
 
 if TYPE_CHECKING:
     from ..predict import Inference, Predictor
@@ -54,7 +55,7 @@ class MethodsView:
         cells: one per method (map, box, IoUs), in the order of :data:`cxrdemo.cams.CAM_METHOD_KEYS`.
         tiles: one picture per method (same order), each with its name, CAM box and IoUs drawn in.
         captions: one line per method (name, what the map explains, IoUs).
-        doc: the ``compare_methods`` JSON (see README.md, "API").
+        doc: the ``compare_methods`` JSON (see docs/api.md).
         grid: every tile in one picture (only when asked for: the API's answer).
     """
 
@@ -154,7 +155,10 @@ def analyse_with(
 ) -> "Analysis":
     """``radiograph`` through the model ``key``: forward pass, the CAM of ``request``, ground truth ``boxes`` (or
     NIH's), IoUs. A target class the model does not have is a one-line error naming the model."""
-    predictor = cache.get(key)
+    try:
+        predictor = cache.get(key)
+    except CxrDemoError as exc:  # name the box the user typed this model into, not the first model's
+        raise type(exc)(page_wording(str(exc), box=f"Model {tag} source")) from None
     if request.target is not None and request.target not in predictor.config.classes:
         from ..nih import match_class
 
@@ -240,10 +244,11 @@ def models_summary(comparison: "ModelComparison") -> str:
         lines.append(f"| rank {k + 1} | {_ranked(a, k)} | {_ranked(b, k)} |")
     lines.append(f"| CAM | {_cam_text(a)} | {_cam_text(b)} |")
     rows_b = list(b.ious)
-    for i, row in enumerate(a.ious):
+    names = numbered_labels([row.label for row in a.ious])  # "Atelectasis #1", "#2" as in the panels
+    for i, (name, row) in enumerate(zip(names, a.ious)):
         other = rows_b[i] if i < len(rows_b) else None
-        lines.append(f"| {row.label}: box IoU | {_iou(row.box_iou)} | {_iou(other.box_iou if other else None)} |")
-        lines.append(f"| {row.label}: CAM IoU | {_iou(row.cam_iou)} | {_iou(other.cam_iou if other else None)} |")
+        lines.append(f"| {name}: box IoU | {_iou(row.box_iou)} | {_iou(other.box_iou if other else None)} |")
+        lines.append(f"| {name}: CAM IoU | {_iou(row.cam_iou)} | {_iou(other.cam_iou if other else None)} |")
     if not a.ious:
         lines.append("| ground truth | none for this image | |")
     changed = "**yes**" if comparison.top_changed else "no"

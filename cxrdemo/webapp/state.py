@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # imported lazily at run time: torch and the model stack load
     from .models import ModelKey
 
 Progress = Callable[[float, str], None]
-"""``report(fraction, message)``: how a long step tells the page where it is (the app passes ``gr.Progress``)."""
+"""``progress(fraction, message)``: how a long step tells the page where it is (the app passes ``gr.Progress``)."""
 
 
 def no_progress(fraction: float, message: str) -> None:
@@ -105,6 +105,7 @@ class CaseView:
         render_ms: time taken to draw the panels (kept here: the analysis is never changed once built).
         redraw: the panels the page must replace (the others cannot have changed).
         target_info: a line under the target-class control (says when the method ignores the target).
+        truth_table: Markdown shown beside *Apply ground truth*: the IoU table, or that there is no ground truth.
     """
 
     case: Case
@@ -118,6 +119,7 @@ class CaseView:
     render_ms: float = 0.0
     redraw: tuple[str, ...] = ("prediction", "comparison", "probabilities", "cam")
     target_info: str = ""
+    truth_table: str = ""
 
     @property
     def timings_ms(self) -> dict[str, float]:
@@ -126,7 +128,10 @@ class CaseView:
 
     @property
     def status(self) -> str:
-        """One line for the page's status bar: what ran and how long it took."""
+        """One line for the page's status bar (on the first screen, above the panels): the top finding, what ran
+        and how long it took."""
         total = sum(self.timings_ms.values())
         how = "model run" if self.forward_ran else "CAM and comparison redone from the cached forward pass"
-        return f"{self.case.analysis.image}: {how}, {total:.0f} ms of computation."
+        top = self.case.analysis.top
+        return (f"{self.case.analysis.image}: top finding **{top.label} {top.probability:.1%}**; "
+                f"{how}, {total:.0f} ms of computation.")  # fmt: skip

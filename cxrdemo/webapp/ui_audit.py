@@ -93,7 +93,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         with gr.Column(scale=1, min_width=300, elem_id="audit-controls"):
             dataset = gr.Dropdown(names, value=default_dataset, label="Data set", elem_id="audit-dataset",
                                   info=f"the app's examples and the data sets listed in {ENV}")  # fmt: skip
-            info = "" if names else f"No data set: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV} (see README.md)."
+            info = "" if names else f"No data set: set CXRDEMO_EXAMPLES_DIR (example images) or {ENV} (see docs/audit.md)."
             dataset_info = gr.Markdown(info + "".join(f"\n\n> {n}" for n in notes), elem_id="audit-dataset-info")
             source = source_field(default_source, "Model source", "audit-source",
                                   "empty: default weights; or a folder, or owner/name@rev")  # fmt: skip

@@ -2,7 +2,7 @@
 :mod:`cxrdemo.webapp` that import Gradio; ``app.py`` and they lay out and wire components, the rest is logic).
 
 - :func:`guarded`: every failure of a handler becomes one ``gr.Error`` line (the page keeps its inputs);
-- :func:`progress_reporter`: ``gr.Progress`` as the package's ``report(fraction, message)``;
+- :func:`progress_reporter`: ``gr.Progress`` as the package's ``progress(fraction, message)``;
 - :func:`owner`: the browser (or API client) session a handler serves, for the audit line;
 - :func:`source_field`: a model-source field (a text box; on a public server, a list of the server's models that
   also takes a typed Hub id).
@@ -43,7 +43,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def progress_reporter(progress: gr.Progress) -> Progress:
-    """Adapt ``gr.Progress`` to the package's ``report(fraction, message)``."""
+    """Adapt ``gr.Progress`` to the package's ``progress(fraction, message)``."""
     return lambda fraction, message: progress(fraction, desc=message)
 
 
@@ -57,15 +57,17 @@ def owner(request: gr.Request | None) -> str:
 PUBLIC_SOURCE_INFO = "a model of this server, or a Hugging Face Hub id owner/name or owner/name@revision"
 
 
-def source_field(value: str, label: str, elem_id: str, placeholder: str, info: str | None = None) -> gr.Textbox | gr.Dropdown:
+def source_field(
+    value: str, label: str, elem_id: str, placeholder: str, info: str | None = None, scale: int | None = None, max_lines: int = 1
+) -> gr.Textbox | gr.Dropdown:
     """A model-source field: a text box (a folder, a Hub id, empty for the default); on a public server a dropdown of
     the server's named models (``default`` and ``CXRDEMO_MODELS``) that also takes a typed Hub id (anything else
     typed is refused by :func:`cxrdemo.webapp.sources.check_source`)."""
     if not is_public():
-        return gr.Textbox(value, label=label, elem_id=elem_id, placeholder=placeholder, info=info)
+        return gr.Textbox(value, label=label, elem_id=elem_id, placeholder=placeholder, info=info, scale=scale, max_lines=max_lines)
     from .sources import DEFAULT_NAME, source_choices
 
     choices = source_choices()
     start = value if value in choices else DEFAULT_NAME
-    return gr.Dropdown(choices, value=start, label=label, elem_id=elem_id, allow_custom_value=True,
+    return gr.Dropdown(choices, value=start, label=label, elem_id=elem_id, allow_custom_value=True, scale=scale,
                        info=f"{info} Model: {PUBLIC_SOURCE_INFO}." if info else PUBLIC_SOURCE_INFO)

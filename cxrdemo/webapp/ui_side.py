@@ -119,8 +119,8 @@ class SideHandlers:
     @guarded
     def models(self, handle, source_b, device, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
-        report = progress_reporter(progress)
-        report(0.1, "running model B")
+        step = progress_reporter(progress)
+        step(0.1, "running model B")
         view = side.case_models(self.cache, case, source_b, device)
         for note in view.notes:
             gr.Warning(note, duration=6)

@@ -100,6 +100,18 @@ def _fmt_iou(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def iou_table(case: Case) -> str:
+    """Markdown table of the IoUs, one row per ground-truth box (``""`` without ground truth): in the summary, and
+    again beside *Apply ground truth* so that the result of applying a box is seen where the button is."""
+    a = case.analysis
+    if not a.ious:
+        return ""
+    src = "your boxes" if case.truth_source == "user" else "NIH's radiologist boxes"
+    lines = [f"| ground truth ({src}) | box IoU | CAM IoU |", "|---|---|---|"]
+    lines += [f"| {row.label} | {_fmt_iou(row.box_iou)} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
+    return "\n".join(lines)
+
+
 def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     """Markdown for the page: top class, notes, one IoU line per ground-truth box (or how to add one), the CAM,
     timings (``timings_ms``, default the analysis' own)."""
@@ -113,14 +125,7 @@ def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     for note in a.notes:  # e.g. that the model was trained on this very image
         lines += ["", f"> **Note:** {note}."]
     lines.append("")
-    if a.ious:
-        src = "your boxes" if case.truth_source == "user" else "NIH's radiologist boxes"
-        lines.append(f"| ground truth ({src}) | box IoU | CAM IoU |")
-        lines.append("|---|---|---|")
-        for row in a.ious:
-            lines.append(f"| {row.label} | {_fmt_iou(row.box_iou)} | {_fmt_iou(row.cam_iou)} |")
-    else:
-        lines.append("IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*.")
+    lines.append(iou_table(case) or "IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*.")
     if a.cam is not None:
         cam = a.cam
         box = "no region reached the threshold" if cam.box is None else "box " + ", ".join(f"{v:.0f}" for v in cam.box.xyxy)
@@ -176,6 +181,7 @@ def build_view(
         panels=panels,
         label=label_scores(a),
         summary=summarise(case, timings),
+        truth_table=iou_table(case) or "No ground truth applied: the IoUs appear here and in the panels.",
         json=doc,
         target_choices=target_choices(classes, a),
         messages=list(messages),
@@ -195,21 +201,22 @@ def target_value(request: CamRequest) -> str:
 #: CLI wording in package messages -> what the page calls the same thing (the model folder is typed into the
 #: "Model source" box, there is no --weights flag on a page).
 _PAGE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?:pass|use|give) --weights(?: FOLDER| SRC)?"), "enter a model folder in Model source"),
-    (re.compile(r"use a local model folder( \([^)]*\))? as the source"), r"enter a model folder\1 in Model source"),
-    (re.compile(r"use a local (?:model )?folder"), "enter a model folder in Model source"),
-    (re.compile(r"--weights"), "Model source"),
+    (re.compile(r"(?:pass|use|give) --weights(?: FOLDER| SRC)?"), "enter a model folder in {box}"),
+    (re.compile(r"use a local model folder( \([^)]*\))? as the source"), r"enter a model folder\1 in {box}"),
+    (re.compile(r"use a local (?:model )?folder"), "enter a model folder in {box}"),
+    (re.compile(r"--weights"), "{box}"),
 )
 _OFFLINE_ADVICE = (re.compile(r" ?\(unset HF_HUB_OFFLINE\)"), re.compile(r"unset HF_HUB_OFFLINE and "))
 
 
-def page_wording(message: str) -> str:
-    """A package message in the page's words: CLI flags become the page's controls, and advice to unset
-    ``HF_HUB_OFFLINE`` is dropped when it is not set."""
+def page_wording(message: str, box: str = "Model source") -> str:
+    """A package message in the page's words: CLI flags become the page's controls (``box``: the text box the model
+    came from, "Model B source" for the second model), and advice to unset ``HF_HUB_OFFLINE`` is dropped when it is
+    not set."""
     from ..weights import hub_offline
 
     for pattern, words in _PAGE_WORDS:
-        message = pattern.sub(words, message)
+        message = pattern.sub(words.replace("{box}", box), message)
     if not hub_offline():
         for pattern in _OFFLINE_ADVICE:
             message = pattern.sub("", message)

@@ -107,6 +107,20 @@ def pretty(label: str) -> str:
     return label.replace("_", " ")
 
 
+def numbered_labels(labels: Sequence[str]) -> list[str]:
+    """Class names as people read them, ``#k`` added where a class has several boxes (``Atelectasis #1``,
+    ``Atelectasis #2``): the one naming of ground-truth boxes in the panels, the method grid and the A/B table."""
+    from collections import Counter
+
+    totals = Counter(labels)  # linear in the rows (a count per row would be quadratic)
+    seen: Counter[str] = Counter()
+    out = []
+    for label in labels:
+        seen[label] += 1
+        out.append(pretty(label) + (f" #{seen[label]}" if totals[label] > 1 else ""))
+    return out
+
+
 def probability_of(analysis: Analysis, label: str) -> ClassProbability | None:
     return next((p for p in analysis.probabilities if p.label == label), None)
 

@@ -1,0 +1,81 @@
+"""``cxrdemo predict`` answers a mistake (a missing path, a bad setting) before it imports torch, with one
+``error:`` line and exit code 1. No timing assertion: "torch was never imported" is what makes the answer fast
+(the measured before/after is in docs/cli.md), and it holds on any machine under any load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "pytorch_grad_cam", "gradio", "cv2", "timm")
+
+
+def _main(args: list[str], cwd: Path) -> tuple[int, list[str], list[str]]:
+    """Run ``cli.main(args)`` in a fresh interpreter: (exit code, stderr lines, heavy modules it imported)."""
+    code = (
+        "import sys\n"
+        "from cxrdemo.cli import main\n"
+        f"rc = main({args!r})\n"
+        f"print('HEAVY', ','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        "sys.exit(rc)\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=env)
+    heavy = done.stdout.strip().splitlines()[-1].removeprefix("HEAVY").strip()
+    return done.returncode, done.stderr.strip().splitlines(), [m for m in heavy.split(",") if m]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["predict", "--weights", "/nonexistent", "x.png"], "weights folder '/nonexistent' does not exist"),
+        (["predict", "--weights", "not a source", "x.png"], "is neither a folder nor a Hub id"),
+        (["predict", "missing.png"], "missing.png does not exist; check the path"),
+        (["predict", "--cam", "gradkam", "x.png"], "unknown CAM method 'gradkam'"),
+        (["predict", "--threshold", "300", "x.png"], "outside 1..254"),
+        (["predict", "--json", "no/such/folder/out.json", "x.png"], "the folder no/such/folder does not exist"),
+        (["predict", "--render", "x.png", "x.png"], "--render x.png is a file"),
+    ],
+)
+def test_mistakes_answer_before_torch(tmp_path: Path, args: list[str], expected: str) -> None:
+    (tmp_path / "x.png").write_bytes(b"not read: every mistake is found before the file is opened")
+    rc, errors, heavy = _main(args, tmp_path)
+    assert rc == 1 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
+    assert heavy == []
+
+
+def test_each_missing_image_gets_its_line(tmp_path: Path) -> None:
+    """Two missing images: one line each, and no torch (nothing is left to analyse)."""
+    rc, errors, heavy = _main(["predict", "a.png", "b.dcm"], tmp_path)
+    assert (rc, heavy) == (1, [])
+    assert errors == ["error: a.png does not exist; check the path", "error: b.dcm does not exist; check the path"]
+
+
+def test_a_folder_given_as_image_is_refused_before_torch(tmp_path: Path) -> None:
+    (tmp_path / "scans").mkdir()
+    rc, errors, heavy = _main(["predict", "scans"], tmp_path)
+    assert (rc, heavy) == (1, []) and errors == ["error: scans is a folder; give an image file"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate", "--images", "nowhere", "--labels", "x.png"], "--images nowhere is not a folder"),
+        (["train", "--images", "nowhere", "--labels", "labels.csv", "--out", "run"], "--images nowhere is not a folder"),
+        (["bench", "--images", "x.png"], "--images x.png is not a folder"),
+        (["evaluate", "--images", ".", "--labels", "labels.csv"], "labels.csv does not exist; give an NIH-format label CSV"),
+        (["evaluate", "--images=.", "--labels=x.png", "--boxes=b.csv"], "b.csv does not exist; give an NIH-format box CSV"),
+        (["evaluate", "--images", ".", "--labels", "x.png", "--baseline-predictions", "p.csv"], "p.csv does not exist; give a predictions CSV"),
+        (["evaluate", "--images", ".", "--labels", "x.png", "--compare-weights", "./gone"], "weights folder './gone' does not exist"),
+    ],
+)
+def test_tool_path_mistakes_answer_before_torch(tmp_path: Path, args: list[str], expected: str) -> None:
+    """train / evaluate / bench: a path option that names nothing is refused before their modules load."""
+    (tmp_path / "x.png").write_bytes(b"an existing file standing in for a CSV: only existence is checked early")
+    rc, errors, heavy = _main(args, tmp_path)
+    assert rc == 1 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
+    assert heavy == []
