@@ -127,6 +127,33 @@ def seen_images(
     return list(samples), [f"{seen}: these numbers are not a test of the model; {hint}"]
 
 
+def first_labelled(files: Sequence[str], labelled: Sequence[str] | set[str], boxed: set[str], limit: int) -> list[str]:
+    """The first ``limit`` of ``files`` (sorted) that have a label row, those with a ground-truth box first: the
+    rule of ``evaluate --limit`` and of the audit page's *Images* (the map metrics and the gallery need boxes)."""
+    known = set(labelled)
+    ordered = sorted(f for f in files if f in known)
+    return ([f for f in ordered if f in boxed] + [f for f in ordered if f not in boxed])[: max(0, int(limit))]
+
+
+def limit_names(images: str | Path, labels: str | Path, boxes: str | Path | None, limit: int, names: Sequence[str] | None = None) -> list[str]:
+    """:func:`first_labelled` of the image folder (restricted to ``names`` when given).
+
+    Raises:
+        InputError: no image of the folder has a label row.
+    """
+    from ..nih import read_box_csv
+
+    files = sorted(_folder_images(images))
+    if names is not None:
+        wanted = set(names)
+        files = [f for f in files if f in wanted]
+    boxed = set(read_box_csv(boxes)) if boxes else set()
+    chosen = first_labelled(files, set(read_label_csv(labels)), boxed, limit)
+    if not chosen:
+        raise InputError(f"no image of {images} has a row in {Path(labels).name}")
+    return chosen
+
+
 def choose_subset(names: Sequence[str], k: int, seed: int) -> frozenset[str]:
     """``k`` of ``names`` (all when ``k <= 0`` or ``k >= len``), a seeded choice: the same on every rank."""
     if k <= 0 or k >= len(names):
