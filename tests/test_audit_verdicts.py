@@ -134,3 +134,51 @@ def test_evaluate_limit_takes_the_first_labelled_images_boxed_first(data_dir) ->
     bad = parser.parse_args(["--images", str(images), "--labels", str(labels), "--limit", "-1"])
     with pytest.raises(InputError, match="--limit -1 must be 0"):
         options_from_args(bad, data_dir / "out")
+
+
+# ------------------------------------------------------------------------------------------------ one look
+def test_case_picture_uses_the_panels_box_styles_and_colour_map() -> None:
+    from cxrdemo.render import CAM_COLORMAP
+    from cxrdemo.render.casepicture import GAP, colour_gradient, legend_html, render_case_picture
+    from cxrdemo.render.draw import colormap_lut
+    from cxrdemo.render.view import CAM, MODEL, TRUTH
+
+    film = np.full((100, 100), 128, dtype=np.uint8)  # a synthetic grey film (no radiograph)
+    heat = np.zeros((16, 16), dtype=np.float32)
+    truth, model, cam = Box(10, 10, 50, 50, "Nodule"), Box(55, 55, 95, 95, "Nodule"), Box(5, 60, 45, 95, "Nodule")
+    pic = np.asarray(render_case_picture(film, heat, 200, 200, truth, model, cam))  # boxes in 200 px: halved
+    assert pic.shape == (100, 2 * 100 + GAP, 3)
+    # The solid truth box's top edge (y = 5, x = 5..24 in the picture) is TRUTH's colour: the same style as panel (b).
+    assert tuple(pic[6, 15]) == TRUTH.colour
+    left_colours = {tuple(v) for v in pic[:, :100].reshape(-1, 3)}
+    assert MODEL.colour in left_colours and CAM.colour in left_colours
+    # The right panel (the CAM over the film, as panel (d)) carries the truth and CAM boxes in the same styles.
+    right = pic[:, 100 + GAP :]
+    assert CAM.colour in {tuple(v) for v in right.reshape(-1, 3)} and TRUTH.colour in {tuple(v) for v in right.reshape(-1, 3)}
+    legend = legend_html()
+    for style in (TRUTH, MODEL, CAM):
+        assert f"rgb({style.colour[0]},{style.colour[1]},{style.colour[2]})" in legend and f"({style.line})" in legend
+    low = colormap_lut(CAM_COLORMAP)[0, 0]
+    assert colour_gradient().startswith(f"linear-gradient(to right, rgb({low[0]},{low[1]},{low[2]})")
+
+
+def test_gallery_page_has_the_legend_verdicts_and_a_phone_layout() -> None:
+    from cxrdemo.audit.gallery import gallery_html
+    from cxrdemo.evalresult import AuditResult, EvalResult
+    from cxrdemo.render.casepicture import legend_html
+
+    cases = [_case(k, [0, 0, 100, 100], {m: 0.5 for m in REFERENCE_METRICS[:-1]}, 0.5) for k in range(12)]
+    refs = reference_values(cases, 32, 127)
+    from cxrdemo.audit.verdict import reference_summary
+
+    entry = {m: {"overall": {"value": 0.5, "low": 0.4, "high": 0.6, "n": 12}} for m in REFERENCE_METRICS}
+    entry["verdict"] = method_verdict("gradcam", cases, refs, n_resamples=100, seed=0)
+    ev = EvalResult(n_images=12, n_boxes=12, auc={}, mean_auc=None, iou_accuracy={}, cam_iou_accuracy={}, prior_iou_accuracy={},
+                    model={"architecture": "tiny", "source": "test"}, timings={}, classes=[], box_classes=[])  # fmt: skip
+    result = AuditResult(evaluation=ev, methods=["gradcam"], cases=cases, plausibility={"methods": {"gradcam": entry}},
+                         plausibility_reference=reference_summary(refs, cases, 100, 0))  # fmt: skip
+    page = gallery_html(result)
+    assert "name='viewport'" in page and "@media (max-width: 720px)" in page and "table.cases thead{display:none}" in page
+    assert legend_html(style_tag=False) in page and entry["verdict"]["line"] in page
+    assert "uniformly random map (chance)" in page and "fixed centred map (centre bias)" in page
+    assert page.count("data-title='Energy in box'") == 12  # every card names its numbers on a phone

@@ -18,6 +18,7 @@ import gradio as gr
 
 from ..cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, method_name
 from ..device import available_devices
+from ..render.casepicture import legend_html
 from . import audit_view
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
@@ -55,6 +56,7 @@ class AuditUI:
     download: gr.DownloadButton
     summary: gr.Markdown
     sort: gr.Dropdown
+    legend: gr.HTML
     gallery: gr.Gallery
     auc: gr.Markdown
     maps: gr.Markdown
@@ -123,6 +125,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
             choices = [(label, key) for label, key in audit_view.SORT_CHOICES]
             sort = gr.Dropdown(choices, value=audit_view.DEFAULT_SORT, label="Sort the cases by (worst first)",
                                elem_id="audit-sort")  # fmt: skip
+            legend = gr.HTML(legend_html(), elem_id="audit-legend")  # the key of the pictures, as in gallery.html
             gallery = gr.Gallery(label="Boxed cases, worst first: click one to open it on the single-case page", columns=3,
                                  height=560, allow_preview=False, object_fit="contain", elem_id="audit-gallery")  # fmt: skip
     tables = dict(elem_classes=["wide-tables"])
