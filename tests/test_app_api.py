@@ -18,7 +18,7 @@ ENDPOINTS = {
     "/compare_methods": ["image", "source", "device", "target", "threshold", "truth"],
     "/compare_models": ["image", "source", "source_b", "device", "method", "target", "threshold", "truth"],
     "/audit": ["dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness", "faithfulness_images",
-               "sanity", "sanity_images"],
+               "sanity", "sanity_images", "unseen"],
 }  # fmt: skip
 EMBEDDED = str(REPO / "weights")  # model B: the embedded EfficientNet-Lite0
 
