@@ -421,6 +421,13 @@ class AuditService:
             AuditCancelled, InputError, ...: what :meth:`run` raised, in the caller's thread.
         """
         request, _ = self.checked(request)
+        # The run draws its plots with pyplot in the worker thread; import it here first, so that the worker's first
+        # import never races Gradio's per-call backend switch (which imports pyplot too) into a half-made module.
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
         ticket = self.board.enter(owner)
         latest = AuditUpdate("Waiting for the audit slot.", 0.0)
         box: dict[str, Any] = {}
