@@ -207,7 +207,7 @@ class AuditHandlers:
                     yield self.show(update.run, audit_view.DEFAULT_SORT, update.run.status)
                     return
                 progress(update.fraction, desc=update.status)
-                yield {ui.status: update.status} if update.status != shown else {}
+                yield {ui.status: update.status if update.status != shown else gr.skip()}
                 shown = update.status
         except AuditCancelled as exc:
             yield {ui.status: str(exc)}
