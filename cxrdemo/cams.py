@@ -46,8 +46,8 @@ def check_threshold(threshold: int | float | str) -> int:
     """A CAM threshold as an int in 1..254 (so the box is never the whole image or nothing by construction)."""
     try:
         value = int(round(float(threshold)))
-    except (TypeError, ValueError):
-        raise InputError(f"CAM threshold {clip_text(threshold)!r} is not a number; use 1..254 (CLN uses 127 or 180)") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"CAM threshold {clip_text(repr(threshold))} is not a finite number; use 1..254 (CLN uses 127 or 180)") from None
     if not 1 <= value <= 254:
         raise InputError(f"CAM threshold {value} is outside 1..254; CLN uses 127 or 180")
     return value

@@ -31,6 +31,7 @@ import torch
 from .audit.engine import AuditOptions, read_names, run_audit, seen_images
 from .data import Sample
 from .audit.result import AUDIT_KEYS
+from .errors import InputError
 from .evalresult import REPORT_KEYS, EvalResult
 from .model import MultiTaskNet
 
@@ -133,6 +134,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     add("--out", default=None, metavar="DIR", help="output folder, never inside the repository (default: ./cxrdemo-evaluation; required when the current directory is inside the repository)")
     add("--resume", action="store_true", help="reuse the per-image results cached in --out by an interrupted run with the same settings (default: start afresh)")
     add("--names", default=None, metavar="FILE", help="text file of image file names to restrict to, e.g. a run's val_images.txt (default: every labelled image)")
+    add("--limit", type=int, default=0, metavar="N", help="audit the first N labelled images of the folder (sorted by name), those with a ground-truth box first, as the app's audit page does; 0 = every image (default: %(default)s)")
     add("--unseen", action="store_true", help="skip the images the model was trained or validated on, per its data_splits.json (default: keep them, with a note)")
     add("--batch-size", type=int, default=32, metavar="N", help="images per batched forward and batched CAM call (default: %(default)s)")
     add("--workers", type=int, default=default_workers(), metavar="N", help="DataLoader worker processes decoding images; 0 = decode in the main process (default: %(default)s)")
@@ -146,10 +148,22 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 
 def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
-    """The :class:`AuditOptions` of parsed ``evaluate`` arguments."""
+    """The :class:`AuditOptions` of parsed ``evaluate`` arguments.
+
+    Raises:
+        InputError: ``--limit`` below 0, or no labelled image in the folder.
+    """
+    from .audit.engine import limit_names
+
+    names = read_names(args.names) if args.names else None
+    limit = getattr(args, "limit", 0) or 0
+    if limit < 0:
+        raise InputError(f"--limit {limit} must be 0 (every image) or more")
+    if limit:
+        names = limit_names(args.images, args.labels, args.boxes, limit, names)
     return AuditOptions(
         images=args.images, labels=args.labels, boxes=args.boxes, weights=args.weights, out=out,
-        names=read_names(args.names) if args.names else None, unseen=args.unseen, cam_methods=args.cam_methods,
+        names=names, unseen=args.unseen, cam_methods=args.cam_methods,
         cam_threshold=args.cam_threshold, pointing_tolerance=args.pointing_tolerance, faithfulness=args.faithfulness,
         faithfulness_images=args.faithfulness_images, sanity=args.sanity, sanity_images=args.sanity_images,
         baseline_predictions=args.baseline_predictions, compare_weights=args.compare_weights,
@@ -176,9 +190,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if bar is None:
                 bar = tqdm(total=total, desc="evaluate", unit="img", leave=False)
             bar.update(done - bar.n)
-        elif bar is not None:
-            bar.close()
-            print("statistics (bootstrap CIs) and outputs...", file=sys.stderr)
+        elif stage in ("road", "sanity"):
+            if bar is not None and done:
+                bar.set_postfix_str(f"{stage} {done}/{total}")
+        elif stage == "statistics":
+            if bar is not None:
+                bar.close()
+                bar = None
+            print("statistics (bootstrap CIs, references, verdicts) and outputs...", file=sys.stderr)
 
     try:
         result = run_audit(options_from_args(args, out), progress=progress)

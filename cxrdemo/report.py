@@ -30,6 +30,8 @@ def fmt_estimate(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
     """``value [low, high]`` of an estimate's JSON; ``-`` when undefined."""
     if not estimate or estimate.get("value") is None:
         return "-"
+    if estimate.get("interval"):  # withheld: too few images (cxrdemo.audit.verdict.MIN_IMAGES)
+        return f"{fmt(estimate['value'], digits)} (n = {estimate.get('n')}: too few for a CI)"
     if estimate.get("low") is None or estimate.get("high") is None:
         return fmt(estimate["value"], digits)
     return f"{fmt(estimate['value'], digits)} [{fmt(estimate['low'], digits)}, {fmt(estimate['high'], digits)}]"
@@ -210,7 +212,10 @@ def plausibility_tables(result: AuditResult) -> list[str]:
     for m, entry in doc["methods"].items():
         cells = [fmt_estimate(entry[k]["overall"]) for k in keys] + [fmt_estimate(entry["cam_iou_accuracy"][t]["overall"]) for t in ts]
         lines.append(_row([f"**{_method(m)}**", *cells]))
-    lines += ["", "Per class (n = images with a box of the class):", ""]
+    from .audit.verdict import reference_lines
+
+    lines += ["", *reference_lines(result.plausibility_reference, doc["methods"])]
+    lines += ["Per class (n = images with a box of the class):", ""]
     lines += _header(["Method", "Class", "n", *[METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
     for m, entry in doc["methods"].items():
         for c, est in entry["pointing_game"]["per_class"].items():
@@ -274,9 +279,26 @@ def sanity_tables(result: AuditResult) -> list[str]:
             *_header(["Method", "Spearman top-1 vs lowest [95% CI]", "undefined (constant map)"]),
         ]
         for m, est in sens["methods"].items():
-            lines.append(_row([_method(m), fmt_estimate(est), str(est.get("undefined", 0))]))
-        lines.append("")
+            lines.append(_row([_method(m), fmt_estimate(est), f"{est.get('undefined', 0)} of {sens['n_images']}"]))
+        lines += ["", *undefined_lines(sens)]
     return lines
+
+
+#: Why a rank correlation can be undefined, for the reports and the page.
+UNDEFINED_RANK = (
+    "Undefined (shown as -, counted in the last column): a map that is constant (every pixel the same value, most "
+    "often all zero) ranks no pixel above another, so no rank correlation exists. Grad-CAM and its variants give such "
+    "maps for a class the model sees no evidence of: the class's gradient-weighted sum of the feature maps is "
+    "negative everywhere and the final ReLU sets every pixel to 0. For the lowest-ranked class this is common and "
+    "says the map is class-specific there; the mean is over the images where both maps are defined."
+)
+
+
+def undefined_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The explanation of undefined values when a table has any (else nothing)."""
+    if any(int(est.get("undefined", 0) or 0) for est in doc.get("methods", {}).values() if isinstance(est, dict)):
+        return [UNDEFINED_RANK, ""]
+    return []
 
 
 def baseline_tables(result: AuditResult) -> list[str]:
@@ -294,8 +316,8 @@ def baseline_tables(result: AuditResult) -> list[str]:
         if doc.get("common_seen_by_ours"):
             lines += [
                 f"**{doc['common_seen_by_ours']} of these {doc['n_common']} images were in our model's training or "
-                "validation split: our AUCs are optimistic here, this is not a fair comparison** (`--unseen` keeps "
-                "only the images it never saw).",
+                "validation split: our AUCs are optimistic here, this is not a fair comparison** "
+                f"({result.options.get('unseen_hint') or 'add --unseen to skip them'}).",
                 "",
             ]
         if "per_label" not in doc:
@@ -324,7 +346,7 @@ def skipped_lines(result: AuditResult) -> list[str]:
         f"- unreadable files: {s.get('unreadable', 0)} (listed with their reason in `skipped.csv`)",
         f"- images without a row in the label CSV: {s.get('no_label_row', 0)} (also in `skipped.csv`)",
         f"- label rows whose image is not in the folder: {s.get('label_rows_without_image', 0)} (counted, not an error)",
-        f"- images dropped by --unseen: {s.get('seen_by_model_dropped', 0)}",
+        f"- images the model had seen, left out (only unseen images asked for): {s.get('seen_by_model_dropped', 0)}",
         "",
     ]
 

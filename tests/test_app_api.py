@@ -18,7 +18,7 @@ ENDPOINTS = {
     "/compare_methods": ["image", "source", "device", "target", "threshold", "truth"],
     "/compare_models": ["image", "source", "source_b", "device", "method", "target", "threshold", "truth"],
     "/audit": ["dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness", "faithfulness_images",
-               "sanity", "sanity_images"],
+               "sanity", "sanity_images", "unseen"],
 }  # fmt: skip
 EMBEDDED = str(REPO / "weights")  # model B: the embedded EfficientNet-Lite0
 
@@ -196,3 +196,29 @@ def test_audit_offers_only_named_data_sets(client, served) -> None:
             client.predict(name, "", "cpu", "gradcam", 127, 1, False, 8, False, 4, api_name="/audit")
         message = str(info.value)
         assert "unknown data set" in message and "examples, shared" in message and "\n" not in message.strip()
+
+
+def test_cancelling_an_audit_job_stops_it_and_keeps_what_was_done(client, served) -> None:
+    """Issue 19 finding 6: gradio_client's job.cancel() stops the audit (not only the client's wait): the engine ends
+    after its batch and leaves a partial report; the next audit then runs."""
+    import time
+
+    source = served.resources.default.source
+    runs = served.resources.export_root / "audits"
+    before = set(runs.glob("*/*-partial.zip")) if runs.is_dir() else set()
+    # ROAD on every image makes each batch of 4 take several seconds: the cancel lands while the audit runs.
+    job = client.submit("examples", source, "cpu", "gradcam", 127, 0, True, 0, False, 4, False, api_name="/audit")
+    end = time.monotonic() + 300  # a bound so a broken server fails the test instead of hanging it; not a speed check
+    seen: list[str] = []
+    while time.monotonic() < end and not job.done():
+        seen += [str(p.desc) for p in (job.status().progress_data or []) if p.desc]
+        if seen and seen[-1].startswith(("Forward pass and CAMs:", "ROAD")):
+            break
+        time.sleep(0.1)
+    assert seen and seen[-1].startswith(("Forward pass and CAMs:", "ROAD")), seen[-3:]
+    job.cancel()
+    while time.monotonic() < end and not set(runs.glob("*/*-partial.zip")) - before:
+        time.sleep(0.2)
+    assert set(runs.glob("*/*-partial.zip")) - before  # stopped after its batch, what was done kept
+    report, _ = client.predict("examples", source, "cpu", "gradcam", 127, 1, False, 8, False, 4, False, api_name="/audit")
+    assert report["n_images"] == 1 and report["partial"] is None  # the slot is free for the next audit

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from cxrdemo.cli import main as cli_main
+from cxrdemo.audit.maps import MAP_METRICS
 from cxrdemo.audit.result import AUDIT_KEYS
+from cxrdemo.audit.verdict import TOO_FEW
 from cxrdemo.evalresult import REPORT_KEYS
 
 from conftest import BOXED, DATA, REPO, calibrated_model_folder, write_csv
@@ -83,8 +85,14 @@ def test_audit_writes_every_output(full_run: Path):
     assert list(plaus) == ["gradcam", "eigencam"]
     for metric in ("pointing_game", "energy_in_box", "mask_iou_otsu", "mask_iou_127", "mask_iou_180"):
         est = plaus["gradcam"][metric]["overall"]
-        assert est["n"] == 5 and est["low"] <= est["value"] <= est["high"]
+        # 5 images: fewer than MIN_IMAGES (10), so the value comes without an interval, and says why
+        assert est["n"] == 5 and 0.0 <= est["value"] <= 1.0 and est["low"] is None and est["interval"] == TOO_FEW
         assert set(plaus["gradcam"][metric]["per_class"]) == set(BOXED.values())
+    ref = report["plausibility_reference"]
+    assert set(ref["uniform"]) == set(ref["center"]) == {*MAP_METRICS, "cam_iou"} and ref["n_boxes"] == 5
+    verdict = plaus["gradcam"]["verdict"]
+    assert verdict["n_boxes"] == 5 and verdict["against"]["center"]["energy_in_box"]["verdict"] == "too few images"
+    assert "no verdict" in verdict["line"] and report["partial"] is None
     assert list(plaus["gradcam"]["cam_iou_accuracy"]) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
     assert report["faithfulness"]["n_images"] == 2 and set(report["faithfulness"]["methods"]) == {"gradcam", "eigencam"}
     sanity = report["sanity"]
@@ -110,7 +118,8 @@ def test_audit_writes_every_output(full_run: Path):
     page = (full_run / "gallery.html").read_text()
     assert page.count("<tr data-image=") == 10 and "<script>" in page and "http" not in page.split("<script>")[1]
     md = (full_run / "report.md").read_text()
-    for heading in ("plausibility", "faithfulness (ROAD)", "cascading randomization", "class sensitivity", "against a baseline"):
+    for heading in ("plausibility", "References and verdicts", "faithfulness (ROAD)", "cascading randomization",
+                    "class sensitivity", "against a baseline"):
         assert heading in md
     for png in ("roc.png", "iou_accuracy.png", "plausibility.png", "sanity.png", "auc_vs_reproduce-chexnet_predictions.png"):
         assert (full_run / png).is_file()
@@ -179,10 +188,13 @@ def test_resume_after_interruption_loses_nothing(few, small_model: Path, tmp_pat
                 n_resamples=100, plots=False, gallery=False)  # fmt: skip
     out = tmp_path / "out"
     stop = threading.Event()
-    with pytest.raises(AuditStopped, match="--resume"):
-        run_audit(AuditOptions(**base, out=out), progress=lambda done, total, stage: stop.set(), stop=stop)
+    with pytest.raises(AuditStopped, match="--resume") as stopped:  # Stop once the first batch is done
+        run_audit(AuditOptions(**base, out=out), progress=lambda done, total, stage: stage == "images" and done and stop.set(), stop=stop)
     parts = list((out / "cache").glob("*/part-0.jsonl"))
     assert len(parts) == 1 and len(parts[0].read_text().splitlines()) == 3  # the first batch survived
+    partial = stopped.value.result  # and its report was written, marked partial
+    assert partial is not None and partial.partial["images_done"] == 3 and partial.evaluation.n_images == 3
+    assert json.loads((out / "report.json").read_text())["partial"]["images_planned"] == 8
     with parts[0].open("a") as fh:
         fh.write('{"index": 5, "name": "cut short by a cra')  # a crash mid-write: that image is redone
     seen: list[int] = []

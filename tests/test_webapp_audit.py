@@ -102,7 +102,11 @@ def test_an_audit_run_its_folder_zip_tables_and_gallery(service: AuditService, m
     seen = []
     request = AuditRequest(dataset=EXAMPLES, source=str(model_dir), device="cpu", max_images=3)
     run = service.run(request, "me", lambda fraction, message: seen.append((fraction, message)))
-    assert seen[-1] == (0.9, "bootstrap CIs, plots and the gallery") and "3 of 3 images" in [m for _, m in seen]
+    messages = [m for _, m in seen]
+    assert messages[0] == "Loading the model and the data set." and messages[-1] == "Writing the report, plots and gallery."
+    assert any(m.startswith("Forward pass and CAMs: 3 of 3 images") for m in messages)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] < 1.0  # the bar never goes back
     assert run.folder.parent.parent == service.runs_root and run.result.evaluation.n_images == 3
     with zipfile.ZipFile(run.zip_path) as zf:
         files = zf.namelist()
@@ -133,13 +137,21 @@ def test_stop_ends_a_running_audit_after_its_batch(service: AuditService, model_
     request = AuditRequest(dataset=EXAMPLES, source=str(model_dir), device="cpu", max_images=6)
 
     def report(fraction: float, message: str) -> None:
-        if message.endswith("images"):  # the first batch is done: the visitor clicks Stop
+        if message.startswith("Forward pass and CAMs: 4 of 6 images"):  # the first batch is done: Stop
             service.board._tickets["me"].stop.set()  # noqa: SLF001
 
     service.board.join("me")
-    with pytest.raises(AuditCancelled, match=r"Stopped after 4 of 6 images; nothing was kept"):
-        service.run(request, "me", report)
+    run = service.run(request, "me", report)  # the images done are kept: a partial report
+    assert run.partial and run.result.partial is not None and run.result.partial["images_done"] == 4
+    assert run.status.startswith("Stopped after 4 of 6 images: the partial report of those 4 is below (marked partial)")
+    assert "--" not in run.status  # the page's words, no CLI flag
+    assert run.result.evaluation.n_images == 4 and run.zip_path.is_file() and run.zip_path.stem.endswith("-partial")
+    assert json.loads((run.folder / "report.json").read_text())["partial"]["images_planned"] == 6
+    assert "partial report: 4 of 6 images" in (run.folder / "report.md").read_text()
     assert service.board.running() == 0 and service.board.position("me") == 0
+    resumed = service.run(request, "me")  # the same request again continues the stopped run
+    assert not resumed.partial and resumed.result.evaluation.n_images == 6 and resumed.folder == run.folder
+    assert resumed.result.evaluation.timings["images_from_cache"] == 4 and "continued" in resumed.status
 
 
 def test_bad_requests_are_one_line_errors(service: AuditService) -> None:
@@ -147,7 +159,7 @@ def test_bad_requests_are_one_line_errors(service: AuditService) -> None:
         service.options(AuditRequest(methods=["scorecam"]), service.runs_root / "x")
     with pytest.raises(InputError, match="outside 1..254"):
         service.options(AuditRequest(threshold=300), service.runs_root / "x")
-    with pytest.raises(InputError, match="sanity images -1"):
+    with pytest.raises(InputError, match="sanity images -1 must be 0 or more"):
         service.options(AuditRequest(sanity_images=-1), service.runs_root / "x")
 
 

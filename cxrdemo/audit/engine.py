@@ -37,8 +37,14 @@ from .records import ImageRecord, RecordCache
 if TYPE_CHECKING:
     from ..provenance import DataSplits
 
-#: ``progress(done, total, stage)``: images done of this process's share (stage ``"images"``), then other stages.
+#: ``progress(done, total, stage)``: the named stages of :data:`cxrdemo.audit.progress.STAGES` (``loading``; per
+#: image of this process's share ``images``, ``road``, ``sanity``; then ``statistics``, ``writing``); ``done == 0``
+#: announces a stage's total.
 AuditProgress = Callable[[int, int, str], None]
+#: What the CLI tells a user to do after a stop (the app says it in its own words: ``AuditOptions.resume_hint``).
+CLI_RESUME_HINT = "run the same command again with --resume to continue"
+#: What the CLI tells a user about images the model has seen (the app: its own control).
+CLI_UNSEEN_HINT = "add --unseen to skip them"
 
 
 def default_workers() -> int:
@@ -47,7 +53,15 @@ def default_workers() -> int:
 
 
 class AuditStopped(CxrDemoError):
-    """The run was stopped (``stop`` was set) before every image was done; the cache keeps what was."""
+    """The run was stopped (``stop`` was set) before every image was done; the cache keeps what was.
+
+    ``result``: the partial :class:`AuditResult` of the images done (``AuditResult.partial`` says so; its outputs
+    were written like a finished run's), or ``None`` when nothing was done or the run was distributed.
+    """
+
+    def __init__(self, message: str, result: AuditResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -85,6 +99,8 @@ class AuditOptions:
     gallery: bool = True
     title: str = "cxrdemo evaluation"
     extra_notes: list[str] = field(default_factory=list)
+    resume_hint: str = CLI_RESUME_HINT
+    unseen_hint: str = CLI_UNSEEN_HINT
 
 
 def read_names(path: str | Path) -> list[str]:
@@ -93,10 +109,13 @@ def read_names(path: str | Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def seen_images(samples: Sequence[Sample], splits: "DataSplits | None", drop: bool = False) -> tuple[list[Sample], list[str]]:
+def seen_images(
+    samples: Sequence[Sample], splits: "DataSplits | None", drop: bool = False, hint: str = CLI_UNSEEN_HINT
+) -> tuple[list[Sample], list[str]]:
     """The samples to evaluate and one-line notes on those the model was trained or validated on.
 
-    With ``drop`` they are removed (``--unseen``); otherwise they stay and the note says the numbers are not a test.
+    With ``drop`` they are removed (``--unseen``); otherwise they stay and the note says the numbers are not a test,
+    then ``hint`` (what the caller's interface offers to skip them).
     """
     if splits is None:
         return list(samples), []
@@ -107,8 +126,35 @@ def seen_images(samples: Sequence[Sample], splits: "DataSplits | None", drop: bo
     seen = f"{n_train} of the {len(samples)} images are this model's training images and {n_val} its validation images"
     if drop:
         kept = [s for s, r in zip(samples, roles) if r is None]
-        return kept, [f"{seen}; --unseen left {len(kept)} images the model never saw"]
-    return list(samples), [f"{seen}: these numbers are not a test of the model; add --unseen to skip them"]
+        return kept, [f"{seen}; they were left out: {len(kept)} images the model never saw remain"]
+    return list(samples), [f"{seen}: these numbers are not a test of the model; {hint}"]
+
+
+def first_labelled(files: Sequence[str], labelled: Sequence[str] | set[str], boxed: set[str], limit: int) -> list[str]:
+    """The first ``limit`` of ``files`` (sorted) that have a label row, those with a ground-truth box first: the
+    rule of ``evaluate --limit`` and of the audit page's *Images* (the map metrics and the gallery need boxes)."""
+    known = set(labelled)
+    ordered = sorted(f for f in files if f in known)
+    return ([f for f in ordered if f in boxed] + [f for f in ordered if f not in boxed])[: max(0, int(limit))]
+
+
+def limit_names(images: str | Path, labels: str | Path, boxes: str | Path | None, limit: int, names: Sequence[str] | None = None) -> list[str]:
+    """:func:`first_labelled` of the image folder (restricted to ``names`` when given).
+
+    Raises:
+        InputError: no image of the folder has a label row.
+    """
+    from ..nih import read_box_csv
+
+    files = sorted(_folder_images(images))
+    if names is not None:
+        wanted = set(names)
+        files = [f for f in files if f in wanted]
+    boxed = set(read_box_csv(boxes)) if boxes else set()
+    chosen = first_labelled(files, set(read_label_csv(labels)), boxed, limit)
+    if not chosen:
+        raise InputError(f"no image of {images} has a row in {Path(labels).name}")
+    return chosen
 
 
 def choose_subset(names: Sequence[str], k: int, seed: int) -> frozenset[str]:
@@ -211,7 +257,7 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
         raise InputError(f"--compare-weights {options.compare_weights} predicts other classes than the audited model")
     classes = list(loaded.config.classes)
     found = load_samples(options.images, options.labels, options.boxes, classes, names=options.names)
-    samples, notes = seen_images(found.samples, loaded.splits, drop=options.unseen)
+    samples, notes = seen_images(found.samples, loaded.splits, drop=options.unseen, hint=options.unseen_hint)
     if not samples:
         raise InputError("no image left to evaluate: every one was seen by the model in training or validation")
     baselines = []
@@ -247,6 +293,8 @@ def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threa
     from .perimage import BatchAuditor, DecodeSet, collate
 
     started = time.perf_counter()
+    emit = progress if progress is not None else (lambda done, total, stage: None)
+    emit(0, 1, "loading")
     setup = _prepare(options, ctx)
     cache, samples = setup.cache, setup.samples
     if ctx.main and not options.resume:
@@ -255,60 +303,99 @@ def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threa
     cached = cache.load() if options.resume else {}
     todo = shard_batches([(i, s) for i, s in enumerate(samples) if s.name not in cached], options.batch_size, ctx.world, ctx.rank)
     auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None)
+    auditor.notify = _stage_counter(emit, todo, setup.plan)
     loader = DataLoader(
         DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None), batch_size=max(1, options.batch_size),
         shuffle=False, num_workers=max(0, options.workers), collate_fn=collate,
     )  # fmt: skip
     mine: list[ImageRecord] = []
+    stopped = False
     t_loop = t_wait = time.perf_counter()
     try:
         for batch in loader:
             auditor.seconds["decode_wait"] += time.perf_counter() - t_wait
             if stop is not None and stop.is_set():
-                raise AuditStopped(
-                    f"stopped after {len(mine)} of {len(todo)} images; what was done is cached in "
-                    f"{cache.folder or 'memory'}: run again with --resume to continue"
-                )
+                stopped = True
+                break
             records = auditor(batch)
             cache.append(records)
             mine += records
-            if progress is not None:
-                progress(len(mine), len(todo), "images")
             t_wait = time.perf_counter()
     finally:
         cache.close()
     loop_seconds = time.perf_counter() - t_loop
+    if stopped:
+        message = (
+            f"stopped after {len(mine)} of {len(todo)} images; what was done is cached in "
+            f"{cache.folder or 'memory'}: {options.resume_hint}"
+        )
+        if ctx.enabled or not (mine or cached):
+            raise AuditStopped(message)
+        partial = {"images_done": len(mine) + len(cached), "images_planned": len(samples), "resume": options.resume_hint}
+        result = _merge(options, ctx, setup, cached, mine, auditor, loop_seconds, started, emit, partial)
+        raise AuditStopped(message, result)
     gathered = _gather(ctx, mine)
     result: AuditResult | None = None
     if ctx.main:
-        if progress is not None:
-            progress(0, 1, "statistics")
-        merged = {r.name: r for r in cached.values()}
-        merged.update({r.name: r for r in gathered})
-        records = []
-        for i, s in enumerate(samples):  # the current run's order (a cache may come from another --names)
-            if s.name in merged:
-                merged[s.name].index = i
-                records.append(merged[s.name])
-        secs = auditor.seconds
-        new = max(1, len(mine))
-        timings = {
-            # every rank's new images over rank 0's loop time (the ranks run side by side)
-            "images_per_second": round(len(gathered) / loop_seconds, 2) if loop_seconds > 0 and gathered else 0.0,
-            "model_images_per_second": round(len(mine) / secs["model"], 2) if secs["model"] > 0 else 0.0,
-            "cam_maps_per_second": round(sum(len(r.cases) for r in mine) / secs["cam"], 2) if secs["cam"] > 0 else 0.0,
-            "total_seconds": 0.0,
-            "images_computed": len(gathered),
-            "images_from_cache": len(records) - len(gathered),
-            "processes": ctx.world,
-            "seconds_per_image": {k: round(v / new, 4) for k, v in secs.items()},  # rank 0's images
-        }
-        result = _audit_result(options, ctx, setup, records, timings, started)
+        result = _merge(options, ctx, setup, cached, gathered, auditor, loop_seconds, started, emit, None, mine)
     return _broadcast(ctx, result)
 
 
-def _audit_result(options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float) -> AuditResult:
-    """Rank 0: what was skipped, the statistics, the outputs."""
+def _stage_counter(emit: AuditProgress, todo: Sequence[tuple[int, Sample]], plan) -> Callable[[str, int], None]:
+    """Announce the per-image stages' totals; returns ``notify(stage, n)`` (``n`` more units of ``stage`` done)."""
+    totals = {
+        "images": len(todo),
+        "road": sum(1 for _, s in todo if s.name in plan.road),
+        "sanity": sum(1 for _, s in todo if s.name in plan.sanity),
+    }
+    done = dict.fromkeys(totals, 0)
+    for stage, total in totals.items():
+        if total:
+            emit(0, total, stage)
+
+    def notify(stage: str, n: int) -> None:
+        done[stage] += int(n)
+        emit(done[stage], totals[stage], stage)
+
+    return notify
+
+
+def _merge(
+    options: AuditOptions, ctx, setup: _Setup, cached: dict[str, ImageRecord], gathered: list[ImageRecord], auditor,
+    loop_seconds: float, started: float, emit: AuditProgress, partial: dict[str, Any] | None, mine: list[ImageRecord] | None = None,
+) -> AuditResult:
+    """Rank 0: the cached and the new records in the run's order, the timings, then :func:`_finish`."""
+    mine = gathered if mine is None else mine
+    samples = setup.samples
+    emit(0, 1, "statistics")
+    merged = {r.name: r for r in cached.values()}
+    merged.update({r.name: r for r in gathered})
+    records = []
+    for i, s in enumerate(samples):  # the current run's order (a cache may come from another --names)
+        if s.name in merged:
+            merged[s.name].index = i
+            records.append(merged[s.name])
+    secs = auditor.seconds
+    new = max(1, len(mine))
+    timings = {
+        # every rank's new images over rank 0's loop time (the ranks run side by side)
+        "images_per_second": round(len(gathered) / loop_seconds, 2) if loop_seconds > 0 and gathered else 0.0,
+        "model_images_per_second": round(len(mine) / secs["model"], 2) if secs["model"] > 0 else 0.0,
+        "cam_maps_per_second": round(sum(len(r.cases) for r in mine) / secs["cam"], 2) if secs["cam"] > 0 else 0.0,
+        "total_seconds": 0.0,
+        "images_computed": len(gathered),
+        "images_from_cache": len(records) - len(gathered),
+        "processes": ctx.world,
+        "seconds_per_image": {k: round(v / new, 4) for k, v in secs.items()},  # rank 0's images
+    }
+    return _finish(options, ctx, setup, records, timings, started, emit, partial)
+
+
+def _finish(
+    options: AuditOptions, ctx, setup: _Setup, records: list[ImageRecord], timings: dict[str, Any], started: float,
+    emit: AuditProgress, partial: dict[str, Any] | None = None,
+) -> AuditResult:
+    """Rank 0: what was skipped, the statistics, the outputs (``partial``: the run was stopped, see AuditResult)."""
     from ..cams import is_class_agnostic, method_name
     from ..weights import describe_model
     from .summary import SummaryInputs, part_seconds, summarise
@@ -343,7 +430,12 @@ def _audit_result(options: AuditOptions, ctx, setup: _Setup, records: list[Image
         seen=_seen(setup.loaded.splits, setup.samples),
     )  # fmt: skip
     result = summarise(records, inputs)
+    result.partial = partial
+    if partial is not None:
+        result.notes.insert(0, f"partial report: {partial['images_done']} of {partial['images_planned']} images were done "
+                               f"before the audit was stopped; {partial['resume']}")
     if setup.out is not None:
+        emit(0, 1, "writing")
         from .outputs import write_outputs
 
         result.evaluation.timings["total_seconds"] = round(time.perf_counter() - started, 2)

@@ -1,7 +1,10 @@
 """``gallery.html``: every boxed case of an audit on one static page, worst first, sortable by any metric.
 
 One row per ground-truth box and CAM method: a picture of two panels (left: the film with the ground-truth box,
-the model's box and the CAM box; right: the CAM over the film with the ground-truth box) and the case's numbers.
+the model's box and the CAM box; right: the CAM over the film with the ground-truth and CAM boxes), drawn by
+:func:`cxrdemo.render.casepicture.render_case_picture` with the single-case panels' styles, colour map and legend,
+and the case's numbers. On a narrow screen (a phone) each row becomes a card: the picture full width, then the
+numbers with their names. The page opens with the references and each method's verdict.
 The page is plain HTML with a few lines of inline JavaScript (no server, no framework, no network): click a column
 header or pick a metric to sort, filter by method or class.
 
@@ -15,49 +18,20 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..cams import is_class_agnostic, method_name
 from .result import AuditResult, CaseRow
 from .maps import MAP_METRICS, METRIC_NAMES
+from ..render.casepicture import LEGEND_CSS, legend_html
 
-#: Box colours (RGB) shared by the pictures and the page's legend.
-GT_COLOUR = (46, 204, 64)
-MODEL_COLOUR = (0, 153, 255)
-CAM_COLOUR = (255, 133, 27)
 #: The gallery's columns: key, header, and whether higher is better (the default sort puts the worst first).
 COLUMNS: tuple[tuple[str, str], ...] = tuple((k, METRIC_NAMES[k]) for k in ("probability", "model_iou", "cam_iou", *MAP_METRICS))
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("++", "pp")).strip("-") or "x"
-
-
-def _jet(values: np.ndarray) -> np.ndarray:
-    """``(h, w)`` values in [0, 1] -> ``(h, w, 3)`` uint8 RGB (OpenCV's JET colormap, as the app draws CAMs)."""
-    import cv2
-
-    u8 = np.clip(np.nan_to_num(values) * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(u8, cv2.COLORMAP_JET)[..., ::-1]
-
-
-def _rect(draw, box: Sequence[float] | None, sx: float, sy: float, colour: tuple[int, int, int], width: int, dashed: bool = False) -> None:
-    if box is None:
-        return
-    x1, y1, x2, y2 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
-    if not dashed:
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        return
-    step = 7
-    for a, b, horizontal, fixed in ((x1, x2, True, y1), (x1, x2, True, y2), (y1, y2, False, x1), (y1, y2, False, x2)):
-        pos = a
-        while pos < b:
-            end = min(pos + step, b)
-            line = [pos, fixed, end, fixed] if horizontal else [fixed, pos, fixed, end]
-            draw.line(line, fill=colour, width=width)
-            pos += 2 * step
 
 
 def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarray, case: CaseRow) -> str:
@@ -69,27 +43,13 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
         heatmap: the CAM of the case's class, model frame (square), values in [0, 1].
         case: the case (boxes in the original image's pixels).
     """
-    import cv2
-    from PIL import Image, ImageDraw
+    from ..boxes import Box
+    from ..render.casepicture import render_case_picture
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    h, w = film.shape[:2]
-    sx, sy = w / case.width, h / case.height
-    grey = np.repeat(film[..., None], 3, axis=2).astype(np.float32)
-    cam = cv2.resize(np.asarray(heatmap, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    overlay = (0.55 * grey + 0.45 * _jet(cam).astype(np.float32)).clip(0, 255).astype(np.uint8)
-    left = Image.fromarray(grey.astype(np.uint8))
-    right = Image.fromarray(overlay)
-    lw = max(2, round(w / 160))
-    d = ImageDraw.Draw(left)
-    _rect(d, case.cam_box, sx, sy, CAM_COLOUR, lw)
-    _rect(d, case.box, sx, sy, GT_COLOUR, lw)
-    _rect(d, case.model_box, sx, sy, MODEL_COLOUR, lw, dashed=True)  # dashed on top: visible over an equal GT box
-    _rect(ImageDraw.Draw(right), case.box, sx, sy, GT_COLOUR, lw)
-    both = Image.new("RGB", (2 * w + 4, h), (255, 255, 255))
-    both.paste(left, (0, 0))
-    both.paste(right, (w + 4, 0))
+    box = lambda b: Box(*b, case.label) if b is not None else None  # noqa: E731
+    both = render_case_picture(film, heatmap, case.width, case.height, Box(*case.box, case.label), box(case.model_box), box(case.cam_box))
     name = f"{_safe(Path(case.image).stem)}_{case.box_index}_{_safe(case.label)}_{_safe(case.method)}.jpg"
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     both.save(tmp, format="JPEG", quality=85)
@@ -113,8 +73,6 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:20px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 6px}p{margin:4px 0;font-size:14px}
 .bar{display:flex;gap:18px;align-items:center;flex-wrap:wrap;margin:12px 0;padding:10px;background:#fff;border:1px solid #ddd;border-radius:6px;font-size:14px}
-.key{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:4px}
-.dash{border-top-style:dashed}
 table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border-bottom:1px solid #e3e3e3;padding:5px 6px;text-align:right;vertical-align:middle}
 th{position:sticky;top:0;background:#f0f0f0;cursor:pointer;user-select:none;max-width:82px;line-height:1.25}
@@ -123,10 +81,24 @@ td.l,th.l{text-align:left}td img{display:block;height:150px;border-radius:3px}
 td.case{max-width:150px;overflow-wrap:anywhere}
 td.bad{background:#fde8e4}td.good{background:#e6f5e9}
 .muted{color:#666}
+.verdicts{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px;margin:10px 0;font-size:14px}
+.verdicts li{margin:4px 0}.verdicts table{font-size:13px}.verdicts td,.verdicts th{position:static;cursor:default}
+img{max-width:100%}
+@media (max-width: 720px){
+ body{margin:8px}h1{font-size:18px}
+ .bar{gap:8px}.bar label{flex:1 1 45%}
+ table.cases,table.cases tbody,table.cases tr,table.cases td{display:block;width:auto}
+ table.cases thead{display:none}
+ table.cases tr{margin:0 0 12px;border:1px solid #ddd;border-radius:6px;background:#fff;padding:6px}
+ table.cases td{border:0;padding:2px 4px;text-align:left;max-width:none}
+ table.cases td[data-title]::before{content:attr(data-title) ": ";color:#666}
+ table.cases td img{height:auto;width:100%}
+ .verdicts{overflow-x:auto}
+}
 """
 
 _SCRIPT = """
-const rows=[...document.querySelectorAll('tbody tr')];const tbody=document.querySelector('tbody');
+const rows=[...document.querySelectorAll('table.cases tbody tr')];const tbody=document.querySelector('table.cases tbody');
 const sortSel=document.getElementById('sort'),dirSel=document.getElementById('dir');
 const mSel=document.getElementById('method'),cSel=document.getElementById('cls');
 function val(r,k){const v=r.dataset[k];return v===''?NaN:(isNaN(+v)?v:+v);}
@@ -135,9 +107,9 @@ function apply(){const k=sortSel.value,asc=dirSel.value==='asc';
   if(nx||ny)return nx-ny;return (x<y?-1:x>y?1:0)*(asc?1:-1);});
  for(const r of rows){const show=(mSel.value===''||r.dataset.method===mSel.value)&&(cSel.value===''||r.dataset.label===cSel.value);
   r.style.display=show?'':'none';tbody.appendChild(r);}
- document.querySelectorAll('th').forEach(th=>{th.classList.toggle('sorted',th.dataset.key===k);th.dataset.dir=asc?'\\u25B2':'\\u25BC';});
+ document.querySelectorAll('table.cases th').forEach(th=>{th.classList.toggle('sorted',th.dataset.key===k);th.dataset.dir=asc?'\\u25B2':'\\u25BC';});
  document.getElementById('shown').textContent=rows.filter(r=>r.style.display!=='none').length;}
-document.querySelectorAll('th[data-key]').forEach(th=>th.addEventListener('click',()=>{
+document.querySelectorAll('table.cases th[data-key]').forEach(th=>th.addEventListener('click',()=>{
  if(sortSel.value===th.dataset.key){dirSel.value=dirSel.value==='asc'?'desc':'asc';}else{sortSel.value=th.dataset.key;dirSel.value='asc';}apply();}));
 [sortSel,dirSel,mSel,cSel].forEach(s=>s.addEventListener('change',apply));apply();
 """
@@ -153,7 +125,8 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
     agnostic = [method_name(m) for m in methods if is_class_agnostic(m)]
     head = [
         "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{esc(title)}</title><style>{_STYLE}{LEGEND_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         f"<p>{len({c.image for c in cases})} images, {len(cases) // max(1, len(methods))} ground-truth boxes, "
         f"{len(methods)} CAM method(s): {esc(', '.join(method_name(m) for m in methods))}. Model: "
@@ -164,14 +137,10 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
     ]  # fmt: skip
     if agnostic:
         head.append(f"<p class='muted'>{esc(', '.join(agnostic))}: class-agnostic map (the same for every class).</p>")
-    key = lambda colour, dashed=False: (  # noqa: E731
-        f"<span class='key{' dash' if dashed else ''}' style='border-color:rgb{colour}'></span>"
-    )
     opts = "".join(f"<option value='{k}'{' selected' if k == 'energy_in_box' else ''}>{esc(t)}</option>" for k, t in COLUMNS)
     head += [
         "<div class='bar'>",
-        f"<span>{key(GT_COLOUR)}ground truth</span><span>{key(MODEL_COLOUR, True)}model box</span>"
-        f"<span>{key(CAM_COLOUR)}CAM box</span><span class='muted'>right panel: the CAM over the film</span>",
+        legend_html(style_tag=False),
         f"<label>sort by <select id='sort'>{opts}</select></label>",
         "<label><select id='dir'><option value='asc' selected>worst first</option><option value='desc'>best first</option></select></label>",
         "<label>method <select id='method'><option value=''>all</option>"
@@ -180,17 +149,19 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
         + "".join(f"<option value='{esc(c)}'>{esc(c)}</option>" for c in labels) + "</select></label>",
         "<span><b id='shown'></b> shown</span></div>",
     ]  # fmt: skip
+    head += verdict_html(result)
     header = "".join(f"<th data-key='{k}'>{esc(t)}</th>" for k, t in COLUMNS)
     body = [
-        "<table><thead><tr><th class='l'>Film and boxes | CAM</th><th class='l' data-key='image'>Case</th>"
+        "<table class='cases'><thead><tr><th class='l'>Film and boxes | CAM</th><th class='l' data-key='image'>Case</th>"
         f"{header}</tr></thead><tbody>"
     ]
     for c in cases:
         values = {k: _value(c, k) for k, _ in COLUMNS}
         data = " ".join(f"data-{k.replace('_', '')}='{'' if v is None else round(v, 6)}'" for k, v in values.items())
         cells = "".join(
-            f"<td class='{'' if v is None else 'bad' if v < 0.1 else 'good' if v >= 0.5 else ''}'>{_cell(v)}</td>" for v in values.values()
-        )
+            f"<td data-title='{esc(dict(COLUMNS)[k])}' class='{'' if v is None else 'bad' if v < 0.1 else 'good' if v >= 0.5 else ''}'>"
+            f"{_cell(v)}</td>" for k, v in values.items()
+        )  # fmt: skip
         pic = f"<a href='{esc(c.thumbnail)}'><img loading='lazy' src='{esc(c.thumbnail)}' alt='{esc(c.image)}'></a>" if c.thumbnail else "<span class='muted'>no picture</span>"
         body.append(
             f"<tr data-image='{esc(c.image)}' data-label='{esc(c.label)}' data-method='{esc(c.method)}' {data}>"
@@ -202,6 +173,34 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
     # dataset keys: data-model_iou -> dataset.modeliou; map the select's keys onto them.
     script = _SCRIPT.replace("r.dataset[k]", "r.dataset[k.replace(/_/g,'')]")
     return "\n".join([*head, *body, f"<script>{script}</script>", "</body></html>"]) + "\n"
+
+
+def verdict_html(result: AuditResult) -> list[str]:
+    """The references and each method's verdict (as in report.md), for the top of the page."""
+    doc, ref = result.plausibility, result.plausibility_reference
+    if not doc or not ref:
+        return []
+    from ..report import fmt, fmt_estimate
+    from .reference import REFERENCE_NAMES
+    from .verdict import HEADLINE_METRICS, _NAMES
+
+    esc = html.escape
+    keys = [*HEADLINE_METRICS, "cam_iou"]
+    rows = [f"<tr><th class='l'>map</th>{''.join(f'<th>{esc(_NAMES[k])}</th>' for k in keys)}</tr>"]
+    for m, entry in doc["methods"].items():
+        rows.append(f"<tr><td class='l'>{esc(method_name(m))}</td>" + "".join(f"<td>{esc(fmt_estimate(entry[k]['overall']))}</td>" for k in keys) + "</tr>")
+    rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['uniform'])}</i></td>" + "".join(f"<td>{fmt(ref['uniform'][k])}</td>" for k in keys) + "</tr>")
+    rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['center'])}</i></td>" + "".join(f"<td>{esc(fmt_estimate(ref['center'][k]))}</td>" for k in keys) + "</tr>")
+    lines = "".join(f"<li>{esc(e['verdict']['line'])}</li>" for e in doc["methods"].values() if e.get("verdict"))
+    partial = ""
+    if result.partial:
+        partial = f"<p><b>Partial report:</b> {result.partial['images_done']} of {result.partial['images_planned']} images; {esc(result.partial['resume'])}.</p>"
+    return [
+        "<div class='verdicts'><b>Is the map on the box more than chance, more than a centre bias?</b>",
+        "<p class='muted'>Mean over boxes [95% CI]; the references are maps that ignore the image, scored by the same "
+        "code on the same boxes. Verdicts compare each method with them box by box (paired).</p>",
+        f"<table>{''.join(rows)}</table><ul>{lines}</ul>{partial}</div>",
+    ]  # fmt: skip
 
 
 def write_gallery(out: str | Path, result: AuditResult) -> Path:

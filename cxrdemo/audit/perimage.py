@@ -21,7 +21,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -118,6 +118,10 @@ class BatchAuditor:
         plan: what to compute.
         device: where the model runs.
         compare: a second model whose probabilities are recorded too (``--compare-weights``).
+
+    ``notify(stage, n)`` (set by the engine; default: nothing) hears of every unit of work as it ends: ``("images",
+    batch size)`` after the forward pass and CAMs of a batch, ``("road", 1)`` after each image's ROAD, ``("sanity",
+    k)`` after the randomization cascade of a batch's ``k`` chosen images.
     """
 
     def __init__(self, model: MultiTaskNet, plan: Plan, device: torch.device, compare: MultiTaskNet | None = None) -> None:
@@ -130,6 +134,7 @@ class BatchAuditor:
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
         self.box_classes = list(cfg.box_classes)
         self.priors = {c: cfg.prior_boxes[c] for c in self.box_classes if c in cfg.prior_boxes}
+        self.notify: Callable[[str, int], None] = lambda stage, n: None
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
 
     @property
@@ -151,6 +156,7 @@ class BatchAuditor:
         records = [ImageRecord(index=it["index"], name=it["sample"].name, error=it["error"]) for it in items]
         ok = [k for k, it in enumerate(items) if it["error"] is None]
         if not ok:
+            self.notify("images", len(items))
             return records
         good = [items[k] for k in ok]
         recs = [records[k] for k in ok]
@@ -165,6 +171,7 @@ class BatchAuditor:
         t1 = time.perf_counter()
         self._cases(good, recs, feats, probs, boxes)
         self.seconds["cam"] += time.perf_counter() - t1
+        self.notify("images", len(items))
         top1 = [int(v) for v in probs.argmax(axis=1)]
         if self.plan.road:
             self._road(good, recs, x, feats, top1)
@@ -249,17 +256,18 @@ class BatchAuditor:
             return
         index = torch.tensor(chosen, dtype=torch.long)
         fn = logits_fn(self.model)
-        for j in chosen:
+        maps = {m: cam_heatmaps(self.model, feats[index], [top1[j] for j in chosen], m) for m in self.plan.methods}
+        for k, j in enumerate(chosen):  # image by image (every method), so progress counts images
             recs[j].road = {}
-        for method in self.plan.methods:
-            maps = cam_heatmaps(self.model, feats[index], [top1[j] for j in chosen], method)
-            for heatmap, j in zip(maps, chosen):
+            for method in self.plan.methods:
                 t0 = time.perf_counter()
+                heatmap = maps[method][k]
                 score = road_scores(fn, x[j : j + 1], heatmap[None], [top1[j]], seed=image_seed(self.plan.seed, recs[j].name))
                 spent = time.perf_counter() - t0
                 recs[j].road[method] = float(score[0])  # type: ignore[index]
                 recs[j].seconds["road"] = recs[j].seconds.get("road", 0.0) + spent
                 self.seconds["road"] += spent
+            self.notify("road", 1)
 
     # ---------------------------------------------------------------------------------------------- sanity
     def _sanity(self, items: list[dict[str, Any]], recs: list[ImageRecord], x: torch.Tensor, top1: list[int]) -> None:
@@ -279,3 +287,4 @@ class BatchAuditor:
                 for m in result.methods
             }
             recs[j].seconds["sanity"] = spent / len(chosen)
+        self.notify("sanity", len(chosen))

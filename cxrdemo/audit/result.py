@@ -21,7 +21,9 @@ import numpy as np
 from ..evalresult import EvalResult
 
 #: Keys the explanation audit adds after :data:`REPORT_KEYS` (``None`` where the part was not asked for).
-AUDIT_KEYS: tuple[str, ...] = ("plausibility", "faithfulness", "sanity", "class_sensitivity", "baseline", "skipped")
+AUDIT_KEYS: tuple[str, ...] = (
+    "plausibility", "plausibility_reference", "faithfulness", "sanity", "class_sensitivity", "baseline", "skipped", "partial",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ class AuditResult:
         evaluation: CLN's protocol (AUC, IoU accuracies) on the same images.
         methods: the CAM methods audited, in the order asked.
         cases: one row per ground-truth box and method (box-major: every method of a box in a row).
-        plausibility: per method: per map metric, overall and per class, each an estimate with its 95 % CI.
+        plausibility: per method: per map metric, overall and per class, each an estimate with its 95 % CI, and the
+            method's ``verdict`` against the references.
+        plausibility_reference: the same metrics of maps that ignore the model (a uniformly random map, a fixed
+            centred map) on the same boxes (:mod:`cxrdemo.audit.reference`), or ``None`` without boxes.
         faithfulness: ROAD combined (top-1 class) per method, or ``None`` when not asked for.
         sanity: cascading randomization per method, or ``None``; ``class_sensitivity`` likewise.
         baseline: one paired comparison per baseline (predictions CSV, second model), or ``None``.
@@ -92,12 +97,15 @@ class AuditResult:
         compare_scores: the second model's probabilities on ``evaluation.names`` (``--compare-weights``).
         notes: one-line remarks for the report (seen images, class-agnostic maps...).
         options: the settings that shaped the numbers (methods, thresholds, resamples...), for the report.
+        partial: ``None`` for a finished run; for a stopped one ``{"images_done", "images_planned", "resume"}``: the
+            figures cover only the images done, and ``resume`` says how to continue.
     """
 
     evaluation: EvalResult
     methods: list[str] = field(default_factory=list)
     cases: list[CaseRow] = field(default_factory=list)
     plausibility: dict[str, Any] | None = None
+    plausibility_reference: dict[str, Any] | None = None
     faithfulness: dict[str, Any] | None = None
     sanity: dict[str, Any] | None = None
     class_sensitivity: dict[str, Any] | None = None
@@ -109,6 +117,7 @@ class AuditResult:
     compare_scores: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    partial: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``report.json``: :data:`REPORT_KEYS` (CLN's protocol, unchanged) then :data:`AUDIT_KEYS`."""

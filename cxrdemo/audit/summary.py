@@ -21,6 +21,7 @@ from ..metrics import IOU_THRESHOLDS, BoxMatch, iou_accuracy, mean_of, per_class
 from .maps import MAP_METRICS
 from .records import ImageRecord
 from .stats import bootstrap_mean, paired_auc_difference
+from .verdict import withhold_intervals
 
 #: The plausibility metrics reported per method (the map metrics, then the CAM box's IoU accuracy per T).
 PLAUSIBILITY_METRICS: tuple[str, ...] = (*MAP_METRICS, "cam_iou_accuracy")
@@ -74,10 +75,16 @@ def _by_class(cases: Sequence[CaseRow], value, inp: SummaryInputs) -> dict[str, 
     return out
 
 
-def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> dict[str, Any] | None:
-    """Per method: every map metric and the CAM box's IoU accuracy at each T, overall (box-weighted) and per class."""
+def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Per method: every map metric and the CAM box's IoU accuracy at each T, overall (box-weighted) and per class,
+    and the method's verdict against the references; and the references themselves (:mod:`.reference`)."""
+    from .reference import reference_values
+    from .verdict import method_verdict, reference_summary
+
     if not cases:
-        return None
+        return None, None
+    first = [c for c in cases if c.method == inp.methods[0]]
+    refs = reference_values(first, inp.config.input_size, inp.cam_threshold, inp.tolerance, inp.seed)
     methods: dict[str, Any] = {}
     for method in inp.methods:
         mine = [c for c in cases if c.method == method]
@@ -86,8 +93,8 @@ def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> dict[str, Any]
         entry["cam_iou_accuracy"] = {
             threshold_key(t): _by_class(mine, lambda c, t=t: float(c.cam_iou > t), inp) for t in IOU_THRESHOLDS
         }
+        entry["verdict"] = method_verdict(method, mine, refs, inp.n_resamples, inp.seed)
         methods[method] = entry
-    first = [c for c in cases if c.method == inp.methods[0]]
     return {
         "unit": "ground-truth box (overall: the mean over every box); the CIs resample images",
         "n_boxes": len(first),
@@ -97,7 +104,7 @@ def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> dict[str, Any]
         "mask_thresholds": {"mask_iou_otsu": "Otsu", "mask_iou_127": "127/255", "mask_iou_180": "180/255"},
         "bootstrap": {"n_resamples": inp.n_resamples, "seed": inp.seed, "level": 0.95, "unit": "image"},
         "methods": methods,
-    }
+    }, reference_summary(refs, first, inp.n_resamples, inp.seed)
 
 
 def _method_means(values: Mapping[str, list[float]], groups: list[str], inp: SummaryInputs) -> dict[str, Any]:
@@ -244,8 +251,8 @@ def summarise(records: Sequence[ImageRecord], inp: SummaryInputs) -> AuditResult
     mean_ci = None
     if len(good) >= 2:
         own = paired_auc_difference(y, scores, scores, classes, n_resamples=inp.n_resamples, seed=inp.seed)
-        auc_ci = {c: own.per_label[c].auc_a.to_json() for c in classes}
-        mean_ci = own.mean.auc_a.to_json()
+        auc_ci = withhold_intervals({c: own.per_label[c].auc_a.to_json() for c in classes})
+        mean_ci = withhold_intervals(own.mean.auc_a.to_json())
         auc_ci["mean"] = mean_ci
     baselines = list(inp.baselines)
     compare_rows = [r.compare for r in good if r.compare is not None]
@@ -254,15 +261,17 @@ def summarise(records: Sequence[ImageRecord], inp: SummaryInputs) -> AuditResult
         compare_scores = np.array(compare_rows, dtype=np.float64)
         src = str(inp.options.get("compare_weights") or "second model")
         baselines.append(Baseline(src, "weights", src, {n: compare_scores[k] for k, n in enumerate(names)}, len(names)))
+    plaus, reference = plausibility(cases, inp)
     return AuditResult(
         evaluation=ev,
         methods=list(inp.methods),
         cases=cases,
-        plausibility=plausibility(cases, inp),
-        faithfulness=faithfulness(good, inp),
-        sanity=sanity(good, inp),
-        class_sensitivity=class_sensitivity(good, inp),
-        baseline=[compare(names, y, scores, b, inp) for b in baselines] if baselines else None,
+        plausibility=withhold_intervals(plaus),
+        plausibility_reference=reference,
+        faithfulness=withhold_intervals(faithfulness(good, inp)),
+        sanity=withhold_intervals(sanity(good, inp)),
+        class_sensitivity=withhold_intervals(class_sensitivity(good, inp)),
+        baseline=withhold_intervals([compare(names, y, scores, b, inp) for b in baselines]) if baselines else None,
         skipped=dict(inp.skipped),
         skipped_files=list(inp.skipped_files),
         auc_ci=auc_ci,

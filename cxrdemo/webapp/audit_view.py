@@ -89,6 +89,19 @@ def summary(run: AuditRun) -> str:
         for m, entry in doc["methods"].items():
             cells = [_fmt(entry[k]["overall"]) for k in ("cam_iou", "pointing_game", "energy_in_box")]
             lines.append(f"| {method_name(m)} | " + " | ".join(cells) + " |")
+        ref = r.plausibility_reference or {}
+        if ref:
+            chance = ref["uniform"]
+            lines.append(f"| *uniformly random map (chance)* | {_fmt({'value': chance['cam_iou']})} | "
+                         f"{_fmt({'value': chance['pointing_game']})} | {_fmt({'value': chance['energy_in_box']})} |")  # fmt: skip
+            centre = ref["center"]
+            lines.append(f"| *fixed centred map (centre bias)* | {_fmt(centre['cam_iou'])} | {_fmt(centre['pointing_game'])} | "
+                         f"{_fmt(centre['energy_in_box'])} |")  # fmt: skip
+        lines += ["", "**Verdicts** (paired against both references, box by box):", ""]
+        lines += [f"- {entry['verdict']['line']}" for entry in doc["methods"].values() if entry.get("verdict")]
+    if r.partial:
+        lines += ["", f"> **Partial report:** {r.partial['images_done']} of {r.partial['images_planned']} images; "
+                      f"{r.partial['resume']}."]  # fmt: skip
     for note in r.notes:
         lines += ["", f"> **Note:** {note}."]
     return "\n".join(lines)

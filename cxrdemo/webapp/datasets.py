@@ -203,10 +203,11 @@ def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
     from ..data import read_label_csv
     from ..nih import read_box_csv
 
+    from ..audit.engine import first_labelled
+
     labelled = read_label_csv(dataset.labels)
-    files = [n for n in dataset.image_files() if n in labelled]
     boxed = set(read_box_csv(dataset.boxes)) if dataset.boxes else set()
-    ordered = [n for n in files if n in boxed] + [n for n in files if n not in boxed]
-    if not ordered:
+    chosen = first_labelled(dataset.image_files(), set(labelled), boxed, limit)  # the rule of ``evaluate --limit``
+    if not chosen:
         raise InputError(f"data set {dataset.name!r}: no image of {dataset.images} has a row in {dataset.labels.name}")
-    return ordered[:limit]
+    return chosen

@@ -18,10 +18,11 @@ import gradio as gr
 
 from ..cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, method_name
 from ..device import available_devices
+from ..render.casepicture import legend_html
 from . import audit_view
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
-from .ui_common import guarded, owner, progress_reporter, source_field
+from .ui_common import guarded, guarded_stream, owner, source_field
 
 INTRO = (
     "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
@@ -47,6 +48,7 @@ class AuditUI:
     faithfulness_images: gr.Number
     sanity: gr.Checkbox
     sanity_images: gr.Number
+    unseen: gr.Checkbox
     run_btn: gr.Button
     stop_btn: gr.Button
     status: gr.Markdown
@@ -54,6 +56,7 @@ class AuditUI:
     download: gr.DownloadButton
     summary: gr.Markdown
     sort: gr.Dropdown
+    legend: gr.HTML
     gallery: gr.Gallery
     auc: gr.Markdown
     maps: gr.Markdown
@@ -72,7 +75,7 @@ class AuditUI:
     @property
     def request_inputs(self) -> list[gr.components.Component]:
         return [self.dataset, self.source, self.device, self.methods, self.threshold, self.max_images, self.faithfulness,
-                self.faithfulness_images, self.sanity, self.sanity_images]  # fmt: skip
+                self.faithfulness_images, self.sanity, self.sanity_images, self.unseen]  # fmt: skip
 
     @property
     def result_outputs(self) -> list[gr.components.Component]:
@@ -109,6 +112,8 @@ def create_audit_page(service: AuditService, default_source: str, default_device
             with gr.Row():
                 sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
                 sanity_images = gr.Number(4, precision=0, minimum=0, label="Sanity images", min_width=100)
+            unseen = gr.Checkbox(False, label="Only images the model never saw", elem_id="audit-unseen",
+                                 info="leave out the model's training and validation images (a test, not a re-check)")  # fmt: skip
             with gr.Row():
                 run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="audit-stop")
@@ -120,6 +125,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
             choices = [(label, key) for label, key in audit_view.SORT_CHOICES]
             sort = gr.Dropdown(choices, value=audit_view.DEFAULT_SORT, label="Sort the cases by (worst first)",
                                elem_id="audit-sort")  # fmt: skip
+            legend = gr.HTML(legend_html(), elem_id="audit-legend")  # the key of the pictures, as in gallery.html
             gallery = gr.Gallery(label="Boxed cases, worst first: click one to open it on the single-case page", columns=3,
                                  height=560, allow_preview=False, object_fit="contain", elem_id="audit-gallery")  # fmt: skip
     tables = dict(elem_classes=["wide-tables"])
@@ -147,6 +153,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         faithfulness_images=gr.Number(8, precision=0, visible=False),
         sanity=gr.Checkbox(False, visible=False),
         sanity_images=gr.Number(4, precision=0, visible=False),
+        unseen=gr.Checkbox(False, visible=False),
         report=gr.JSON(visible=False),
         zip=gr.File(visible=False),
     )
@@ -154,13 +161,15 @@ def create_audit_page(service: AuditService, default_source: str, default_device
     return AuditUI(**{f.name: scope[f.name] for f in fields(AuditUI)})
 
 
-def _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images) -> AuditRequest:
+def _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images,
+             unseen=False) -> AuditRequest:  # fmt: skip
+    """The request as the controls (or the API) gave it; the counts are checked and capped by the service."""
     return AuditRequest(
         dataset=str(dataset or ""), source=str(source or ""), device=str(device or "auto"),
         methods=methods if not isinstance(methods, str) else [m for m in methods.split(",") if m.strip()],
-        threshold=int(threshold if threshold not in (None, "") else DEFAULT_CAM_THRESHOLD), max_images=int(max_images or 0),
-        faithfulness=bool(faithfulness), faithfulness_images=int(faithfulness_images or 0), sanity=bool(sanity),
-        sanity_images=int(sanity_images or 0),
+        threshold=threshold if threshold not in (None, "") else DEFAULT_CAM_THRESHOLD, max_images=max_images,
+        faithfulness=bool(faithfulness), faithfulness_images=faithfulness_images, sanity=bool(sanity),
+        sanity_images=sanity_images, unseen=bool(unseen),
     )  # fmt: skip
 
 
@@ -184,19 +193,29 @@ class AuditHandlers:
             return message
         return "Starting the audit."
 
-    @guarded
+    @guarded_stream
     def run(self, dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
-            sanity_images, request: gr.Request, progress=gr.Progress()):  # fmt: skip
-        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images)
-        ui = self.ui
+            sanity_images, unseen, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+        """The page's run: the status line follows the run's stages; Stop (or a closed page) closes this generator,
+        which stops the audit after its batch and shows what was done (a partial report)."""
+        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
+                       sanity_images, unseen)  # fmt: skip
+        ui, shown = self.ui, None
         try:
-            run = self.service.run(req, owner(request), progress_reporter(progress))
+            for update in self.service.stream(req, owner(request)):
+                if update.run is not None:
+                    yield self.show(update.run, audit_view.DEFAULT_SORT, update.run.status)
+                    return
+                progress(update.fraction, desc=update.status)
+                yield {ui.status: update.status if update.status != shown else gr.skip()}
+                shown = update.status
         except AuditCancelled as exc:
-            return {ui.status: str(exc)}
-        return self.show(run, audit_view.DEFAULT_SORT, f"{run.dataset.name}: audit finished in {run.seconds:.0f} s.")
+            yield {ui.status: str(exc)}
 
     def show(self, run: AuditRun, key: str, status: str) -> dict:
         ui, result = self.ui, run.result
+        if run.notes:
+            status += " " + "; ".join(run.notes) + "."
         order = audit_view.worst_first(result, key)
         faith, sanity, baseline = (audit_view.faithfulness_table(result), audit_view.sanity_tables(result),
                                    audit_view.baseline_tables(result))  # fmt: skip
@@ -223,7 +242,13 @@ class AuditHandlers:
 
     @guarded
     def stop(self, request: gr.Request):
-        return self.service.board.stop(owner(request))
+        """Stop: out of the line, or the run ends after its batch; its partial report is shown (kept, resumable)."""
+        me = owner(request)
+        message = self.service.board.stop(me)
+        run = self.service.board.last_run(me)
+        if run is not None and run.partial and run.status == message:
+            return self.show(run, audit_view.DEFAULT_SORT, run.status)
+        return {self.ui.status: message}
 
     def failed(self, request: gr.Request):
         """After a failed, refused or stopped run: leave the line if still waiting (the run itself always leaves it);
@@ -243,16 +268,23 @@ class AuditHandlers:
         order = audit_view.worst_first(run.result, key)
         return {self.ui.order_state: order, self.ui.gallery: gr.Gallery(audit_view.gallery_items(run, order, key))}
 
-    @guarded
+    @guarded_stream
     def audit(self, dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
-              sanity_images, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+              sanity_images, unseen=False, request: gr.Request = None, progress=gr.Progress()):  # fmt: skip
         """Audit a data set the app offers (by name). methods: comma-separated CAM methods; max_images: 0 = every
         image, else the first N (boxed images first); faithfulness / sanity: ROAD / the randomization cascade on the
-        given number of images. Returns report.json's document (null for undefined numbers) and the report folder as
-        a zip. One audit runs at a time; others wait in the queue."""
-        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images)
-        run = self.service.run(req, owner(request), progress_reporter(progress))
-        return audit_view.report_json(run.result), str(run.zip_path)
+        given number of images; unseen: only images the model never saw. On a public server the counts and the
+        number of methods are capped (docs/audit-verdicts.md). Returns report.json's document (null for undefined
+        numbers; "partial" is set when the run was stopped) and the report folder as a zip. One audit runs at a
+        time; others wait in the queue. Cancelling the job stops the audit."""
+        req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
+                       sanity_images, unseen)  # fmt: skip
+        for update in self.service.stream(req, owner(request)):
+            if update.run is not None:
+                yield audit_view.report_json(update.run.result), str(update.run.zip_path)
+                return
+            progress(update.fraction, desc=update.status)
+            yield gr.skip(), gr.skip()
 
 
 def wire_audit(
@@ -275,7 +307,7 @@ def wire_audit(
     running = announced.success(h.run, ui.request_inputs, ui.result_outputs, api_visibility="private",
                                 show_progress_on=[ui.progress], **audit_group)  # fmt: skip
     running.failure(h.failed, None, ui.status, show_progress="hidden", **light)
-    ui.stop_btn.click(h.stop, None, ui.status, cancels=[running], show_progress="hidden", **light)
+    ui.stop_btn.click(h.stop, None, ui.result_outputs, cancels=[running], show_progress="hidden", **light)
     demo.unload(h.left)
     ui.sort.input(h.sort, [ui.run_state, ui.sort], [ui.order_state, ui.gallery], show_progress="hidden", **light)
 
@@ -292,7 +324,7 @@ def wire_audit(
     picked.success(fn, inputs, outputs, **kwargs)
     api = ui.api
     api_inputs = [api[k] for k in ("dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness",
-                                   "faithfulness_images", "sanity", "sanity_images")]  # fmt: skip
+                                   "faithfulness_images", "sanity", "sanity_images", "unseen")]  # fmt: skip
     trigger = gr.Button("audit", visible=False)
     trigger.click(h.audit, api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
                   **audit_group)  # fmt: skip

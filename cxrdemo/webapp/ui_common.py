@@ -1,7 +1,8 @@
 """What every Gradio handler of the app shares (this module and the ``ui_*`` modules are the only ones of
 :mod:`cxrdemo.webapp` that import Gradio; ``app.py`` and they lay out and wire components, the rest is logic).
 
-- :func:`guarded`: every failure of a handler becomes one ``gr.Error`` line (the page keeps its inputs);
+- :func:`guarded` (:func:`guarded_stream` for generators): every failure of a handler becomes one ``gr.Error``
+  line (the page keeps its inputs);
 - :func:`progress_reporter`: ``gr.Progress`` as the package's ``progress(fraction, message)``;
 - :func:`owner`: the browser (or API client) session a handler serves, for the audit line;
 - :func:`source_field`: a model-source field (a text box; on a public server, a list of the server's models that
@@ -31,6 +32,25 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except CxrDemoError as exc:
+            raise gr.Error(describe_error(exc), title="Cannot do that", print_exception=False) from None
+        except Exception as exc:  # a bug: log the traceback, show one line
+            LOG.exception("handler %s failed", fn.__name__)
+            raise gr.Error(describe_error(exc), title="Unexpected error", print_exception=False) from None
+
+    return wrapper
+
+
+def guarded_stream(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`guarded` for a generator handler (it stays a generator function, so Gradio streams it and closes it
+    when the client cancels: ``yield from`` hands the close to ``fn``'s generator)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            yield from fn(*args, **kwargs)
         except gr.Error:
             raise
         except CxrDemoError as exc:

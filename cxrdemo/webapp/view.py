@@ -205,6 +205,12 @@ _PAGE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"use a local model folder( \([^)]*\))? as the source"), r"enter a model folder\1 in {box}"),
     (re.compile(r"use a local (?:model )?folder"), "enter a model folder in {box}"),
     (re.compile(r"--weights"), "{box}"),
+    (re.compile(r"use e\.g\. --cam-methods [\w,+]+"), "tick at least one CAM method"),
+    (re.compile(r"--cam-methods"), "CAM methods"),
+    (re.compile(r"--cam-threshold"), "CAM box threshold"),
+    (re.compile(r"--faithfulness-images"), "ROAD images"),
+    (re.compile(r"--sanity-images"), "Sanity images"),
+    (re.compile(r"--unseen"), "Only images the model never saw"),
 )
 _OFFLINE_ADVICE = (re.compile(r" ?\(unset HF_HUB_OFFLINE\)"), re.compile(r"unset HF_HUB_OFFLINE and "))
 
