@@ -92,6 +92,7 @@ def road_scores(
     seeds: Sequence[int] | None = None,
     batch_size: int = 32,
     solver: SolverSettings = SolverSettings(),
+    noise: float = IMPUTATION_NOISE,
 ) -> np.ndarray:
     """ROAD-combined score of each map (higher = more faithful; see the module doc), in torch.
 
@@ -107,6 +108,7 @@ def road_scores(
         seeds: one noise seed per image (an image's score then depends only on its own input, map and seed).
         batch_size: images per forward pass (and per batch of linear systems, times ``2 * len(percentiles)``).
         solver: how exactly the imputation is solved (:class:`~cxrdemo.audit.road_impute.SolverSettings`).
+        noise: standard deviation of the imputation noise (the library's 0.01; 0 for a noise-free check).
 
     Returns:
         ``(N,)`` float64 scores.
@@ -128,7 +130,7 @@ def road_scores(
             x = inputs[start:stop].detach().float()
             chunk_maps = torch.from_numpy(maps[start:stop]).to(x.device)
             out[start:stop] = _road_chunk(
-                model_fn, x, chunk_maps, list(targets[start:stop]), list(percentiles), score, seeds[start:stop], batch_size, solver
+                model_fn, x, chunk_maps, list(targets[start:stop]), list(percentiles), score, seeds[start:stop], batch_size, solver, noise
             )
     return out
 
@@ -151,16 +153,20 @@ def _road_chunk(
     seeds: list[int],
     batch_size: int,
     solver: SolverSettings,
+    noise: float,
 ) -> np.ndarray:
     """ROAD-combined scores of a few images: all their masks imputed at once, the forwards batched."""
     n, c, h, w = x.shape
     kept = removal_masks(maps, percentiles)  # (n, 2P, h, w): LeRF masks then MoRF masks
     k = kept.shape[1]
-    imputed = impute(x, kept, seeds, solver)  # (n, 2P, c, h, w)
+    imputed = impute(x, kept, seeds, solver, noise)  # (n, 2P, c, h, w)
     tgt = torch.tensor(targets, dtype=torch.long, device=x.device)
     original = _target_scores(model_fn(x), tgt, score)
     flat = imputed.reshape(n * k, c, h, w)
-    after = torch.cat([_target_scores(model_fn(flat[i : i + batch_size]), tgt.repeat_interleave(k)[i : i + batch_size], score) for i in range(0, n * k, batch_size)])
+    flat_tgt = tgt.repeat_interleave(k)
+    after = torch.cat(
+        [_target_scores(model_fn(flat[i : i + batch_size]), flat_tgt[i : i + batch_size], score) for i in range(0, n * k, batch_size)]
+    )
     diff = after.view(n, k) - original.view(n, 1)  # float32, as the library's np.float32 scores
     p = len(percentiles)
     lerf, morf = diff[:, :p].mean(dim=1), diff[:, p:].mean(dim=1)
@@ -202,11 +208,11 @@ def _affine_channels(x: Tensor) -> tuple[Tensor, Tensor] | None:
     return a, b
 
 
-def impute(x: Tensor, kept: Tensor, seeds: Sequence[int], solver: SolverSettings = SolverSettings()) -> Tensor:
+def impute(x: Tensor, kept: Tensor, seeds: Sequence[int], solver: SolverSettings = SolverSettings(), noise: float = IMPUTATION_NOISE) -> Tensor:
     """Noisy linear imputation of every mask of every image: ``(N, C, H, W)``, ``(N, K, H, W)`` -> ``(N, K, C, H, W)``.
 
-    The noise (sd :data:`~cxrdemo.audit.road_impute.IMPUTATION_NOISE` on each imputed value and channel, as the
-    library) is drawn on the CPU from one generator per image seeded with ``seeds[i]``: the same on every device.
+    The noise (sd ``noise`` on each imputed value and channel, as the library) is drawn on the CPU from one
+    generator per image seeded with ``seeds[i]``: the same on every device.
     """
     n, c, h, w = x.shape
     k = kept.shape[1]
@@ -221,9 +227,9 @@ def impute(x: Tensor, kept: Tensor, seeds: Sequence[int], solver: SolverSettings
         a, b = affine
         nothing_kept = ~kept.flatten(2).any(dim=2).view(n, k, 1, 1, 1)
         filled = (filled * a.view(n, 1, c, 1, 1) + b.view(n, 1, c, 1, 1)).masked_fill_(nothing_kept, 0.0)
-    noise = torch.stack([torch.randn((k, c, h, w), generator=torch.Generator().manual_seed(s)) for s in seeds]).to(x.device)
+    eps = torch.stack([torch.randn((k, c, h, w), generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(x.device)
     removed = (~kept).unsqueeze(2)
-    return torch.where(removed, filled.add_(noise, alpha=IMPUTATION_NOISE), x.unsqueeze(1))  # kept pixels: bit-exact
+    return torch.where(removed, filled.add_(eps, alpha=float(noise)), x.unsqueeze(1))  # kept pixels: bit-exact
 
 
 def road_scores_library(
