@@ -55,6 +55,10 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 #: The ROAD percentiles used by default (of the map's values; see the module doc).
 DEFAULT_PERCENTILES: tuple[int, ...] = (20, 40, 60, 80)
 
+#: Linear systems (masks x images) solved together: enough to amortise each tensor operation's overhead, few enough
+#: to stay in cache-friendly memory (32 systems of 224 x 224 float32 are 6.4 MB per vector of the solver).
+SYSTEMS_PER_SOLVE = 32
+
 #: ``score`` -> pytorch-grad-cam target class.
 SCORE_TARGETS = {"logit": ClassifierOutputTarget, "softmax": ClassifierOutputSoftmaxTarget}
 
@@ -90,7 +94,7 @@ def road_scores(
     score: str = "logit",
     seed: int = 0,
     seeds: Sequence[int] | None = None,
-    batch_size: int = 32,
+    batch_size: int = 8,
     solver: SolverSettings = SolverSettings(),
     noise: float = IMPUTATION_NOISE,
 ) -> np.ndarray:
@@ -106,7 +110,7 @@ def road_scores(
         score: ``"logit"`` (``ClassifierOutputTarget``) or ``"softmax"`` (``ClassifierOutputSoftmaxTarget``).
         seed: seeds the imputation noise of every image (when ``seeds`` is not given).
         seeds: one noise seed per image (an image's score then depends only on its own input, map and seed).
-        batch_size: images per forward pass (and per batch of linear systems, times ``2 * len(percentiles)``).
+        batch_size: imputed images per forward pass (8: on a 2-core CPU batch 8 runs faster per image than 32).
         solver: how exactly the imputation is solved (:class:`~cxrdemo.audit.road_impute.SolverSettings`).
         noise: standard deviation of the imputation noise (the library's 0.01; 0 for a noise-free check).
 
@@ -123,7 +127,7 @@ def road_scores(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     out = np.zeros(n, dtype=np.float64)
-    per_chunk = max(1, batch_size // (2 * len(percentiles)))
+    per_chunk = max(1, SYSTEMS_PER_SOLVE // (2 * len(percentiles)))
     with torch.no_grad():
         for start in range(0, n, per_chunk):
             stop = min(n, start + per_chunk)

@@ -57,7 +57,8 @@ class SolverSettings:
     Attributes:
         tol: a system is solved when its largest residual (max-norm, in the image's units) is below this.
         max_iter: cap on the outer (flexible CG) iterations.
-        smooth: Jacobi sweeps before and after each coarse-grid correction of the V-cycle.
+        smooth: Jacobi sweeps before each coarse-grid correction of the V-cycle.
+        post_smooth: Jacobi sweeps after it.
         min_side: the V-cycle stops halving when a side would drop below this and runs ``coarse_iter`` CG
             iterations there.
         coarse_iter: CG iterations on the coarsest level.
@@ -67,6 +68,7 @@ class SolverSettings:
     tol: float = 3e-5
     max_iter: int = 60
     smooth: int = 1
+    post_smooth: int = 1
     min_side: int = 8
     coarse_iter: int = 20
     check_every: int = 1
@@ -161,7 +163,7 @@ def _v_cycle(levels: list[_Level], k: int, r: Tensor, settings: SolverSettings) 
     coarse_r = F.avg_pool2d(res, 2, ceil_mode=True).mul_(4.0).mul_(levels[k + 1].removed)
     coarse_e = _v_cycle(levels, k + 1, coarse_r, settings)
     e.add_(F.interpolate(coarse_e, size=r.shape[-2:], mode="bilinear", align_corners=False).mul_(level.removed))
-    for _ in range(settings.smooth):
+    for _ in range(settings.post_smooth):
         e.addcmul_(r - level.apply(e), level.inv_diag)
     return e
 
