@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result.update(load_before=[round(v, 2) for v in load_before], load_after=[round(v, 2) for v in os.getloadavg()],
-                  cpus=os.cpu_count(), machine=platform.processor() or platform.machine(), command=" ".join(sys.argv))  # fmt: skip
+                  cpus=os.cpu_count(), machine=platform.processor() or platform.machine(), command="python -m cxrdemo.bench_road " + " ".join(sys.argv[1:]))  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("library_seconds_per_image_and_method", "torch_seconds_per_image_and_method", "speedup", "cpu_speedup", "max_abs_mean_difference", "median_library_seed_sd")}))

@@ -179,7 +179,7 @@ class AuditRequest:
     threshold: int = 127
     max_images: int = 0
     faithfulness: bool = False
-    faithfulness_images: int = 8
+    faithfulness_images: int = 64
     sanity: bool = False
     sanity_images: int = 4
 
