@@ -123,8 +123,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
              "cam_iou_accuracy (default: %(default)s)")  # fmt: skip
     add("--cam-threshold", type=int, default=127, metavar="N", help="CAM box threshold on the 0..255 map, 1..254 (CLN: 127 or 180) (default: %(default)s)")
     add("--pointing-tolerance", type=float, default=0.0, metavar="PX", help="pointing game: a hit when the map's maximum lies within PX original pixels of the box (default: %(default)s)")
-    add("--faithfulness", action="store_true", help="ROAD combined of the top-1 class's map, per method (about 8 s per image and method on 2 CPU cores) (default: off)")
-    add("--faithfulness-images", type=int, default=32, metavar="N", help="images scored with ROAD: a seeded choice spread over the data set; 0 = every image (default: %(default)s)")
+    add("--faithfulness", action="store_true", help="ROAD combined of the top-1 class's map, per method (about 0.6 CPU-s per image and method, docs/faithfulness.md) (default: off)")
+    add("--faithfulness-images", type=int, default=256, metavar="N", help="images scored with ROAD: a seeded choice spread over the data set; 0 = every image (default: %(default)s)")
     add("--sanity", action="store_true", help="cascading randomization (class head, then backbone stages from the top) and class sensitivity, per method (default: off)")
     add("--sanity-images", type=int, default=8, metavar="N", help="images for the randomization cascade (class sensitivity uses every image); 0 = every image (default: %(default)s)")
     add("--baseline-predictions", default=None, metavar="CSV",

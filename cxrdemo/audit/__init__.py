@@ -8,7 +8,7 @@ Modules (importing this package, :mod:`.maps`, :mod:`.stats` or :mod:`.baseline`
   ROC AUC, paired AUC difference of two models on the same images).
 - :mod:`.baseline`: read and write per-image probability CSVs (reproduce-chexnet's ``preds.csv`` format) and match
   their images with a data set.
-- :mod:`.faithfulness` (torch): ROAD (Rong et al. 2022) through pytorch-grad-cam's ``ROADCombined``.
+- :mod:`.faithfulness` (torch): ROAD (Rong et al. 2022), its imputation solved in torch (:mod:`.road_impute`); pytorch-grad-cam's ``ROADCombined`` kept as the reference.
 - :mod:`.sanity` (torch): cascading model-parameter randomization (Adebayo et al. 2018) and class sensitivity.
 - :mod:`.engine`, :mod:`.perimage`, :mod:`.records`, :mod:`.summary`: the audit run over a data set;
   :mod:`.outputs`, :mod:`.gallery`: its reports.

@@ -84,7 +84,7 @@ class AuditOptions:
     cam_threshold: int = 127
     pointing_tolerance: float = 0.0
     faithfulness: bool = False
-    faithfulness_images: int = 32
+    faithfulness_images: int = 256
     sanity: bool = False
     sanity_images: int = 8
     baseline_predictions: str | Path | None = None

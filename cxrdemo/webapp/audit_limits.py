@@ -10,7 +10,7 @@ The audit page and the ``audit`` API endpoint both go through :func:`check_reque
   refused (which ones to drop is the visitor's choice, not the server's).
 
 The caps come from the environment, read when asked (no module state): ``CXRDEMO_AUDIT_MAX_IMAGES`` (default
-60), ``CXRDEMO_AUDIT_MAX_ROAD_IMAGES`` (8), ``CXRDEMO_AUDIT_MAX_SANITY_IMAGES`` (4), ``CXRDEMO_AUDIT_MAX_METHODS``
+60), ``CXRDEMO_AUDIT_MAX_ROAD_IMAGES`` (32), ``CXRDEMO_AUDIT_MAX_SANITY_IMAGES`` (4), ``CXRDEMO_AUDIT_MAX_METHODS``
 (2). On a 2-core CPU the defaults bound one audit to a few minutes (see docs/audit-verdicts.md).
 """
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: ``(variable, default)`` of each cap.
 CAP_VARIABLES: dict[str, tuple[str, int]] = {
     "images": ("CXRDEMO_AUDIT_MAX_IMAGES", 60),
-    "faithfulness_images": ("CXRDEMO_AUDIT_MAX_ROAD_IMAGES", 8),
+    "faithfulness_images": ("CXRDEMO_AUDIT_MAX_ROAD_IMAGES", 32),
     "sanity_images": ("CXRDEMO_AUDIT_MAX_SANITY_IMAGES", 4),
     "methods": ("CXRDEMO_AUDIT_MAX_METHODS", 2),
 }

@@ -216,7 +216,7 @@ class AuditRequest:
     threshold: int = 127
     max_images: Any = 0
     faithfulness: bool = False
-    faithfulness_images: Any = 8
+    faithfulness_images: Any = 64
     sanity: bool = False
     sanity_images: Any = 4
     unseen: bool = False

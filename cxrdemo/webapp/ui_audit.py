@@ -108,7 +108,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
             max_images = gr.Number(0, precision=0, minimum=0, label="Images (0 = all; boxed images first)", elem_id="audit-max")
             with gr.Row():
                 faithfulness = gr.Checkbox(False, label="Faithfulness (ROAD; slow)", elem_id="audit-faith")
-                faithfulness_images = gr.Number(8, precision=0, minimum=0, label="ROAD images", min_width=100)
+                faithfulness_images = gr.Number(64, precision=0, minimum=0, label="ROAD images", min_width=100)
             with gr.Row():
                 sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
                 sanity_images = gr.Number(4, precision=0, minimum=0, label="Sanity images", min_width=100)
@@ -150,7 +150,7 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
         max_images=gr.Number(0, precision=0, visible=False),
         faithfulness=gr.Checkbox(False, visible=False),
-        faithfulness_images=gr.Number(8, precision=0, visible=False),
+        faithfulness_images=gr.Number(64, precision=0, visible=False),
         sanity=gr.Checkbox(False, visible=False),
         sanity_images=gr.Number(4, precision=0, visible=False),
         unseen=gr.Checkbox(False, visible=False),
