@@ -34,6 +34,8 @@ CARD_NAME = "README.md"
 ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "weights"
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
+#: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
+OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME)
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
 
 
@@ -42,7 +44,7 @@ class WeightsSource:
     """Where a model came from.
 
     Attributes:
-        kind: ``"embedded"``, ``"folder"`` or ``"hub"``.
+        kind: ``"embedded"``, ``"folder"``, ``"hub"`` or ``"xrv"`` (a torchxrayvision weight name).
         ref: what the user gave (folder path or Hub repo id).
         revision: requested revision for Hub sources, else ``None``.
         commit: resolved Hub commit hash (from the cache snapshot), else ``None``.
@@ -61,6 +63,8 @@ class WeightsSource:
             rev = f"@{self.revision}" if self.revision else ""
             commit = f" ({self.commit[:7]})" if self.commit else ""
             return f"{self.ref}{rev}{commit}"
+        if self.kind == "xrv":
+            return f"xrv:{self.ref}"
         return str(self.folder) if self.kind == "folder" else f"embedded ({self.folder.name}/)"
 
 
@@ -164,8 +168,12 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     cache_only = offline or not hub_reachable()
     try:
         config_path = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
-        hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
-        _fetch_optional(repo_id, SPLITS_NAME, revision, cache_only)
+        try:
+            hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+        except hf_errors.EntryNotFoundError:  # a transformers repo with tensor-only pickles (read with weights_only=True)
+            hf_hub_download(repo_id, "pytorch_model.bin", revision=revision, library_name="cxrdemo", local_files_only=cache_only)
+        for optional in OPTIONAL_FILES:
+            _fetch_optional(repo_id, optional, revision, cache_only)
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
@@ -243,8 +251,16 @@ def load_model(
     """Load a model from ``source`` (see module doc) onto ``device`` (default: :func:`cxrdemo.device.pick_device`)."""
     from .device import pick_device
 
-    resolved = resolve_source(source)
+    from .models.loader import is_xrv_name, parse_source
+
+    spec = parse_source(str(source)) if source is not None else None
+    if spec is not None and (spec.format == "torchxrayvision" or (spec.format is None and is_xrv_name(spec.where) and not path_exists(Path(spec.where)))):
+        return _load_adapter("torchxrayvision", None, spec.where, device, sha256)
+    resolved = resolve_source(spec.where if spec is not None else None)
     folder = resolved.folder
+    fmt = (spec.format if spec is not None else None) or _folder_format(folder)
+    if fmt != "cxrdemo":
+        return _load_adapter(fmt, resolved, folder, device, sha256)
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         pickles = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
@@ -265,6 +281,50 @@ def load_model(
     _load_state(model, weights)
     model.to(pick_device(device))
     return LoadedModel(model.eval(), config, resolved, digest, read_splits(folder))
+
+
+def _folder_format(folder: Path) -> str:
+    """``"cxrdemo"`` unless the folder's config.json is recognisably timm's or transformers' (:mod:`cxrdemo.models`).
+
+    A config.json that is missing, unreadable or only holds :class:`ModelConfig` keys is left to cxrdemo's own
+    loader, whose errors say what is wrong with it.
+    """
+    import dataclasses
+    import json
+
+    from .models.loader import detect_format
+
+    try:
+        cfg = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "cxrdemo"
+    if not isinstance(cfg, dict) or "format_version" in cfg or set(cfg) <= {f.name for f in dataclasses.fields(ModelConfig)}:
+        return "cxrdemo"
+    try:
+        return detect_format(folder)
+    except ConfigError:
+        return "cxrdemo"
+
+
+def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, device, sha256: str | None) -> LoadedModel:
+    """A foreign model (timm, transformers, torchxrayvision) through its adapter, as a :class:`LoadedModel`."""
+    from .device import pick_device
+    from .models.files import weights_file
+    from .models.loader import build_adapter
+
+    adapter = build_adapter(fmt, where)
+    if resolved is None:  # torchxrayvision: the library's own cache
+        path = Path(adapter.net.weights_filename_local)
+        resolved = WeightsSource("xrv", str(where), None, None, path.parent)
+    else:
+        path = weights_file(resolved.folder)
+    digest = file_sha256(path)
+    expected = _expected_sha256(resolved.folder, sha256) if resolved.kind != "xrv" or sha256 else None
+    if expected and expected != digest:
+        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+    adapter.to(pick_device(device))
+    splits = read_splits(resolved.folder) if resolved.kind != "xrv" else None
+    return LoadedModel(adapter.eval(), adapter.config, resolved, digest, splits)  # type: ignore[arg-type]
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:
@@ -328,9 +388,13 @@ def save_model(model: MultiTaskNet, folder: str | os.PathLike, card: str | None 
 def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
     """The ``model`` block of the JSON outputs: source, revision, architecture."""
     src = loaded.source
-    return {
-        "source": src.ref if src.kind == "hub" else str(src.folder),
+    info = {
+        "source": src.ref if src.kind in ("hub", "xrv") else str(src.folder),
         "revision": src.commit or src.revision or loaded.sha256[:12],
         "architecture": loaded.config.architecture,
     }
+    fmt = getattr(loaded.model, "format_name", "cxrdemo")
+    if fmt != "cxrdemo":
+        info["format"] = fmt
+    return info
 
