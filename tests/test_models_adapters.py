@@ -18,6 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
+from model_formats import hf_folder, timm_folder, xrv_cache
+
 from cxrdemo.imaging import load_image
 from cxrdemo.weights import load_model
 
@@ -31,19 +33,6 @@ def films(images_dir: Path) -> list[Path]:
     if not files:
         pytest.skip("no NIH images in the shared data folder")
     return files
-
-
-def _timm_folder(tmp: Path, arch: str, labels: list[str], **kwargs) -> Path:
-    import timm
-
-    torch.manual_seed(0)
-    net = timm.create_model(arch, pretrained=False, num_classes=len(labels), **kwargs).eval()
-    folder = tmp / arch
-    timm.models.push_to_hf_hub  # noqa: B018 - the same module exports save_for_hf
-    from timm.models import save_for_hf
-
-    save_for_hf(net, str(folder), model_config={"label_names": labels}, safe_serialization=True)
-    return folder
 
 
 def _timm_reference(folder: Path, film: Path) -> np.ndarray:
@@ -69,7 +58,7 @@ ALPHA = sorted(["Atelectasis", "Cardiomegaly", "Pleural Effusion", "Infiltrate",
 
 @pytest.mark.parametrize("arch,kwargs", [("resnet10t", {}), ("vit_tiny_patch16_224", {"img_size": 96})])
 def test_timm_adapter_equals_timm_pipeline(tmp_path: Path, films: list[Path], arch: str, kwargs: dict) -> None:
-    folder = _timm_folder(tmp_path, arch, ALPHA, **kwargs)
+    folder = timm_folder(tmp_path, arch, ALPHA, **kwargs)
     loaded = load_model(str(folder), device="cpu")
     assert loaded.model.format_name == "timm"
     lm = loaded.model.labels
@@ -82,7 +71,7 @@ def test_timm_adapter_equals_timm_pipeline(tmp_path: Path, films: list[Path], ar
 
 
 def test_timm_legacy_flat_config_and_prefix(tmp_path: Path, films: list[Path]) -> None:
-    folder = _timm_folder(tmp_path, "resnet10t", ALPHA)
+    folder = timm_folder(tmp_path, "resnet10t", ALPHA)
     cfg = json.loads((folder / "config.json").read_text())
     flat = dict(cfg["pretrained_cfg"], architecture=cfg["architecture"], num_classes=cfg["num_classes"], labels=ALPHA)
     flat.update(crop_pct=0.875, interpolation="bicubic")
@@ -94,43 +83,12 @@ def test_timm_legacy_flat_config_and_prefix(tmp_path: Path, films: list[Path]) -
     np.testing.assert_allclose(_adapter_probs(loaded, films[0]), _timm_reference(folder, films[0]), atol=TOL, rtol=0)
 
 
-def _hf_folder(tmp: Path, kind: str, labels: list[str], multi: bool) -> Path:
-    from transformers import (AutoImageProcessor, ConvNextConfig, ConvNextForImageClassification, SwinConfig,
-                              SwinForImageClassification, ViTConfig, ViTForImageClassification)
-
-    torch.manual_seed(0)
-    common = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-                  problem_type="multi_label_classification" if multi else "single_label_classification")
-    if kind == "vit":
-        net = ViTForImageClassification(ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2,
-                                                   num_attention_heads=2, intermediate_size=64, **common))
-        proc = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 64, "width": 64},
-                "resample": 2, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
-    elif kind == "swin":
-        net = SwinForImageClassification(SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 2],
-                                                     window_size=4, **common))
-        proc = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 64, "width": 64},
-                "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
-    else:
-        net = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, **common))
-        proc = {"image_processor_type": "ConvNextImageProcessor", "do_resize": True, "size": {"shortest_edge": 64},
-                "crop_pct": 0.875, "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
-    folder = tmp / kind
-    net.save_pretrained(str(folder))
-    (folder / "preprocessor_config.json").write_text(json.dumps(proc))
-    AutoImageProcessor.from_pretrained(str(folder))  # the file is one transformers reads
-    return folder
-
-
 @pytest.mark.parametrize("kind,multi", [("vit", True), ("swin", False), ("convnext", True)])
 def test_transformers_adapter_equals_pipeline(tmp_path: Path, films: list[Path], kind: str, multi: bool) -> None:
     from transformers import pipeline
 
     labels = ["Effusion", "Pneumonia", "No Finding"] if multi else ["NORMAL", "PNEUMONIA"]
-    folder = _hf_folder(tmp_path, kind, labels, multi)
+    folder = hf_folder(tmp_path, kind, labels, multi)
     loaded = load_model(str(folder), device="cpu")
     assert loaded.model.format_name == "transformers"
     assert loaded.config.class_mode == ("multilabel" if multi else "softmax")
@@ -143,24 +101,12 @@ def test_transformers_adapter_equals_pipeline(tmp_path: Path, films: list[Path],
         np.testing.assert_allclose(ours, [ref[l] for l in labels], atol=TOL, rtol=0)
 
 
-def _xrv_cache(tmp: Path, name: str) -> Path:
-    import torchxrayvision as xrv
-
-    torch.manual_seed(0)
-    url = xrv.models.model_urls[name]["weights_url"]
-    cache = tmp / "xrv-cache"
-    cache.mkdir()
-    net = xrv.models.DenseNet(num_classes=len(xrv.models.model_urls[name]["labels"]))
-    torch.save(net, cache / Path(url).name)  # the library stores whole pickled DenseNets
-    return cache
-
-
 def test_xrv_adapter_equals_documented_pipeline(tmp_path: Path, films: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision
     import torchxrayvision as xrv
 
     name = "densenet121-res224-nih"
-    monkeypatch.setenv("CXRDEMO_XRV_CACHE", str(_xrv_cache(tmp_path, name)))
+    monkeypatch.setenv("CXRDEMO_XRV_CACHE", str(xrv_cache(tmp_path, name)))
     loaded = load_model(f"xrv:{name}", device="cpu")
     assert loaded.model.format_name == "torchxrayvision" and loaded.source.kind == "xrv"
     lm = loaded.model.labels
