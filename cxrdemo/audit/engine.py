@@ -193,6 +193,7 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     import torch
 
     from ..cams import check_threshold
+    from ..model import MultiTaskNet
     from ..weights import load_model
     from .perimage import Plan
 
@@ -204,6 +205,8 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     torch.manual_seed(options.seed)
     loaded = load_model(options.weights, device=ctx.device)
     other = load_model(options.compare_weights, device=ctx.device) if options.compare_weights else None
+    if options.sanity and not isinstance(loaded.model, MultiTaskNet):
+        raise InputError("the randomization cascade (--sanity) needs a cxrdemo model's stages; drop --sanity for a timm, transformers or xrv model")
     if other is not None and list(other.config.classes) != list(loaded.config.classes):
         raise InputError(f"--compare-weights {options.compare_weights} predicts other classes than the audited model")
     classes = list(loaded.config.classes)
