@@ -1,0 +1,50 @@
+"""``evaluate`` (the audit engine) on a foreign model: what is scored, what is skipped, and why."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import BOXED, DATA, write_csv
+from model_formats import timm_folder
+
+from cxrdemo.cli import main as cli_main
+
+LABELS = ["Cardiomegaly", "Pleural Effusion", "Infiltrate", "Atelectasis", "No Finding"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict:
+    tmp = tmp_path_factory.mktemp("foreign-eval")
+    names = sorted(BOXED)
+    rows = [r for r in csv.DictReader((DATA / "labels.csv").open()) if r["Image Index"] in set(names)]
+    labels = write_csv(tmp / "labels.csv", rows)
+    (tmp / "names.txt").write_text("\n".join(names) + "\n")
+    model = timm_folder(tmp, "vit_tiny_patch16_224", LABELS, img_size=96)  # timm's ViT default: crop_pct 0.9
+    out = tmp / "run"
+    argv = [
+        "evaluate", "--images", str(data_dir / "images"), "--labels", str(labels), "--boxes", str(data_dir / "boxes.csv"),
+        "--weights", f"timm:{model}", "--out", str(out), "--device", "cpu", "--quiet", "--batch-size", "3", "--workers", "0",
+        "--bootstrap", "200", "--names", str(tmp / "names.txt"), "--cam-methods", "gradcam,layercam", "--faithfulness",
+        "--faithfulness-images", "1", "--no-plots",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    return {"out": out, "model": model}
+
+
+def test_only_nih_matched_labels_are_scored(run: dict) -> None:
+    report = json.loads(next(run["out"].glob("*.json")).read_text()) if not (run["out"] / "report.json").is_file() else json.loads((run["out"] / "report.json").read_text())
+    text = json.dumps(report)
+    assert "No Finding" not in json.dumps(report.get("auc", report))
+    assert "Effusion" in text and "Infiltration" in text
+
+
+def test_cam_boxes_scored_model_boxes_skipped(run: dict) -> None:
+    rows = list(csv.DictReader(next(run["out"].rglob("*cases*.csv")).open()))
+    assert rows, "the boxed images must give CAM box rows"
+    assert all(r["model_iou"] == "" for r in rows)  # no box head: no model-box IoU, not a zero
+    assert all(r["class"] in {"Cardiomegaly", "Effusion", "Infiltration", "Atelectasis"} for r in rows)
+    assert {r["method"] for r in rows} == {"gradcam", "layercam"}
