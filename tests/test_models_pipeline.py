@@ -109,3 +109,20 @@ def test_xrv_through_predictor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert analysis.model["format"] == "torchxrayvision" and analysis.model["source"] == "densenet121-res224-all"
     assert analysis.cam is not None and analysis.cam.heatmap.shape == (224, 224)
     assert any(p.label.startswith("Lung") or p.label == "Enlarged Cardiomediastinum" for p in analysis.probabilities)
+
+
+def test_app_single_case_grid_and_model_b(sources: dict[str, str], images_dir: Path, model_dir: Path) -> None:
+    """The app's own actions on a cropped timm ViT: the case page, the every-method grid, and model B beside A."""
+    from conftest import WEBAPP_IMAGE
+    from cxrdemo.webapp import actions, models, side, state, upload
+
+    cache = models.ModelCache(capacity=2)
+    radiograph = upload.read_upload(images_dir / WEBAPP_IMAGE)
+    view = actions.analyse_case(cache, radiograph, state.Settings(source=f"timm:{sources['timm-vit']}", device="cpu"))
+    notes = " ".join(view.case.analysis.notes)
+    assert "centre crop" in notes and "no box head" in notes
+    grid = side.case_methods(cache, view.case)
+    assert [m["method"] for m in grid.doc["methods"]] == list(CAM_METHOD_KEYS) and len(grid.tiles) == len(CAM_METHOD_KEYS)
+    pair = side.case_models(cache, view.case, str(model_dir), "cpu")
+    assert pair.comparison.b.model["architecture"] != pair.comparison.a.model["architecture"]
+    assert {d["label"] for d in pair.doc["differences"]} >= {"Atelectasis", "Cardiomegaly", "Effusion"}
