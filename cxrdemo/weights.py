@@ -6,7 +6,10 @@ Sources (``load_model(source)``):
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
   Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only.
 
-Only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
+- ``timm:`` / ``hf:`` / ``xrv:`` prefixes, or a folder whose files are timm's or transformers', or a torchxrayvision
+  weight name: a foreign model behind its adapter (:mod:`cxrdemo.models`, ``docs/models.md``).
+
+For cxrdemo's own folders only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
 A folder may carry ``model.safetensors.sha256`` (the hex digest); a source may also be pinned with
 ``sha256=...``: a mismatch is refused, and so is a checksum that is not 64 hex digits.
 A config.json whose values have the wrong types, and weights holding NaN or infinity, are refused at load time
@@ -72,7 +75,7 @@ class WeightsSource:
 class LoadedModel:
     """A model ready for inference with its config, provenance and weights checksum."""
 
-    model: MultiTaskNet
+    model: MultiTaskNet  # or another adapter of cxrdemo.models.AdapterBase (same interface)
     config: ModelConfig
     source: WeightsSource
     sha256: str

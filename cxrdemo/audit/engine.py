@@ -212,6 +212,7 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     classes = list(loaded.config.classes)
     found = load_samples(options.images, options.labels, options.boxes, classes, names=options.names)
     samples, notes = seen_images(found.samples, loaded.splits, drop=options.unseen)
+    notes += _label_notes(loaded.model)
     if not samples:
         raise InputError("no image left to evaluate: every one was seen by the model in training or validation")
     baselines = []
@@ -346,6 +347,19 @@ def _seen(splits: "DataSplits | None", samples: Sequence[Sample]) -> frozenset[s
     if splits is None:
         return frozenset()
     return frozenset(s.name for s in samples if splits.role(s.name) is not None)
+
+
+def _label_notes(model) -> list[str]:
+    """Which of a foreign model's labels are scored against NIH labels, and which are shown only (cxrdemo.models)."""
+    if getattr(model, "format_name", "cxrdemo") == "cxrdemo":
+        return []
+    labels = model.labels
+    notes = [f"scored labels (matched to NIH names): {', '.join(labels.scored) or 'none'}"]
+    if labels.unscored:
+        notes.append(f"not scored (no NIH match): {', '.join(labels.unscored)}")
+    if model.config.class_mode == "softmax":
+        notes.append("softmax model: one-vs-rest AUC per label; no per-label decision threshold (docs/models.md)")
+    return notes
 
 
 def _steps(model) -> list[str]:
