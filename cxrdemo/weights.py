@@ -398,6 +398,11 @@ def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
     }
     fmt = getattr(loaded.model, "format_name", "cxrdemo")
     if fmt != "cxrdemo":
+        from .models.files import card_summary
+
         info["format"] = fmt
+        summary = card_summary(getattr(loaded.model, "card", None))
+        if summary:
+            info["card"] = summary  # the foreign model's own card (README.md), first line of prose
     return info
 

@@ -126,3 +126,16 @@ def test_bare_xrv_name_and_bad_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(WeightsError, match="not a torchxrayvision weight name"):
         load_model("xrv:densenet121-res224-nope", device="cpu")
+
+
+def test_model_card_is_shown_as_plain_text(tmp_path: Path) -> None:
+    from cxrdemo.models.files import card_summary
+    from cxrdemo.weights import describe_model
+
+    card = "---\nlicense: mit\n---\n# A model\n\n![badge](http://b)\nA **ResNet** fine-tuned on [NIH](http://n) <b>films</b>.\n"
+    assert card_summary(card) == "A ResNet fine-tuned on NIH films."
+    assert card_summary("# heading only\n") is None
+    folder = timm_folder(tmp_path, "resnet10t", ALPHA)
+    (folder / "README.md").write_text(card)
+    info = describe_model(load_model(str(folder), device="cpu"))
+    assert info["format"] == "timm" and info["card"].startswith("A ResNet fine-tuned")

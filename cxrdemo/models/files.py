@@ -85,3 +85,23 @@ def read_card(folder: Path, limit: int = 20000) -> str | None:
             except OSError:
                 return None
     return None
+
+
+def card_summary(card: str | None, limit: int = 200) -> str | None:
+    """The first line of prose of a model card (front matter, headings, badges and HTML skipped), plain and clipped."""
+    import re
+
+    from ..publicmode import clip_text
+
+    if not card:
+        return None
+    text = re.sub(r"\A---\n.*?\n---\n", "", card.replace("\r\n", "\n"), flags=re.S)
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "<", "![", "[!", "|", "```", "---")):
+            continue
+        plain = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", line)  # links and images -> their text
+        plain = re.sub(r"[<>*_`]", "", re.sub(r"<[^>]*>", "", plain)).strip()  # tags, then stray markup
+        if plain:
+            return clip_text(plain, limit)
+    return None
