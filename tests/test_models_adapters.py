@@ -139,3 +139,28 @@ def test_model_card_is_shown_as_plain_text(tmp_path: Path) -> None:
     (folder / "README.md").write_text(card)
     info = describe_model(load_model(str(folder), device="cpu"))
     assert info["format"] == "timm" and info["card"].startswith("A ResNet fine-tuned")
+
+
+def test_tensor_only_pickles_and_refused_pickles(tmp_path: Path, films: list[Path]) -> None:
+    """A transformers ``pytorch_model.bin`` is read with ``weights_only=True``; a pickle that carries code is refused."""
+    from safetensors.torch import load_file
+
+    from cxrdemo.errors import CxrDemoError
+
+    folder = hf_folder(tmp_path, "vit", ["Effusion", "Mass"], multi=True)
+    reference = _adapter_probs(load_model(str(folder), device="cpu"), films[0])
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")  # tensors only
+    np.testing.assert_array_equal(_adapter_probs(load_model(f"hf:{folder}", device="cpu"), films[0]), reference)
+
+    class Payload:  # unpickling this would call os.system
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    torch.save({"x": Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(CxrDemoError):
+        load_model(f"hf:{folder}", device="cpu")
+    assert not (tmp_path / "pwned").exists()

@@ -79,9 +79,11 @@ class HfAdapter(AdapterBase):
             raise ConfigError(f"transformers model_type {kind!r} in {folder} is not supported; supported: {', '.join(SUPPORTED_TYPES)}")
         read_json(folder / "preprocessor_config.json")  # a clear error when it is missing
         try:
-            net = AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            net = AutoModelForImageClassification.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False, weights_only=True, use_safetensors=None
+            )
             self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any loader failure (incl. a refused pickle) is one line
             raise ConfigError(f"transformers cannot load {folder} ({' '.join(str(exc).split())[:120]}); check config.json and the weights") from None
         self.net = net.eval().requires_grad_(False)
         self.kind = kind
