@@ -50,3 +50,33 @@ def test_cam_boxes_scored_model_boxes_skipped(run: dict) -> None:
     assert all(r["model_iou"] == "" for r in rows)  # no box head: no model-box IoU, not a zero
     assert all(r["class"] in {"Cardiomegaly", "Effusion", "Infiltration", "Atelectasis"} for r in rows)
     assert {r["method"] for r in rows} == {"gradcam", "layercam"}
+
+
+def test_compare_weights_across_formats_matches_outputs_by_name(tmp_path: Path, data_dir: Path) -> None:
+    """The shipped folder audited with its timm export (alphabetical outputs) as ``--compare-weights``."""
+    import torch
+
+    from cxrdemo.audit.perimage import BatchAuditor, Plan
+    from cxrdemo.models.export import export_timm
+    from cxrdemo.weights import EMBEDDED_DIR, load_model
+
+    native = load_model(str(EMBEDDED_DIR), device="cpu")
+    export = export_timm(native.model, tmp_path / "export", alphabetical=True)
+    other = load_model(f"timm:{export}", device="cpu")
+    auditor = BatchAuditor(native.model, Plan(methods=("gradcam",)), torch.device("cpu"), other.model)
+    assert [other.config.classes[i] for i in auditor.compare_order] == list(native.config.classes)
+    assert other.config.classes != native.config.classes  # the orders differ: matching by index would be wrong
+
+    names = sorted(BOXED)[:3]
+    rows = [r for r in csv.DictReader((DATA / "labels.csv").open()) if r["Image Index"] in set(names)]
+    labels = write_csv(tmp_path / "labels.csv", rows)
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    out = tmp_path / "run"
+    argv = [
+        "evaluate", "--images", str(data_dir / "images"), "--labels", str(labels), "--weights", str(EMBEDDED_DIR),
+        "--compare-weights", f"timm:{export}", "--out", str(out), "--device", "cpu", "--quiet", "--workers", "0",
+        "--bootstrap", "50", "--names", str(tmp_path / "names.txt"), "--no-plots",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"][0]["kind"] == "weights" and report["baseline"][0]["n_common"] == len(names)

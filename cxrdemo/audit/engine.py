@@ -207,8 +207,9 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     other = load_model(options.compare_weights, device=ctx.device) if options.compare_weights else None
     if options.sanity and not isinstance(loaded.model, MultiTaskNet):
         raise InputError("the randomization cascade (--sanity) needs a cxrdemo model's stages; drop --sanity for a timm, transformers or xrv model")
-    if other is not None and list(other.config.classes) != list(loaded.config.classes):
-        raise InputError(f"--compare-weights {options.compare_weights} predicts other classes than the audited model")
+    missing = [c for c in loaded.config.classes if other is not None and c not in other.config.classes]
+    if missing:  # the second model's outputs are matched by (NIH-mapped) name, in any order and any format
+        raise InputError(f"--compare-weights {options.compare_weights} does not predict {', '.join(missing[:3])}; compare models that predict the same labels")
     classes = list(loaded.config.classes)
     found = load_samples(options.images, options.labels, options.boxes, classes, names=options.names)
     samples, notes = seen_images(found.samples, loaded.splits, drop=options.unseen)

@@ -128,6 +128,8 @@ class BatchAuditor:
         self.plan = plan
         self.device = device
         cfg = model.config
+        # the second model's outputs in this model's class order (matched by name: another format may order them otherwise)
+        self.compare_order = [compare.config.classes.index(c) for c in cfg.classes] if compare is not None else None
         self.config = cfg
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
         # Boxes are scored for the box classes; for a model without a box head (cxrdemo.models), the CAM box of
@@ -167,7 +169,7 @@ class BatchAuditor:
         recs = [records[k] for k in ok]
         t0 = time.perf_counter()
         x, feats, probs, boxes = self._forward(self.model, good)
-        compare = self._forward(self.compare, good)[2] if self.compare is not None else None
+        compare = self._forward(self.compare, good)[2][:, self.compare_order] if self.compare is not None else None
         self.seconds["model"] += time.perf_counter() - t0
         for j, (it, rec) in enumerate(zip(good, recs)):
             rec.width, rec.height = int(it["width"]), int(it["height"])
