@@ -17,6 +17,7 @@ The CLN-family :class:`~cxrdemo.model.MultiTaskNet` is one such adapter; :mod:`c
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
@@ -102,7 +103,7 @@ class DeclaredPreprocessing:
         return (x - mean) / std
 
 
-class AdapterBase(nn.Module):
+class AdapterBase(nn.Module, ABC):
     """Shared behaviour of the model adapters; subclasses set ``config``, ``labels`` and the split forward."""
 
     format_name: str = "cxrdemo"
@@ -110,6 +111,7 @@ class AdapterBase(nn.Module):
     card: str | None = None
 
     # ------------------------------------------------------------------ to be provided by a format
+    @abstractmethod
     def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
         """An 8-bit grayscale film ``(H, W)`` -> the model input ``(C, S, S)``."""
         raise NotImplementedError
@@ -118,10 +120,12 @@ class AdapterBase(nn.Module):
         """The part of a ``width x height`` film that :meth:`preprocess` keeps."""
         return FilmView.whole(width, height)
 
+    @abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs ``(N, C, S, S)`` -> the CAM layer's activations."""
         raise NotImplementedError
 
+    @abstractmethod
     def cam_logits(self, features: torch.Tensor) -> torch.Tensor:
         """The CAM layer's activations -> class logits (the part of the network the CAM differentiates)."""
         raise NotImplementedError
@@ -148,10 +152,8 @@ class AdapterBase(nn.Module):
             return torch.softmax(logits, dim=-1)
         return torch.sigmoid(logits)
 
-    @property
-    def label_map(self) -> LabelMap:
-        """The model's own labels and their NIH names."""
-        return self.labels  # type: ignore[attr-defined]
+    #: The model's own labels and their NIH names (set by each format).
+    labels: LabelMap
 
 
 def tokens_to_grid(prefix_tokens: int, grid: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
