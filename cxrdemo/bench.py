@@ -152,7 +152,8 @@ class _CamLayerGrad:
     def __init__(self, model, layer) -> None:
         self.model = model
         self.activation = None
-        self.handle = layer.register_forward_hook(self._keep)
+        # A foreign adapter (cxrdemo.models) has no hookable CAM layer: its split forward gives the activations.
+        self.handle = layer.register_forward_hook(self._keep) if layer is not None else None
 
     def _keep(self, module, inputs, output) -> None:
         self.activation = output
@@ -162,7 +163,11 @@ class _CamLayerGrad:
 
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            out = self.model(x)
+            if self.handle is None:
+                self.activation = self.model.forward_features(x)
+                out = self.model.heads(self.activation)
+            else:
+                out = self.model(x)
             logits = out.logits[0]
             score = logits[int(logits.detach().argmax())]
             (grad,) = torch.autograd.grad(score, self.activation)
@@ -170,7 +175,8 @@ class _CamLayerGrad:
         return grad
 
     def close(self) -> None:
-        self.handle.remove()
+        if self.handle is not None:
+            self.handle.remove()
 
 
 # --------------------------------------------------------------------------------------------- measurements
@@ -190,13 +196,12 @@ def measure_single(
     from .cams import DEFAULT_CAM_THRESHOLD
     from .explain import cam_box, cam_heatmaps
     from .imaging import load_image
-    from .preprocess import to_tensor
     from .render import render_panels
     from .results import CamResult
 
     model, config, device = predictor.model, predictor.config, predictor.device
-    inputs = [to_tensor(load_image(f), config).to(device) for f in files]  # the bare network's inputs, made once
-    grad_cam = _CamLayerGrad(model, model.cam_layer)
+    inputs = [model.preprocess(load_image(f).pixels)[None].to(device) for f in files]  # the bare network's inputs, made once
+    grad_cam = _CamLayerGrad(model, getattr(model, "cam_layer", None))
     peer_pipeline = None
     if peer:
         from .bench_peer import PEER_STAGES, PeerPipeline
@@ -315,13 +320,18 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
     from .cams import DEFAULT_CAM_THRESHOLD
     from .explain import cam_box, cam_heatmaps
     from .imaging import load_image
+    from .model import MultiTaskNet
     from .preprocess import normalise, resize_gray
 
     model, config, device = predictor.model, predictor.config, predictor.device
     decoded = [load_image(f) for f in files]
     sizes = [(r.width, r.height) for r in decoded]
-    resized = np.stack([resize_gray(r.pixels, config.input_size) for r in decoded])
-    batches = [normalise(resized[i : i + batch_size], config).to(device) for i in range(0, len(files), batch_size)]
+    if isinstance(model, MultiTaskNet):
+        resized = np.stack([resize_gray(r.pixels, config.input_size) for r in decoded])
+        batches = [normalise(resized[i : i + batch_size], config).to(device) for i in range(0, len(files), batch_size)]
+    else:  # a foreign adapter: the preprocessing its own files declare
+        inputs = model.preprocess_batch([r.pixels for r in decoded])
+        batches = [inputs[i : i + batch_size].to(device) for i in range(0, len(files), batch_size)]
 
     def bare() -> None:
         with torch.inference_mode():
@@ -414,6 +424,9 @@ def bench(
     files = pick_images(images, n)
     progress(f"loading the model ({weights or 'default weights'}) on {dev}")
     predictor = Predictor.from_source(weights, device=str(dev))
+    if peer and getattr(predictor.model, "format_name", "cxrdemo") != "cxrdemo":
+        progress("the peer pipeline needs a cxrdemo model's hookable CAM layer and box head: skipped for this format")
+        peer = False
     sync = _syncer(dev)
     progress(f"single image: {n} images x (forward, forward+backward, pipeline{', peer' if peer else ''}) after {warmup} warm-up")
     single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress)

@@ -65,6 +65,8 @@ def probe_boxes(model: torch.nn.Module, config: ModelConfig, device: torch.devic
     """Run ``model`` on :func:`probe_images` and report which box classes ignore the input."""
     from .preprocess import normalise
 
+    if config.box_mode == "none":  # a classifier without a box head (cxrdemo.models): nothing to probe
+        return BoxProbe((), {}, 0)
     batch = normalise(probe_images(config.input_size), config).to(device)
     with torch.inference_mode():
         boxes = model(batch).boxes.float().cpu().numpy()  # (P, K, 4) normalised

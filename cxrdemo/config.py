@@ -39,7 +39,7 @@ MAX_TEXT_CHARS = 2000
 MAX_CONFIG_BYTES = 1 << 20
 
 CLASS_MODES = ("multilabel", "softmax")
-BOX_MODES = ("per_class", "single")
+BOX_MODES = ("per_class", "single", "none")
 
 
 @dataclass
@@ -51,7 +51,8 @@ class ModelConfig:
         classes: output labels of the classification head, in head order.
         box_classes: labels that own a box (``box_mode="per_class"``); a subset of ``classes``.
         class_mode: ``"multilabel"`` (sigmoid per class) or ``"softmax"`` (CLN's single-label head).
-        box_mode: ``"per_class"`` (one box per box class) or ``"single"`` (CLN's one box per image).
+        box_mode: ``"per_class"`` (one box per box class), ``"single"`` (CLN's one box per image) or ``"none"``
+            (a foreign classifier without a box head, :mod:`cxrdemo.models`).
         input_size: side of the square model input in pixels.
         channels: 1 or 3 input channels (grayscale radiographs are repeated to 3 for ImageNet backbones).
         mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
@@ -98,6 +99,8 @@ class ModelConfig:
     @property
     def num_boxes(self) -> int:
         """Number of boxes the box head predicts."""
+        if self.box_mode == "none":
+            return 0
         return len(self.box_classes) if self.box_mode == "per_class" else 1
 
     def threshold(self, label: str) -> float:

@@ -217,11 +217,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     ci = result.mean_auc_ci
     if ci and ci.get("low") is not None:
         mean += f" (95% CI {ci['low']:.3f}-{ci['high']:.3f})"
-    n_classes = sum(v is not None for k, v in ev.iou_accuracy["0.1"].items() if k != "mean")
-    iou = ev.iou_accuracy["0.1"]["mean"]
+    boxless = not ev.model_matches and ev.cam_matches  # a model without a box head (cxrdemo.models)
+    which = ev.cam_iou_accuracy if boxless else ev.iou_accuracy
+    n_classes = sum(v is not None for k, v in which["0.1"].items() if k != "mean")
+    iou = which["0.1"]["mean"]
     iou_text = "n/a" if iou is None else f"{iou:.3f}"
+    what = "no box head, so CAM-box" if boxless else "model-box"
     print(
-        f"{ev.n_images} images, {ev.n_boxes} boxes: mean AUC {mean}; model-box IoU accuracy at T=0.1, mean of the "
+        f"{ev.n_images} images, {ev.n_boxes} boxes: mean AUC {mean}; {what} IoU accuracy at T=0.1, mean of the "
         f"per-class shares over the {n_classes} box classes with boxes: {iou_text}; report in {out}/report.md"
     )
     return 0

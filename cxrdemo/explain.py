@@ -75,17 +75,30 @@ assert tuple(CAM_METHODS) == CAM_METHOD_KEYS, "cams.CAM_METHOD_NAMES and explain
 
 
 class _HeadOnFeatures(nn.Module):
-    """``A -> logits``: the classification head of a model, frozen, behind an identity that is the CAM layer."""
+    """``A -> logits``: the classification head of a model, frozen, behind an identity that is the CAM layer.
+
+    cxrdemo's own network: GAP + its linear layer, as frozen copies. Any other adapter (:mod:`cxrdemo.models`):
+    its ``cam_logits`` (the rest of the network after the CAM layer), whose parameters the adapter froze at load.
+    """
 
     def __init__(self, model: MultiTaskNet) -> None:
         super().__init__()
-        fc = model.class_head.fc
-        # Parameters that share the model's storage but never collect gradients.
-        self.weight = nn.Parameter(fc.weight.detach(), requires_grad=False)
-        self.bias = nn.Parameter(fc.bias.detach(), requires_grad=False)
         self.layer = nn.Identity()
+        self._rest = None
+        if isinstance(model, MultiTaskNet):
+            fc = model.class_head.fc
+            # Parameters that share the model's storage but never collect gradients.
+            self.weight = nn.Parameter(fc.weight.detach(), requires_grad=False)
+            self.bias = nn.Parameter(fc.bias.detach(), requires_grad=False)
+        else:
+            self._rest = model.cam_logits
+            # pytorch-grad-cam reads the device off the module's first parameter: an empty one on the model's device.
+            device = next(model.parameters()).device
+            self.anchor = nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
+        if self._rest is not None:
+            return self._rest(self.layer(feature_map))
         pooled = self.layer(feature_map).mean(dim=(2, 3))
         return F.linear(pooled, self.weight, self.bias)
 
@@ -101,25 +114,30 @@ def cam_heatmaps(
 
     Args:
         model: the model that produced ``features``.
-        features: ``(N, F, h, w)`` final feature maps from :meth:`MultiTaskNet.forward_features`.
+        features: the CAM layer's activations from the model's ``forward_features`` (``(N, F, h, w)``, or tokens
+            that the adapter's ``cam_reshape`` turns into a grid).
         targets: one class index per image.
         method: a key of :data:`CAM_METHODS`.
         size: side of the returned maps (default: the model's input size).
 
     Returns:
-        ``(N, size, size)`` float32 maps in [0, 1] (each scaled to its own maximum, as pytorch-grad-cam does).
+        ``(N, size, size)`` float32 maps in [0, 1] over the model's input frame (each scaled to its own maximum,
+        as pytorch-grad-cam does); :meth:`cxrdemo.models.FilmView.map_to_film` places them on the film.
     """
     method = check_method(method)
     if len(targets) != features.shape[0]:
         raise ValueError(f"{len(targets)} targets for {features.shape[0]} feature maps")
-    n_classes = model.class_head.fc.out_features
+    n_classes = len(model.config.classes)
     for t in targets:
         if not 0 <= int(t) < n_classes:
             raise InputError(f"target class index {t} is outside 0..{n_classes - 1}")
     size = size or model.config.input_size
     head = _HeadOnFeatures(model)
     feats = features.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), CAM_METHODS[method](model=head, target_layers=[head.layer]) as cam:
+    reshape = getattr(model, "cam_reshape", None)
+    with torch.enable_grad(), CAM_METHODS[method](model=head, target_layers=[head.layer], reshape_transform=reshape) as cam:
+        if reshape is not None:  # token activations: the library would read the map size off (N, T, D)
+            cam.get_target_width_height = lambda _tensor: (size, size)
         maps = cam(input_tensor=feats, targets=[ClassifierOutputTarget(int(t)) for t in targets])
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if maps.shape[-1] != size:

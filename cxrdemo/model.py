@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from .backbones import build_backbone, cam_layer, get_spec
 from .config import ModelConfig
+from .models.base import AdapterBase
+from .models.labels import LabelMap, map_labels
 
 
 @dataclass
@@ -77,8 +80,14 @@ class BoxHead(nn.Module):
         return boxes_from_params(params.view(-1, self.num_boxes, 4))
 
 
-class MultiTaskNet(nn.Module):
-    """Backbone shared by a classification head and a box-regression head, built from a :class:`ModelConfig`."""
+class MultiTaskNet(AdapterBase):
+    """Backbone shared by a classification head and a box-regression head, built from a :class:`ModelConfig`.
+
+    cxrdemo's own format behind the adapter interface of :mod:`cxrdemo.models.base` (whole film resized, no crop).
+    """
+
+    format_name = "cxrdemo"
+    has_box_head = True
 
     def __init__(self, config: ModelConfig, pretrained: str | None = None) -> None:
         super().__init__()
@@ -92,6 +101,21 @@ class MultiTaskNet(nn.Module):
     def cam_layer(self) -> nn.Module:
         """The Grad-CAM target layer, resolved from the backbone registry."""
         return cam_layer(self.backbone, self.config.architecture)
+
+    @property
+    def labels(self) -> LabelMap:
+        """The config's classes (NIH names for NIH-trained models) as a label map."""
+        return map_labels(self.config.classes)
+
+    def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
+        """An 8-bit grayscale film ``(H, W)`` -> ``(C, S, S)`` (:mod:`cxrdemo.preprocess`: resize, no crop)."""
+        from .preprocess import normalise, resize_gray
+
+        return normalise(resize_gray(pixels, self.config.input_size), self.config)[0]
+
+    def cam_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits from the final feature map."""
+        return self.class_head(features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` -> final feature map ``(N, F, h, w)``."""

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,12 +30,15 @@ from .config import ModelConfig
 from .errors import InputError, WeightsError
 from .explain import cam_box, cam_heatmaps
 from .imaging import Radiograph
-from .model import MultiTaskNet
+from .models.geometry import FilmView
 from .nih import TOP1, is_top1, match_class
-from .preprocess import box_to_original, to_tensor
+from .preprocess import box_to_original
 from .publicmode import clip_text
 from .results import Analysis, CamResult, ClassProbability
 from .weights import LoadedModel, describe_model, load_model
+
+if TYPE_CHECKING:
+    from .models.base import AdapterBase
 
 
 @contextmanager
@@ -79,6 +82,7 @@ class Predictor:
         self.model = loaded.model.eval()
         self.config: ModelConfig = loaded.config
         self.device = next(self.model.parameters()).device
+        self.labels = self.model.labels  # the model's own label of each shown class
 
     @classmethod
     def from_source(cls, source: str | None = None, *, device: str | None = None, sha256: str | None = None) -> "Predictor":
@@ -128,7 +132,7 @@ class Predictor:
         """Preprocess and run one radiograph."""
         timings: dict[str, float] = {}
         with _timed(timings, "preprocess"):
-            x = to_tensor(radiograph, self.config)
+            x = self.model.preprocess(radiograph.pixels)[None]
         with _timed(timings, "forward"):
             probs, boxes, features = self.forward_tensor(x)
         if not (np.isfinite(probs).all() and np.isfinite(boxes).all()):
@@ -152,8 +156,10 @@ class Predictor:
     def _cams(self, inference: Inference, request: CamRequest, indices: list[int]) -> list[CamResult]:
         feats = inference.features.expand(len(indices), *inference.features.shape[1:])
         maps = cam_heatmaps(self.model, feats, indices, request.method)
+        view = self.model.view(inference.width, inference.height)
         out = []
         for index, heatmap in zip(indices, maps):
+            heatmap = view.map_to_film(heatmap, self.config.input_size)  # a crop leaves the hidden border empty
             label = self.config.classes[index]
             box = cam_box(heatmap, request.threshold, width=inference.width, height=inference.height, label=label)
             out.append(CamResult(request.method, label, request.threshold, heatmap, box))
@@ -161,12 +167,17 @@ class Predictor:
 
     def model_boxes(self, inference: Inference) -> list[Box]:
         """The model's boxes in original pixels, each scored by its class probability, highest first."""
-        return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height)
+        view = self.model.view(inference.width, inference.height)
+        return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height, view)
 
     def ranked(self, inference: Inference) -> list[ClassProbability]:
         """Every class with its probability and threshold, highest first."""
         cfg = self.config
-        rows = [ClassProbability(c, float(p), cfg.threshold(c)) for c, p in zip(cfg.classes, inference.probabilities)]
+        lm = self.labels
+        rows = [
+            ClassProbability(c, float(p), cfg.threshold(c), own, nih is not None)
+            for c, p, own, nih in zip(cfg.classes, inference.probabilities, lm.model_labels, lm.nih)
+        ]
         return sorted(rows, key=lambda r: -r.probability)
 
     def ground_truth(
@@ -198,8 +209,9 @@ class Predictor:
         timings = dict(inference.timings_ms)
         with _timed(timings, "compare"):
             boxes = self.model_boxes(inference)
-            cam_boxes = self.cam_boxes(inference, cam, truth.labels)
-            rows = iou_rows(truth.boxes, boxes, cam_boxes, self.config.box_mode == "single")
+            seen, view_notes = self.visible_truth(inference, truth)
+            cam_boxes = self.cam_boxes(inference, cam, [b.label for b in seen])
+            rows = iou_rows(seen, boxes, cam_boxes, self.config.box_mode == "single")
         return Analysis(
             image=inference.image,
             width=inference.width,
@@ -211,12 +223,29 @@ class Predictor:
             ground_truth=list(truth.boxes),
             ious=rows,
             timings_ms=timings,
-            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes(),
+            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes() + view_notes,
             truth_source=truth.source,
             boxes_static=self.box_probe.all_static,
         )
 
+    def visible_truth(self, inference: Inference, truth: GroundTruth) -> tuple[list[Box], list[str]]:
+        """The ground-truth boxes clipped to the part of the film the model saw, and notes on what was hidden.
+
+        A box less than half inside a centre crop is not scored (:data:`cxrdemo.models.geometry.MIN_VISIBLE_FRACTION`).
+        """
+        view = self.model.view(inference.width, inference.height)
+        if view.full:
+            return list(truth.boxes), []
+        kept = [v for v in (view.visible(b) for b in truth.boxes) if v is not None]
+        notes = [view.note() or ""]
+        hidden = len(truth.boxes) - len(kept)
+        if hidden:
+            notes.append(f"{hidden} ground-truth box(es) lie mostly outside the crop the model saw: not scored")
+        return kept, notes
+
     def _box_notes(self) -> list[str]:
+        if self.config.box_mode == "none":
+            return ["this model has no box head: only the CAM box is compared with the ground truth (model-box IoU skipped)"]
         probe = self.box_probe
         if probe.all_static:
             return [f"{STATIC_BOXES_NOTE}: this model's box head gives the same boxes whatever the image"]
@@ -244,30 +273,38 @@ class Predictor:
         return self.assemble(inference, cam, truth)
 
 
-def network_outputs(model: MultiTaskNet, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """The one forward pass of cxrdemo (single images here, the audit's batches in :mod:`cxrdemo.audit.perimage`):
-    a normalised ``(N, C, S, S)`` batch already on ``model``'s device -> probabilities and normalised boxes (NumPy,
-    float32) and the feature map (float, on the device; a normal tensor, not an inference tensor, so that a CAM may
-    differentiate the heads on it)."""
+def network_outputs(model: "AdapterBase", batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """The one forward pass of cxrdemo (single images here, the audit's batches in :mod:`cxrdemo.audit.perimage`),
+    for any model adapter (:mod:`cxrdemo.models`): a preprocessed ``(N, C, S, S)`` batch already on ``model``'s
+    device -> probabilities and normalised boxes (NumPy, float32) and the feature map (float, on the device; a
+    normal tensor, not an inference tensor, so that a CAM may differentiate the heads on it)."""
     with torch.no_grad():
-        out = model(batch)
+        features = model.forward_features(batch)
+        out = model.heads(features)
         probs = model.probabilities(out.logits).float().cpu().numpy()
         boxes = out.boxes.float().cpu().numpy()
-    return probs, boxes, out.features.float()
+    return probs, boxes, features.float()
 
 
-def model_boxes_in_pixels(config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int) -> list[Box]:
+def model_boxes_in_pixels(
+    config: ModelConfig, probabilities: np.ndarray, boxes: np.ndarray, width: int, height: int, view: FilmView | None = None
+) -> list[Box]:
     """The box head's output in an image's original pixels, scored by class probability, highest first.
 
     The one conversion of model boxes (the app, the CLI, ``evaluate`` and ``bench`` all call it): a per-class model
     gives one box per box class, labelled and scored by that class; a single-box (CLN) model gives its one box,
     labelled and scored by the top-1 class (:func:`cxrdemo.compare.model_box_for` compares it with every class).
     """
+    if config.box_mode == "none":
+        return []
     if config.box_mode == "single":
         top = int(np.argmax(probabilities))
         labelled = [(config.classes[top], float(probabilities[top]), boxes[0])]
     else:
         index = {c: i for i, c in enumerate(config.classes)}
         labelled = [(c, float(probabilities[index[c]]), boxes[k]) for k, c in enumerate(config.box_classes)]
-    out = [box_to_original(b, width, height, label, score) for label, score, b in labelled]
+    if view is not None and not view.full:
+        out = [view.model_box_to_film(b, label, score) for label, score, b in labelled]
+    else:
+        out = [box_to_original(b, width, height, label, score) for label, score, b in labelled]
     return sorted(out, key=lambda b: -(b.score or 0.0))

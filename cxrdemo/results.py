@@ -21,6 +21,8 @@ class ClassProbability:
     label: str
     probability: float
     threshold: float
+    model_label: str | None = None  # the model's own name when it differs from ``label`` (cxrdemo.models)
+    scored: bool = True  # False for a label with no NIH match: shown, never scored against NIH labels
 
     @property
     def positive(self) -> bool:
@@ -122,7 +124,7 @@ class Analysis:
         return {
             "image": self.image,
             "model": dict(self.model),
-            "probabilities": [{"label": p.label, "probability": round(p.probability, 6)} for p in self.probabilities],
+            "probabilities": [_probability_json(p) for p in self.probabilities],
             "boxes": [{"label": b.label, "score": round(float(b.score or 0.0), 6), "xyxy": b.rounded()} for b in self.boxes],
             "cam": cam,
             "ground_truth": [{"label": b.label, "xyxy": b.rounded()} for b in self.ground_truth],
@@ -136,3 +138,13 @@ class Analysis:
             ],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+def _probability_json(p: ClassProbability) -> dict[str, Any]:
+    """``{"label", "probability"}``, plus ``model_label`` and ``scored`` where a foreign model's names differ."""
+    row: dict[str, Any] = {"label": p.label, "probability": round(p.probability, 6)}
+    if p.model_label is not None and p.model_label != p.label:
+        row["model_label"] = p.model_label
+    if not p.scored:
+        row["scored"] = False
+    return row

@@ -68,12 +68,13 @@ def compare_methods(
     """Every method in ``methods`` on the cached forward pass: the map of ``target`` (top-1 when ``None``) and the
     IoU of each ground-truth box with the box cut from its own class's map (as CLN scores CAM boxes)."""
     shown = predictor.config.classes[predictor.class_index(target, inference.probabilities)]
+    seen, _ = predictor.visible_truth(inference, truth)  # a centre crop: only the boxes the model saw are scored
     cells = []
     for method in methods:
         request = CamRequest(method, target, threshold)
         # the shown class and every ground-truth class in one batched CAM call per method
-        maps = predictor.cams(inference, request, [shown, *truth.labels])
-        ious = tuple((g.label, _iou_or_zero(maps[g.label].box, g)) for g in truth.boxes)
+        maps = predictor.cams(inference, request, [shown, *(g.label for g in seen)])
+        ious = tuple((g.label, _iou_or_zero(maps[g.label].box, g)) for g in seen)
         cells.append(MethodCell(request.method, method_name(request.method), is_class_agnostic(request.method), maps[shown], ious))
     return cells
 

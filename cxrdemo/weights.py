@@ -9,7 +9,10 @@ Sources (``load_model(source)``):
   size is checked against its cap (:mod:`cxrdemo.hubsize`) before it is downloaded, and before a cached copy is read.
 - ``hf://owner/name[@revision]``: the same Hub id, never looked up as a local folder (what a public server uses).
 
-Only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
+- ``timm:`` / ``hf:`` / ``xrv:`` prefixes, or a folder whose files are timm's or transformers', or a torchxrayvision
+  weight name: a foreign model behind its adapter (:mod:`cxrdemo.models`, ``docs/models.md``).
+
+For cxrdemo's own folders only safetensors are ever loaded; ``.bin`` / ``.pth`` / ``.pt`` / ``.ckpt`` pickles are refused, never opened.
 A folder may carry ``model.safetensors.sha256`` (the hex digest); a source may also be pinned with
 ``sha256=...``: a mismatch is refused, and so is a checksum that is not 64 hex digits.
 A config.json whose values have the wrong types or sizes out of bounds, a config whose model would hold more
@@ -43,6 +46,8 @@ EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's co
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
 #: Prefix of a source that is a Hub id and nothing else (never looked up as a local folder).
 HUB_PREFIX = "hf://"
+#: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
+OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class WeightsSource:
     """Where a model came from.
 
     Attributes:
-        kind: ``"embedded"``, ``"folder"`` or ``"hub"``.
+        kind: ``"embedded"``, ``"folder"``, ``"hub"`` or ``"xrv"`` (a torchxrayvision weight name).
         ref: what the user gave (folder path or Hub repo id).
         revision: requested revision for Hub sources, else ``None``.
         commit: resolved Hub commit hash (from the cache snapshot), else ``None``.
@@ -73,6 +78,8 @@ class WeightsSource:
             rev = f"@{self.revision}" if self.revision else ""
             commit = f" ({self.commit[:7]})" if self.commit else ""
             return f"{self.ref}{rev}{commit}"
+        if self.kind == "xrv":
+            return f"xrv:{self.ref}"
         return str(self.folder) if self.kind == "folder" else f"embedded ({self.folder.name}/)"
 
 
@@ -80,7 +87,7 @@ class WeightsSource:
 class LoadedModel:
     """A model ready for inference with its config, provenance and weights checksum."""
 
-    model: MultiTaskNet
+    model: MultiTaskNet  # or another adapter of cxrdemo.models.AdapterBase (same interface)
     config: ModelConfig
     source: WeightsSource
     sha256: str
@@ -147,15 +154,21 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     from huggingface_hub import errors as hf_errors
-    from huggingface_hub import hf_hub_download
 
     label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
     offline = hub_offline()
     cache_only = offline or not hub_reachable()
     try:
         config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
-        _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
-        _fetch_optional(repo_id, SPLITS_NAME, revision, cache_only, label)
+        try:
+            _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
+        except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as missing:
+            try:  # a transformers repo with tensor-only pickles (read with weights_only=True)
+                _fetch_capped(repo_id, "pytorch_model.bin", revision, cache_only, label)
+            except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
+                raise missing from None
+        for optional in OPTIONAL_FILES:
+            _fetch_optional(repo_id, optional, revision, cache_only, label)
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
@@ -245,8 +258,16 @@ def load_model(
     """Load a model from ``source`` (see module doc) onto ``device`` (default: :func:`cxrdemo.device.pick_device`)."""
     from .device import pick_device
 
-    resolved = resolve_source(source)
+    from .models.loader import is_xrv_name, parse_source
+
+    spec = parse_source(str(source)) if source is not None else None
+    if spec is not None and (spec.format == "torchxrayvision" or (spec.format is None and is_xrv_name(spec.where) and not path_exists(Path(spec.where)))):
+        return _load_adapter("torchxrayvision", None, spec.where, device, sha256)
+    resolved = resolve_source(spec.where if spec is not None else None)
     folder = resolved.folder
+    fmt = (spec.format if spec is not None else None) or _folder_format(folder)
+    if fmt != "cxrdemo":
+        return _load_adapter(fmt, resolved, folder, device, sha256)
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         pickles = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
@@ -287,6 +308,50 @@ def check_weights_size(config: ModelConfig, weights: Path) -> None:
             f"config.json in {weights.parent} describes a model of at least {needed:,} parameters but {weights.name} has "
             f"only {size:,} bytes (one byte per parameter at the least); use the config.json saved with these weights"
         )
+
+
+def _folder_format(folder: Path) -> str:
+    """``"cxrdemo"`` unless the folder's config.json is recognisably timm's or transformers' (:mod:`cxrdemo.models`).
+
+    A config.json that is missing, unreadable or only holds :class:`ModelConfig` keys is left to cxrdemo's own
+    loader, whose errors say what is wrong with it.
+    """
+    import dataclasses
+    import json
+
+    from .models.loader import detect_format
+
+    try:
+        cfg = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "cxrdemo"
+    if not isinstance(cfg, dict) or "format_version" in cfg or set(cfg) <= {f.name for f in dataclasses.fields(ModelConfig)}:
+        return "cxrdemo"
+    try:
+        return detect_format(folder)
+    except ConfigError:
+        return "cxrdemo"
+
+
+def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, device, sha256: str | None) -> LoadedModel:
+    """A foreign model (timm, transformers, torchxrayvision) through its adapter, as a :class:`LoadedModel`."""
+    from .device import pick_device
+    from .models.files import weights_file
+    from .models.loader import build_adapter
+
+    adapter = build_adapter(fmt, where)
+    if resolved is None:  # torchxrayvision: the library's own cache
+        path = Path(adapter.net.weights_filename_local)
+        resolved = WeightsSource("xrv", str(where), None, None, path.parent)
+    else:
+        path = weights_file(resolved.folder)
+    digest = file_sha256(path)
+    expected = _expected_sha256(resolved.folder, sha256) if resolved.kind != "xrv" or sha256 else None
+    if expected and expected != digest:
+        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+    adapter.to(pick_device(device))
+    splits = read_splits(resolved.folder) if resolved.kind != "xrv" else None
+    return LoadedModel(adapter.eval(), adapter.config, resolved, digest, splits)  # type: ignore[arg-type]
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:
@@ -368,9 +433,18 @@ def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
 
     src = loaded.source
     folder = src.folder.name if is_public() else str(src.folder)  # a public server shows no server path
-    return {
-        "source": src.name or (src.ref if src.kind == "hub" else folder),
+    info = {
+        "source": src.name or (src.ref if src.kind in ("hub", "xrv") else folder),
         "revision": src.commit or src.revision or loaded.sha256[:12],
         "architecture": loaded.config.architecture,
     }
+    fmt = getattr(loaded.model, "format_name", "cxrdemo")
+    if fmt != "cxrdemo":
+        from .models.files import card_summary
+
+        info["format"] = fmt
+        summary = card_summary(getattr(loaded.model, "card", None))
+        if summary:
+            info["card"] = summary  # the foreign model's own card (README.md), first line of prose
+    return info
 

@@ -141,7 +141,7 @@ def test_case_picture_uses_the_panels_box_styles_and_colour_map() -> None:
     from cxrdemo.render import CAM_COLORMAP
     from cxrdemo.render.casepicture import GAP, colour_gradient, legend_html, render_case_picture
     from cxrdemo.render.draw import colormap_lut
-    from cxrdemo.render.view import CAM, MODEL, TRUTH
+    from cxrdemo.render.film import CAM, MODEL, TRUTH
 
     film = np.full((100, 100), 128, dtype=np.uint8)  # a synthetic grey film (no radiograph)
     heat = np.zeros((16, 16), dtype=np.float32)

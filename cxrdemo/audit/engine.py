@@ -242,6 +242,7 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     import torch
 
     from ..cams import check_threshold
+    from ..model import MultiTaskNet
     from ..weights import load_model
     from .perimage import Plan
 
@@ -253,11 +254,15 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     torch.manual_seed(options.seed)
     loaded = load_model(options.weights, device=ctx.device)
     other = load_model(options.compare_weights, device=ctx.device) if options.compare_weights else None
-    if other is not None and list(other.config.classes) != list(loaded.config.classes):
-        raise InputError(f"--compare-weights {options.compare_weights} predicts other classes than the audited model")
+    if options.sanity and not isinstance(loaded.model, MultiTaskNet):
+        raise InputError("the randomization cascade (--sanity) needs a cxrdemo model's stages; drop --sanity for a timm, transformers or xrv model")
+    missing = [c for c in loaded.config.classes if other is not None and c not in other.config.classes]
+    if missing:  # the second model's outputs are matched by (NIH-mapped) name, in any order and any format
+        raise InputError(f"--compare-weights {options.compare_weights} does not predict {', '.join(missing[:3])}; compare models that predict the same labels")
     classes = list(loaded.config.classes)
     found = load_samples(options.images, options.labels, options.boxes, classes, names=options.names)
     samples, notes = seen_images(found.samples, loaded.splits, drop=options.unseen, hint=options.unseen_hint)
+    notes += _label_notes(loaded.model)
     if not samples:
         raise InputError("no image left to evaluate: every one was seen by the model in training or validation")
     baselines = []
@@ -459,6 +464,19 @@ def _seen(splits: "DataSplits | None", samples: Sequence[Sample]) -> frozenset[s
     if splits is None:
         return frozenset()
     return frozenset(s.name for s in samples if splits.role(s.name) is not None)
+
+
+def _label_notes(model) -> list[str]:
+    """Which of a foreign model's labels are scored against NIH labels, and which are shown only (cxrdemo.models)."""
+    if getattr(model, "format_name", "cxrdemo") == "cxrdemo":
+        return []
+    labels = model.labels
+    notes = [f"scored labels (matched to NIH names): {', '.join(labels.scored) or 'none'}"]
+    if labels.unscored:
+        notes.append(f"not scored (no NIH match): {', '.join(labels.unscored)}")
+    if model.config.class_mode == "softmax":
+        notes.append("softmax model: one-vs-rest AUC per label; no per-label decision threshold (docs/models.md)")
+    return notes
 
 
 def _steps(model) -> list[str]:

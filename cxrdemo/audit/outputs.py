@@ -89,7 +89,7 @@ def write_cases(path: Path, result: AuditResult) -> Path:
         w.writerow(head)
         for c in result.cases:
             w.writerow([
-                c.image, c.label, c.box_index, *c.box, round(c.probability, 6), round(c.model_iou, 6), round(c.prior_iou, 6),
+                c.image, c.label, c.box_index, *c.box, round(c.probability, 6), "" if c.model_iou is None else round(c.model_iou, 6), round(c.prior_iou, 6),
                 c.method, round(c.cam_iou, 6), *[round(c.metrics[m], 6) for m in MAP_METRICS],
                 " ".join(str(v) for v in c.model_box or []), " ".join(str(v) for v in c.cam_box or []), c.thumbnail,
             ])  # fmt: skip

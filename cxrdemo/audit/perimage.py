@@ -34,6 +34,7 @@ from ..errors import CxrDemoError
 from .result import CaseRow
 from ..imaging import load_image
 from ..model import MultiTaskNet
+from ..nih import NIH_CLASSES
 from ..predict import model_boxes_in_pixels, network_outputs
 from ..preprocess import box_to_original, normalise, resize_gray
 from .records import ImageRecord
@@ -91,6 +92,7 @@ class DecodeSet(Dataset):
             return item
         item["width"], item["height"] = rad.width, rad.height
         item["resized"] = {s: resize_gray(rad.pixels, s) for s in self.sizes}
+        item["pixels"] = rad.pixels  # for a foreign model's own preprocessing (cxrdemo.models)
         if self.thumbs and sample.boxes:
             scale = THUMB_SIDE / max(rad.width, rad.height)
             w, h = max(1, round(rad.width * scale)), max(1, round(rad.height * scale))
@@ -130,9 +132,13 @@ class BatchAuditor:
         self.plan = plan
         self.device = device
         cfg = model.config
+        # the second model's outputs in this model's class order (matched by name: another format may order them otherwise)
+        self.compare_order = [compare.config.classes.index(c) for c in cfg.classes] if compare is not None else None
         self.config = cfg
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
-        self.box_classes = list(cfg.box_classes)
+        # Boxes are scored for the box classes; for a model without a box head (cxrdemo.models), the CAM box of
+        # every NIH class the model predicts (labels with no NIH match are never scored).
+        self.box_classes = list(cfg.box_classes) if cfg.box_mode != "none" else [c for c in cfg.classes if c in NIH_CLASSES]
         self.priors = {c: cfg.prior_boxes[c] for c in self.box_classes if c in cfg.prior_boxes}
         self.notify: Callable[[str, int], None] = lambda stage, n: None
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
@@ -147,7 +153,10 @@ class BatchAuditor:
 
     def _forward(self, model: MultiTaskNet, items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         cfg = model.config
-        x = normalise(np.stack([it["resized"][cfg.input_size] for it in items]), cfg).to(self.device)
+        if isinstance(model, MultiTaskNet):
+            x = normalise(np.stack([it["resized"][cfg.input_size] for it in items]), cfg).to(self.device)
+        else:  # the preprocessing the model's own files declare
+            x = model.preprocess_batch([it["pixels"] for it in items]).to(self.device)
         probs, boxes, feats = network_outputs(model, x)
         return x, feats, probs.astype(np.float64), boxes
 
@@ -162,7 +171,7 @@ class BatchAuditor:
         recs = [records[k] for k in ok]
         t0 = time.perf_counter()
         x, feats, probs, boxes = self._forward(self.model, good)
-        compare = self._forward(self.compare, good)[2] if self.compare is not None else None
+        compare = self._forward(self.compare, good)[2][:, self.compare_order] if self.compare is not None else None
         self.seconds["model"] += time.perf_counter() - t0
         for j, (it, rec) in enumerate(zip(good, recs)):
             rec.width, rec.height = int(it["width"]), int(it["height"])
@@ -198,7 +207,9 @@ class BatchAuditor:
         for j, it in enumerate(items):
             w, h = int(it["width"]), int(it["height"])
             sample: Sample = it["sample"]
-            kept = [(k, b) for k, b in enumerate(sample.boxes_in_pixels(w, h)) if b.label in self.box_classes]
+            view = self.model.view(w, h)  # a centre crop: only the boxes the model saw, clipped to what it saw
+            seen = [(k, view.visible(b)) for k, b in enumerate(sample.boxes_in_pixels(w, h)) if b.label in self.box_classes]
+            kept = [(k, b) for k, b in seen if b is not None]
             if not kept:
                 continue
             truth[j] = kept
@@ -217,7 +228,7 @@ class BatchAuditor:
                 base[(j, k)] = {
                     "image": recs[j].name, "width": w, "height": h, "label": gt.label, "box": gt.rounded(2),
                     "box_index": k, "probability": float(probs[j][self.class_index[gt.label]]),
-                    "model_iou": iou(gt, model_box) if model_box is not None else 0.0,
+                    "model_iou": (iou(gt, model_box) if model_box is not None else 0.0) if self.config.box_mode != "none" else None,
                     "prior_iou": iou(gt, prior_box) if prior_box is not None else 0.0,
                     "model_box": model_box.rounded(2) if model_box is not None else None,
                 }  # fmt: skip
@@ -228,6 +239,7 @@ class BatchAuditor:
             maps = cam_heatmaps(self.model, feats[index], targets, method)
             for (j, label), heatmap in zip(pairs, maps):
                 w, h = recs[j].width, recs[j].height
+                heatmap = self.model.view(w, h).map_to_film(heatmap, self.config.input_size)
                 cbox = cam_box(heatmap, self.plan.cam_threshold, width=w, height=h, label=label)
                 full = resize_map(heatmap, w, h)  # one image's map at a time in original pixels
                 for k, gt in truth[j]:

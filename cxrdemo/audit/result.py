@@ -58,7 +58,7 @@ class CaseRow:
     box: list[float]
     box_index: int
     probability: float
-    model_iou: float
+    model_iou: float | None  # None: the model has no box head (cxrdemo.models)
     prior_iou: float
     method: str
     cam_iou: float

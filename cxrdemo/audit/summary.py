@@ -18,6 +18,7 @@ from ..data import Sample
 from ..evalresult import EvalResult
 from .result import AuditResult, CaseRow, Skipped
 from ..metrics import IOU_THRESHOLDS, BoxMatch, iou_accuracy, mean_of, per_class_auc, threshold_key
+from ..nih import NIH_BOX_CLASSES, NIH_CLASSES
 from .maps import MAP_METRICS
 from .records import ImageRecord
 from .stats import bootstrap_mean, paired_auc_difference
@@ -211,13 +212,17 @@ def evaluation(records: Sequence[ImageRecord], inp: SummaryInputs) -> EvalResult
     scores = np.array([r.probabilities for r in good], dtype=np.float64).reshape(len(good), len(classes))
     first = inp.methods[0]
     cases = [c for r in good for c in r.cases if c.method == first]
-    model_m = [BoxMatch(c.label, c.model_iou, c.image) for c in cases]
-    prior_m = [BoxMatch(c.label, c.prior_iou, c.image) for c in cases]
+    boxless = cfg.box_mode == "none"  # a foreign classifier (cxrdemo.models): CAM boxes only, model-box IoU skipped
+    if boxless:
+        box_classes = [c for c in NIH_BOX_CLASSES if c in classes]
+    model_m = [] if boxless else [BoxMatch(c.label, c.model_iou, c.image) for c in cases]
+    prior_m = [] if boxless else [BoxMatch(c.label, c.prior_iou, c.image) for c in cases]
     cam_m = [BoxMatch(c.label, c.cam_iou, c.image) for c in cases]
-    auc = per_class_auc(y, scores, classes)
+    scored = [i for i, c in enumerate(classes) if c in NIH_CLASSES]  # labels with no NIH match are never scored
+    auc = per_class_auc(y[:, scored], scores[:, scored], [classes[i] for i in scored])
     return EvalResult(
         n_images=len(good),
-        n_boxes=len(model_m),
+        n_boxes=len(cam_m),
         auc=auc,
         mean_auc=mean_of(auc),
         iou_accuracy=iou_accuracy(model_m, box_classes),

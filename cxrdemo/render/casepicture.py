@@ -20,7 +20,7 @@ from PIL import Image
 from ..boxes import Box
 from .draw import BoxStyle, colormap_lut, paint_box, scale_for
 from .panels import CAM_COLORMAP, _overlay
-from .view import CAM, MODEL, TRUTH, View
+from .film import CAM, MODEL, TRUTH, View
 
 #: White gap between the two panels (pixels).
 GAP = 4

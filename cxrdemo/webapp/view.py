@@ -134,6 +134,8 @@ def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     lines.append("")
     lines.append(f"<small>Model: {a.model.get('architecture')} from {a.model.get('source')} "
                  f"(revision {a.model.get('revision')}). Timings: {stages}.</small>")  # fmt: skip
+    if a.model.get("card"):  # a foreign model's card (cxrdemo.models.files.card_summary: plain text, clipped)
+        lines.append(f"<small>Model card: {a.model['card']}</small>")
     return "\n".join(lines)
 
 

@@ -1,0 +1,78 @@
+"""Which format a model source is, and the adapter that loads it.
+
+A source is ``[format:]where``: ``where`` is a folder, a Hub id ``owner/name[@rev]`` or (for ``xrv:``) a
+torchxrayvision weight name; ``format`` is ``cxrdemo:``, ``timm:`` (or timm's own ``hf-hub:``), ``hf:``
+(transformers) or ``xrv:``. Without a prefix the format is read from the files: ``config.json`` with
+``format_version`` is cxrdemo's own; with ``pretrained_cfg`` or timm's legacy flat keys (``architecture`` and
+``labels``/``num_classes``) it is timm; with ``model_type`` and a ``preprocessor_config.json`` it is transformers.
+A bare torchxrayvision weight name (``densenet121-res224-all``) that is not a folder is torchxrayvision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, WeightsError
+from .files import read_json
+
+#: Source prefixes -> format names.
+PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision"}
+FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A model source split into its format (``None``: read it from the files) and where the model is."""
+
+    format: str | None
+    where: str
+
+
+def parse_source(text: str) -> SourceSpec:
+    """``"timm:owner/name@v1"`` -> ``SourceSpec("timm", "owner/name@v1")``; no prefix -> ``format=None``."""
+    stripped = text.strip()
+    for prefix, fmt in PREFIXES.items():
+        if stripped.lower().startswith(prefix):
+            return SourceSpec(fmt, stripped[len(prefix):].strip())
+    return SourceSpec(None, stripped)
+
+
+def is_xrv_name(text: str) -> bool:
+    """True when ``text`` is one of torchxrayvision's weight names (without importing it when it cannot be)."""
+    if "/" in text or not text.startswith(("densenet", "resnet")):
+        return False
+    from .xrv_adapter import xrv_weight_names
+
+    return text in xrv_weight_names()
+
+
+def detect_format(folder: Path) -> str:
+    """The format of a model folder, from its files (see module doc); :class:`ConfigError` when none fits."""
+    cfg = read_json(folder / "config.json")
+    if "format_version" in cfg:
+        return "cxrdemo"
+    if "pretrained_cfg" in cfg or ("architecture" in cfg and ("labels" in cfg or "num_classes" in cfg)):
+        return "timm"
+    if "model_type" in cfg and (folder / "preprocessor_config.json").is_file():
+        return "transformers"
+    if "model_type" in cfg:
+        raise ConfigError(f"{folder} looks like a transformers model but has no preprocessor_config.json; add the model's image processor config")
+    raise ConfigError(f"config.json in {folder} is neither cxrdemo's, timm's nor transformers'; prefix the source with timm:, hf: or xrv:")
+
+
+def build_adapter(fmt: str, folder_or_name: Path | str):
+    """The adapter of a foreign format (``timm``, ``transformers``, ``torchxrayvision``) for a folder or xrv name."""
+    if fmt == "timm":
+        from .timm_adapter import TimmAdapter
+
+        return TimmAdapter(Path(folder_or_name))
+    if fmt == "transformers":
+        from .hf_adapter import HfAdapter
+
+        return HfAdapter(Path(folder_or_name))
+    if fmt == "torchxrayvision":
+        from .xrv_adapter import XrvAdapter
+
+        return XrvAdapter(str(folder_or_name))
+    raise WeightsError(f"unknown model format {fmt!r}; use one of {', '.join(FORMATS)}")
