@@ -152,17 +152,19 @@ def label_counts(samples: Sequence[Sample], classes: Sequence[str]) -> dict[str,
 
 
 # --------------------------------------------------------------------------------------------------------- split
-def split_patients(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """Patient-wise, stratified train/validation split (deterministic for a seed).
+def patient_folds(samples: Sequence[Sample], folds: int, seed: int = 0) -> list[list[int]]:
+    """Patient-wise, stratified partition of ``samples`` into ``folds`` folds (indices; deterministic for a seed).
 
     Uses scikit-learn's ``StratifiedGroupKFold`` with groups = patients and, as the stratum of each image, "boxed"
-    for images with ground-truth boxes (so both sides get some), else its rarest finding (by frequency in
-    ``samples``), else "No Finding". The first fold is the validation set.
+    for images with ground-truth boxes (so every fold gets some), else its rarest finding (by frequency in
+    ``samples``), else "No Finding". Every image lies in exactly one fold; no patient spans two folds.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    if not 0.0 < val_fraction < 0.5:
-        raise InputError(f"validation fraction {val_fraction} must lie in (0, 0.5)")
+    if folds < 2:
+        raise InputError(f"--folds {folds}: k-fold cross-validation needs at least 2 folds")
+    if len({s.patient for s in samples}) < folds:
+        raise InputError(f"--folds {folds}: only {len({s.patient for s in samples})} patients; use fewer folds")
     counts: dict[str, int] = {}
     for s in samples:
         for lab in s.labels:
@@ -175,18 +177,32 @@ def split_patients(samples: Sequence[Sample], val_fraction: float = 0.2, seed: i
             return min(s.labels, key=lambda lab: (counts[lab], lab))
         return "No Finding"
 
-    n_splits = max(2, int(round(1.0 / val_fraction)))
     strata = [stratum(s) for s in samples]
     groups = [s.patient for s in samples]
     # Strata rarer than the number of folds make scikit-learn warn; merge them into one.
     freq = {k: strata.count(k) for k in set(strata)}
-    strata = [k if freq[k] >= n_splits else "rare" for k in strata]
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, val_idx = next(folds.split(np.zeros(len(samples)), strata, groups))
-    val_set = set(int(i) for i in val_idx)
-    train = [s for i, s in enumerate(samples) if i not in val_set]
-    val = [s for i, s in enumerate(samples) if i in val_set]
-    return train, val
+    strata = [k if freq[k] >= folds else "rare" for k in strata]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [sorted(int(i) for i in val_idx) for _, val_idx in splitter.split(np.zeros(len(samples)), strata, groups)]
+
+
+def fold_split(samples: Sequence[Sample], folds: int, fold: int, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples of fold ``fold`` (0-based) of :func:`patient_folds`."""
+    if not 0 <= fold < folds:
+        raise InputError(f"--fold {fold} must lie in 0..{folds - 1} (--folds {folds})")
+    held = set(patient_folds(samples, folds, seed)[fold])
+    return [s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held]
+
+
+def split_patients(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Patient-wise, stratified train/validation split (deterministic for a seed).
+
+    The first fold of :func:`patient_folds` with ``round(1 / val_fraction)`` folds is the validation set (so
+    ``val_fraction`` 0.2 gives fold 0 of ``--folds 5``).
+    """
+    if not 0.0 < val_fraction < 0.5:
+        raise InputError(f"validation fraction {val_fraction} must lie in (0, 0.5)")
+    return fold_split(samples, max(2, int(round(1.0 / val_fraction))), 0, seed)
 
 
 # --------------------------------------------------------------------------------------------------------- cache

@@ -41,11 +41,11 @@ from .backbones import get_spec
 from .checkpoint import load_checkpoint, model_state, read_state, save_checkpoint
 from .config import ModelConfig
 from .nih import NIH_BOX_CLASSES, NIH_CLASSES
-from .data import Augment, CxrDataset, ImageCache, label_counts, load_samples, make_loader, split_patients
+from .data import Augment, CxrDataset, ImageCache, fold_split, label_counts, load_samples, make_loader, split_patients
 from .errors import InputError
 from .losses import BOX_LOSSES, cln_loss, positive_weights
 from .train_card import training_card_body
-from .train_loop import StagePlan, ValResult, WeightEma, autocast_for, batch_inputs, improved, jsonable_args, make_optimizer, monitor_value, validate
+from .train_loop import StagePlan, ValResult, WeightEma, autocast_for, batch_inputs, improved, jsonable_args, make_optimizer, make_scheduler, monitor_value, record_val_probs, step_scheduler, validate
 from .train_setup import init_box_head_at_priors, prior_boxes, set_trainable, train_mode
 from .metrics import choose_thresholds
 from .model import MultiTaskNet
@@ -123,7 +123,12 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
     split_seed = args.seed if args.split_seed is None else args.split_seed
-    train_set, val_set = split_patients(samples, args.val_fraction, split_seed)
+    if args.folds:
+        if args.fold is None:
+            raise InputError("--folds K needs --fold I (0..K-1): the fold held out for validation")
+        train_set, val_set = fold_split(samples, args.folds, args.fold, split_seed)
+    else:
+        train_set, val_set = split_patients(samples, args.val_fraction, split_seed)
     if main:
         (out / "val_images.txt").write_text("".join(s.name + "\n" for s in val_set), encoding="utf-8")
         (out / "split.json").write_text(
@@ -232,9 +237,7 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
     for si in range(start_stage, len(plans)):
         plan = plans[si]
         optimizer = make_optimizer(model, plan.name, args)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max" if plan.monitor == "auc" else "min", factor=0.5, patience=args.plateau_patience, min_lr=1e-6
-        )
+        scheduler = make_scheduler(optimizer, plan, args)
         best, bad, epoch0 = None, 0, 1
         ema = WeightEma(model, args.ema) if args.ema > 0 and plan.name == "classify" else None
         if resume is not None and si == start_stage:
@@ -314,8 +317,10 @@ def _train(args, ctx, teacher, started, tqdm, evaluate_samples, write_report, re
             val = validate(judged, val_loader, pos_weight, args.lam, plan.use_boxes, args.box_loss, device) if main else None
             value = ctx.broadcast_floats([monitor_value(plan.monitor, val) if main else None])[0]
             if not warm:
-                scheduler.step(value if value is not None else 0.0)
-            if improved(plan.monitor, value, best):
+                step_scheduler(scheduler, value)
+            if main and plan.name == "classify":
+                record_val_probs(out / "val_probs.npz", [v.name for v in val_set], epoch, val.probs)
+            if args.keep == "last" or improved(plan.monitor, value, best):
                 best, bad = value, 0
                 best_epoch[plan.name] = epoch
                 if main:
@@ -459,6 +464,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--ema", type=float, default=0.0, help="stage 1: validate and keep an exponential moving average of the weights with this decay (0: off)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classification head")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of patients in the validation split (patient-wise, stratified)")
+    p.add_argument("--folds", type=int, default=None, metavar="K", help="k-fold cross-validation over patients: split the images into K patient-wise stratified folds (seed --split-seed) and hold out fold --fold for validation (replaces --val-fraction)")
+    p.add_argument("--fold", type=int, default=None, metavar="I", help="with --folds K: the fold (0..K-1) held out for validation")
+    p.add_argument("--schedule", default="plateau", choices=("plateau", "cosine"), help="learning rates: halve on a validation plateau (--plateau-patience), or cosine decay to 0 over the stage's epochs after warm-up (independent of validation, as a refit on every image needs)")
+    p.add_argument("--keep", default="best", choices=("best", "last"), help="stage 1: keep the epoch with the best validation mean AUC (early stopping after --patience), or the last epoch (fixed epoch count, no selection on validation)")
     p.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation improvement")
     p.add_argument("--plateau-patience", type=int, default=2, help="ReduceLROnPlateau patience (halves the learning rates)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stage 1 stops at 85%% of it")
