@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from .audit.engine import AuditOptions, read_names, run_audit, seen_images
-from .data import Sample
+from .samples import Sample
 from .evalresult import AUDIT_KEYS, REPORT_KEYS, EvalResult
 from .model import MultiTaskNet
 

@@ -47,7 +47,7 @@ import torch
 from .backbones import get_spec
 from .checkpoint import read_state
 from .config import ModelConfig
-from .data import Sample
+from .samples import Sample
 from .losses import positive_weights
 from .metrics import choose_thresholds
 from .model import MultiTaskNet
@@ -146,7 +146,7 @@ def select_data(args: argparse.Namespace, main: bool, out: Path, say) -> RunData
     rank 0 writes ``split.json`` and ``val_images.txt``."""
     import json
 
-    from .data import fold_split, load_samples, split_patients
+    from .samples import fold_split, load_samples, split_patients
 
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
@@ -294,7 +294,7 @@ def run_info(run: TrainRun, data: RunData, threads: int, teacher) -> dict[str, A
 
 def finish_validated(run: TrainRun, data: RunData, info: dict[str, Any], teacher) -> Path:
     """Thresholds on validation (Youden's J), the validation evaluation, the card; returns the model folder."""
-    from .data import label_counts
+    from .samples import label_counts
     from .evaluate import evaluate_samples, write_report
     from .modelcard import render_card
     from .provenance import write_splits
