@@ -22,7 +22,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .imaging import load_image
+from .boxes import Box  # noqa: F401  (re-exported, as before the split)
+from .imaging import IMAGE_SUFFIXES, load_image  # noqa: F401
+from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text  # noqa: F401  (re-exported, as before the split)
 from .preprocess import resize_gray
 from .samples import (  # noqa: F401  (re-exported: the names importers used before the split)
     LabelRow, Sample, SampleSet, fold_split, label_counts, load_samples, patient_folds, read_label_csv, split_patients,
