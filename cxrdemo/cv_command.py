@@ -81,6 +81,11 @@ def run_cv(args: argparse.Namespace) -> CvResult:
     estimate_lines = estimate_section(est, others, teacher, k, f"{per_fold_train[0]}-{per_fold_train[-1]}")
     rule = threshold_rule_text(spec, len(classes), args.min_positives)
     threshold_lines = threshold_section(rule, picked, est.per_class, counts, youden_counts, targets.sum(axis=1), args.min_positives)
+    if args.notes:
+        try:
+            threshold_lines += [Path(args.notes).read_text(encoding="utf-8").rstrip(), ""]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--notes {args.notes}: cannot read it ({exc.__class__.__name__}); give a UTF-8 Markdown file") from None
     command = "python -m cxrdemo " + " ".join(shlex.quote(str(a)) for a in (getattr(args, "argv", None) or sys.argv[1:]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,6 +155,7 @@ def add_cv_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("--specificity", type=float, default=None, help="per-class specificity of the thresholds (default 1 - 1/classes)")
     p.add_argument("--min-positives", type=int, default=5, help="a class with fewer out-of-fold positives gets its sensitivity marked unreliable")
     p.add_argument("--refit", default=None, metavar="MODEL", help="RUN/model of the `train --refit` run of this recipe: OUT becomes the final model folder")
+    p.add_argument("--notes", default=None, metavar="MD", help="a Markdown file added to the card after the thresholds (e.g. the recipe search of earlier rounds)")
     p.add_argument("--out", required=True, help="folder for cv.json and cv.md (and the final model with --refit)")
     return p
 
