@@ -48,6 +48,12 @@ class OutOfFold:
     fold_of: np.ndarray  # (images,) the fold each image was held out in
     epoch: int  # the epoch whose predictions are used
     probs_by_epoch: dict[int, np.ndarray]  # epoch -> (images, classes), rows in ``names`` order
+    all_names: list[str] = field(default_factory=list)  # every image of the data (== names when every fold ran)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every fold ran (every image has an out-of-fold prediction)."""
+        return len(self.names) == len(self.all_names)
 
     @property
     def probs(self) -> np.ndarray:
@@ -96,18 +102,19 @@ def read_fold_run(folder: str | Path) -> FoldRun:
     return FoldRun(folder, int(split["folds"]), int(split["fold"]), int(split["seed"]), names, tuple(split.get("train", [])), by_epoch, commands, minutes)
 
 
-def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: int | None = None) -> OutOfFold:
+def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: int | None = None, allow_partial: bool = False) -> OutOfFold:
     """Join the K fold runs of one recipe (checked: one partition, every fold once, no image twice, every image).
 
     ``epoch``: whose predictions to use (default: the last epoch every run recorded, the one a fixed-epoch
-    ``--keep last`` run keeps).
+    ``--keep last`` run keeps). ``allow_partial``: accept a subset of the folds (each at most once); the result
+    then covers only their held-out images (:attr:`OutOfFold.complete` is False) and says so in the card.
     """
     runs = [read_fold_run(f) for f in folders]
     k, seed = runs[0].folds, runs[0].seed
     if any(r.folds != k or r.seed != seed for r in runs):
         raise InputError("the runs come from different partitions (--folds or --split-seed differ); give the K folds of one partition")
     got = sorted(r.fold for r in runs)
-    if got != list(range(k)):
+    if got != list(range(k)) and not (allow_partial and len(set(got)) == len(got)):
         raise InputError(f"the runs hold folds {got} of {k}: give each fold 0..{k - 1} exactly once")
     every = set(runs[0].names) | set(runs[0].train_names)
     seen: dict[str, int] = {}
@@ -116,7 +123,7 @@ def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: i
             if n in seen:
                 raise InputError(f"{n} is held out in folds {seen[n]} and {r.fold}: these runs are not one partition")
             seen[n] = r.fold
-    if set(seen) != every:
+    if not set(seen) <= every or (set(seen) != every and got == list(range(k))):
         raise InputError(f"the folds hold out {len(seen)} images but the data has {len(every)}: a fold run used other data")
     common = set.intersection(*(set(r.probs_by_epoch) for r in runs))
     if not common:
@@ -133,7 +140,7 @@ def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: i
             probs[[row[n] for n in r.names]] = r.probs_by_epoch[e]
         by_epoch[e] = probs
     fold_of = np.array([seen[n] for n in names])
-    return OutOfFold(recipe, sorted(runs, key=lambda r: r.fold), names, fold_of, chosen, by_epoch)
+    return OutOfFold(recipe, sorted(runs, key=lambda r: r.fold), names, fold_of, chosen, by_epoch, sorted(every))
 
 
 def targets_for(names: Sequence[str], labels_csv: str | Path, classes: Sequence[str]) -> np.ndarray:

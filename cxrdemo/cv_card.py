@@ -36,30 +36,31 @@ def findings_summary(counts: np.ndarray) -> str:
     return f"median {float(np.median(counts)):g}, mean {float(np.mean(counts)):.2f}; " + ", ".join(parts)
 
 
-def estimate_section(chosen: RecipeEstimate, others: Sequence[tuple[RecipeEstimate, dict | None]], teacher: dict | None, k: int, n_train_per_fold: str) -> list[str]:
+def estimate_section(chosen: RecipeEstimate, others: Sequence[tuple[RecipeEstimate, dict | None]], teacher: dict | None, k: int, n_train_per_fold: str, coverage: str = "", n_all: int | None = None) -> list[str]:
     """The ``## Expected performance`` section: the chosen recipe's out-of-fold estimate, every candidate, the teacher."""
     lines = [
         "## Expected performance: k-fold cross-validation over patients",
         "",
         f"Every shared image was used to train this model, so no shared image can judge it. Its recipe was judged by {k}-fold "
-        f"cross-validation over patients: the {chosen.n_images} images were split into {k} patient-wise, stratified folds; for "
+        f"cross-validation over patients: the {n_all or chosen.n_images} images were split into {k} patient-wise, stratified folds; for "
         f"each fold a model was trained with the same recipe on the other {k - 1} folds ({n_train_per_fold} images) and predicted "
         "the held-out fold. Each image is thus predicted exactly once, by a model that never saw it or its patient (the "
         "out-of-fold predictions). Every figure in this section and the next comes from those predictions, with NIH's "
         f"labels; none comes from this model. The fold models trained on {k - 1}/{k} of the images, this model on all of "
         "them, so the estimate is, if anything, slightly pessimistic.",
         "",
+        *([coverage, ""] if coverage else []),
         f"**Estimate: out-of-fold mean AUC {fmt(chosen)}** over the 14 labels, {chosen.n_images} images "
         "(pooled over the folds; 95% percentile bootstrap interval, 1,000 resamples of images, seed 0; sklearn "
         "`roc_auc_score`; `cxrdemo/teacher.py` `bootstrap_mean_auc`).",
         "",
-        "| Candidate recipe | Out-of-fold mean AUC (95% CI) | Each fold on its own held-out images | Chosen minus it, paired (95% CI) |",
-        "| --- | --- | --- | --- |",
+        "| Candidate recipe | Out-of-fold images | Out-of-fold mean AUC (95% CI) | Each fold on its own held-out images | Chosen minus it, paired on the images both hold out (95% CI) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for est, diff in [(chosen, None), *others]:
         folds = ", ".join("n/a" if v is None else f"{v:.3f}" for v in est.per_fold)
         name = f"**{est.recipe} (chosen)**" if est is chosen else est.recipe
-        lines.append(f"| {name} | {fmt(est)} | {folds} | {fmt_diff(diff)} |")
+        lines.append(f"| {name} | {est.n_images} | {fmt(est)} | {folds} | {fmt_diff(diff)} |")
     lines.append("")
     for est in [chosen, *(o for o, _ in others)]:
         curve = ", ".join(f"{e}: {'n/a' if v is None else f'{v:.3f}'}" for e, v in sorted(est.by_epoch.items()))

@@ -58,18 +58,33 @@ def threshold_rule_text(specificity: float, n_classes: int, min_positives: int) 
     )
 
 
+def coverage_note(oof: OutOfFold) -> str:
+    """Empty when every fold ran; else which folds and images the figures rest on."""
+    if oof.complete:
+        return ""
+    ran = [r.fold for r in oof.runs]
+    return (
+        f"**Only folds {', '.join(map(str, ran))} of {oof.runs[0].folds} ran to the end** (the others did not finish in the "
+        f"time available): the out-of-fold figures below rest on their {len(oof.names)} held-out images, not on all "
+        f"{len(oof.all_names)}; each of those is still predicted by a model that never saw it or its patient."
+    )
+
+
 def run_cv(args: argparse.Namespace) -> CvResult:
     """Gather, estimate, choose thresholds, write the report (and the final model folder with ``--refit``)."""
     classes = list(NIH_CLASSES)
-    chosen = gather_out_of_fold(args.runs, args.name, args.epoch)
+    chosen = gather_out_of_fold(args.runs, args.name, args.epoch, args.allow_partial)
     targets = targets_for(chosen.names, args.labels, classes)
     est = recipe_estimate(chosen, targets, classes)
     others = []
     if args.compare:
-        other = gather_out_of_fold(args.compare, args.compare_name, args.epoch)
-        if other.names != chosen.names:
-            raise InputError("--runs and --compare hold out different images: cross-validate both recipes on one partition (same --folds and --split-seed)")
-        others.append((recipe_estimate(other, targets, classes), paired_difference(targets, chosen.probs, other.probs)))
+        other = gather_out_of_fold(args.compare, args.compare_name, args.epoch, args.allow_partial)
+        if not set(other.names) <= set(chosen.names) or other.all_names != chosen.all_names:
+            raise InputError("--compare holds out images that --runs does not: cross-validate both recipes on one partition (same --folds and --split-seed)")
+        rows = [chosen.names.index(n) for n in other.names]  # the paired comparison is on the images both hold out
+        other_t = targets[rows]
+        diff = paired_difference(other_t, chosen.probs[rows], other.probs)
+        others.append((recipe_estimate(other, other_t, classes), {**diff, "n_images": len(rows)}))
     teacher = teacher_comparison(chosen, targets, args.teacher_predictions, classes) if args.teacher_predictions else None
     spec = default_specificity(len(classes)) if args.specificity is None else args.specificity
     picked = choose_specificity_thresholds(targets, chosen.probs, classes, spec, args.min_positives)
@@ -78,7 +93,7 @@ def run_cv(args: argparse.Namespace) -> CvResult:
     youden_counts = findings_per_image(chosen.probs, [youden[c] for c in classes])
     k = chosen.runs[0].folds
     per_fold_train = sorted(len(r.train_names) for r in chosen.runs)
-    estimate_lines = estimate_section(est, others, teacher, k, f"{per_fold_train[0]}-{per_fold_train[-1]}")
+    estimate_lines = estimate_section(est, others, teacher, k, f"{per_fold_train[0]}-{per_fold_train[-1]}", coverage_note(chosen), len(chosen.all_names))
     rule = threshold_rule_text(spec, len(classes), args.min_positives)
     threshold_lines = threshold_section(rule, picked, est.per_class, counts, youden_counts, targets.sum(axis=1), args.min_positives)
     if args.notes:
@@ -116,8 +131,8 @@ def apply_to_refit(refit: str | Path, out: Path, chosen: OutOfFold, thresholds: 
     if not training.get("refit"):
         raise InputError(f"{refit} is not a `train --refit` model (its config records no refit); pass RUN/model of a --refit run")
     splits = read_splits(refit)
-    if splits is None or splits.validation or set(splits.train) != {image_key(n) for n in chosen.names}:
-        raise InputError(f"{refit} was not trained on exactly the {len(chosen.names)} images of the folds; refit on the same data")
+    if splits is None or splits.validation or set(splits.train) != {image_key(n) for n in chosen.all_names}:
+        raise InputError(f"{refit} was not trained on exactly the {len(chosen.all_names)} images of the folds; refit on the same data")
     if Path(out).resolve() != refit.resolve():
         for name in (WEIGHTS_NAME, CHECKSUM_NAME, SPLITS_NAME):
             shutil.copyfile(refit / name, Path(out) / name)
@@ -154,6 +169,7 @@ def add_cv_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("--epoch", type=int, default=None, help="whose predictions to use (default: the last epoch every fold recorded)")
     p.add_argument("--specificity", type=float, default=None, help="per-class specificity of the thresholds (default 1 - 1/classes)")
     p.add_argument("--min-positives", type=int, default=5, help="a class with fewer out-of-fold positives gets its sensitivity marked unreliable")
+    p.add_argument("--allow-partial", action="store_true", help="accept a subset of the K folds (the card then says which folds and images the figures rest on)")
     p.add_argument("--refit", default=None, metavar="MODEL", help="RUN/model of the `train --refit` run of this recipe: OUT becomes the final model folder")
     p.add_argument("--notes", default=None, metavar="MD", help="a Markdown file added to the card after the thresholds (e.g. the recipe search of earlier rounds)")
     p.add_argument("--out", required=True, help="folder for cv.json and cv.md (and the final model with --refit)")

@@ -150,3 +150,15 @@ def test_refit_refuses_options_that_need_validation(fold_runs, capsys):
     assert err.startswith("error: --refit has no validation split") and "\n" not in err
     assert cli_main([*args[:-1], "--folds", "3"]) == 1
     assert "needs --fold" in capsys.readouterr().err
+
+
+def test_partial_folds_only_with_allow_partial(tmp_path):
+    """Folds that did not finish: refused by default; with ``allow_partial`` the result covers only the folds that ran
+    and knows it is incomplete."""
+    names = [f"{i:08d}_000.png" for i in range(9)]
+    parts = [names[0:3], names[3:6], names[6:9]]
+    runs = [_fake_fold(tmp_path / f"f{i}", names, parts[i], i) for i in range(2)]
+    with pytest.raises(InputError, match="exactly once"):
+        gather_out_of_fold(runs)
+    oof = gather_out_of_fold(runs, allow_partial=True)
+    assert oof.names == sorted(parts[0] + parts[1]) and oof.all_names == sorted(names) and not oof.complete
