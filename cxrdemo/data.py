@@ -1,15 +1,7 @@
-"""Training data in NIH's own formats: label and box CSVs, a patient-wise split, an image cache, a Dataset.
+"""The torch side of training: an image cache, box-consistent augmentation, the Dataset and its loader.
 
-Inputs (all accepted gzip-compressed too):
-- a label CSV like ``Data_Entry_2017_v2020.csv``: ``Image Index``, ``Finding Labels`` (joined by ``|``;
-  ``No Finding`` means no label), ``Patient ID``;
-- a box CSV like ``BBox_List_2017.csv``: ``Image Index``, ``Finding Label`` (``Infiltrate`` is read as
-  ``Infiltration``), ``Bbox [x,y,w,h]`` and three unnamed columns, in the 1024 px originals' pixels.
-Only images present in the image folder are used.
-
-Boxes are kept normalised to ``[0, 1]`` (NIH pixels / 1024). Training resizes the WHOLE image to a square (the same
-preprocessing as inference, :mod:`cxrdemo.preprocess`), so a normalised box is the box at any copy size: a 256 px
-copy's box is the 1024 px box scaled by 1/4 on each axis, which is what :meth:`Sample.boxes_in_pixels` returns.
+The labelled images themselves (CSV readers, :class:`Sample`, patient-wise splits and folds) are torch-free, in
+:mod:`cxrdemo.samples`; their names are re-exported here so ``from cxrdemo.data import Sample`` keeps working.
 
 Decoding a 1024 px PNG costs ~20 ms; :class:`ImageCache` decodes each file once, resized to the training size, and
 keeps it in memory and (optionally) as ``.npy`` in a cache folder keyed by file, size and modification time, so
@@ -18,12 +10,10 @@ later epochs and later runs never decode again. Keep that folder OUTSIDE the rep
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -32,161 +22,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .boxes import Box
-from .errors import InputError
-from .imaging import IMAGE_SUFFIXES, load_image
-from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text
+from .boxes import Box  # noqa: F401  (re-exported, as before the split)
+from .imaging import IMAGE_SUFFIXES, load_image  # noqa: F401
+from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text  # noqa: F401  (re-exported, as before the split)
 from .preprocess import resize_gray
+from .samples import (  # noqa: F401  (re-exported: the names importers used before the split)
+    LabelRow, Sample, SampleSet, fold_split, label_counts, load_samples, patient_folds, read_label_csv, split_patients,
+)
 
 #: Most ground-truth boxes one NIH image carries (93 images have 2 to 4); more are dropped by the Dataset.
 MAX_BOXES = 4
-
-
-# ---------------------------------------------------------------------------------------------------------- CSVs
-@dataclass(frozen=True)
-class LabelRow:
-    """One row of an NIH label CSV: findings (``()`` for "No Finding") and the patient."""
-
-    labels: tuple[str, ...]
-    patient: str
-
-
-def read_label_csv(path: str | Path) -> dict[str, LabelRow]:
-    """``Image Index`` -> :class:`LabelRow` from an NIH-format label CSV (``.csv`` or ``.csv.gz``)."""
-    reader = csv.DictReader(io.StringIO(read_csv_text(path, "label")))
-    need = {"Image Index", "Finding Labels"}
-    if not reader.fieldnames or not need <= set(reader.fieldnames):
-        raise InputError(f"{path}: a label CSV needs the columns 'Image Index' and 'Finding Labels' (NIH format)")
-    out: dict[str, LabelRow] = {}
-    for row in reader:
-        name = (row.get("Image Index") or "").strip()
-        if not name:
-            continue
-        found = tuple(x.strip() for x in (row.get("Finding Labels") or "").split("|") if x.strip() and x.strip() != "No Finding")
-        patient = (row.get("Patient ID") or "").strip() or name.split("_")[0]
-        out[name] = LabelRow(found, patient)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------- samples
-@dataclass(frozen=True)
-class Sample:
-    """One labelled radiograph.
-
-    Attributes:
-        name: NIH ``Image Index`` (file name).
-        path: the file.
-        labels: findings present (subset of the classes; empty = "No Finding").
-        patient: patient id (splits never separate a patient's images).
-        boxes: ground-truth boxes normalised to [0, 1] (NIH pixels / 1024), labelled.
-    """
-
-    name: str
-    path: Path
-    labels: tuple[str, ...]
-    patient: str
-    boxes: tuple[Box, ...] = ()
-
-    def boxes_in_pixels(self, width: int, height: int) -> list[Box]:
-        """The ground-truth boxes in the pixels of a ``width`` x ``height`` copy of the image."""
-        return [b.scaled(width, height).clipped(width, height) for b in self.boxes]
-
-    def target(self, classes: Sequence[str]) -> np.ndarray:
-        """Multi-hot ``(len(classes),)`` float32 label vector."""
-        return np.array([1.0 if c in self.labels else 0.0 for c in classes], dtype=np.float32)
-
-
-@dataclass
-class SampleSet:
-    """The samples found, and what was skipped, for reporting."""
-
-    samples: list[Sample]
-    missing_labels: list[str] = field(default_factory=list)
-    unknown_labels: dict[str, int] = field(default_factory=dict)
-
-
-def load_samples(
-    images: str | Path,
-    labels_csv: str | Path,
-    boxes_csv: str | Path | None = None,
-    classes: Sequence[str] = NIH_CLASSES,
-    names: Iterable[str] | None = None,
-) -> SampleSet:
-    """Join the image folder with the label (and box) CSVs; only files present in ``images`` are used.
-
-    ``names`` optionally restricts the set to these file names (e.g. a validation list). Images without a label row
-    are skipped and listed in ``missing_labels``; findings outside ``classes`` are counted in ``unknown_labels``.
-    """
-    folder = Path(images)
-    if not folder.is_dir():
-        raise InputError(f"image folder {folder} does not exist")
-    label_rows = read_label_csv(labels_csv)
-    box_rows = read_box_csv(boxes_csv) if boxes_csv else {}
-    wanted = set(names) if names is not None else None
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    known = set(classes)
-    out = SampleSet([])
-    for path in files:
-        if wanted is not None and path.name not in wanted:
-            continue
-        row = label_rows.get(path.name)
-        if row is None:
-            out.missing_labels.append(path.name)
-            continue
-        for lab in row.labels:
-            if lab not in known:
-                out.unknown_labels[lab] = out.unknown_labels.get(lab, 0) + 1
-        boxes = tuple(
-            Box(b.x1 / NIH_SIDE, b.y1 / NIH_SIDE, b.x2 / NIH_SIDE, b.y2 / NIH_SIDE, b.label).clipped(1.0, 1.0)
-            for b in box_rows.get(path.name, [])
-        )
-        out.samples.append(Sample(path.name, path, tuple(l for l in row.labels if l in known), row.patient, boxes))
-    if not out.samples:
-        raise InputError(f"no image in {folder} has a row in {labels_csv}; check the folder and the label CSV")
-    return out
-
-
-def label_counts(samples: Sequence[Sample], classes: Sequence[str]) -> dict[str, int]:
-    """Positives per class."""
-    return {c: sum(c in s.labels for s in samples) for c in classes}
-
-
-# --------------------------------------------------------------------------------------------------------- split
-def split_patients(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """Patient-wise, stratified train/validation split (deterministic for a seed).
-
-    Uses scikit-learn's ``StratifiedGroupKFold`` with groups = patients and, as the stratum of each image, "boxed"
-    for images with ground-truth boxes (so both sides get some), else its rarest finding (by frequency in
-    ``samples``), else "No Finding". The first fold is the validation set.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    if not 0.0 < val_fraction < 0.5:
-        raise InputError(f"validation fraction {val_fraction} must lie in (0, 0.5)")
-    counts: dict[str, int] = {}
-    for s in samples:
-        for lab in s.labels:
-            counts[lab] = counts.get(lab, 0) + 1
-
-    def stratum(s: Sample) -> str:
-        if s.boxes:
-            return "boxed"
-        if s.labels:
-            return min(s.labels, key=lambda lab: (counts[lab], lab))
-        return "No Finding"
-
-    n_splits = max(2, int(round(1.0 / val_fraction)))
-    strata = [stratum(s) for s in samples]
-    groups = [s.patient for s in samples]
-    # Strata rarer than the number of folds make scikit-learn warn; merge them into one.
-    freq = {k: strata.count(k) for k in set(strata)}
-    strata = [k if freq[k] >= n_splits else "rare" for k in strata]
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, val_idx = next(folds.split(np.zeros(len(samples)), strata, groups))
-    val_set = set(int(i) for i in val_idx)
-    train = [s for i, s in enumerate(samples) if i not in val_set]
-    val = [s for i, s in enumerate(samples) if i in val_set]
-    return train, val
 
 
 # --------------------------------------------------------------------------------------------------------- cache

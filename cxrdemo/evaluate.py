@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from .audit.engine import AuditOptions, read_names, run_audit, seen_images
-from .data import Sample
+from .samples import Sample
 from .audit.result import AUDIT_KEYS
 from .errors import InputError
 from .evalresult import REPORT_KEYS, EvalResult

@@ -98,7 +98,7 @@ def make_soup(
     """Average ``folders`` into ``out`` (config, weights, sha256, data_splits.json, card); returns its figures."""
     import torch
 
-    from .data import load_samples
+    from .samples import load_samples
     from .evaluate import evaluate_samples
     from .metrics import choose_thresholds
     from .modelcard import render_card

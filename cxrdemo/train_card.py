@@ -24,23 +24,27 @@ def recipe_lines(d: dict[str, Any]) -> list[str]:
         f"- data: NIH ChestX-ray14 radiographs, `{d['images']}` ({d['n_images']} labelled images of {d['n_patients']} patients; "
         f"{d['n_boxed']} images carry {d['n_boxes']} radiologist boxes), labels: `{d['labels']}` (NIH's Data_Entry_2017_v2020.csv "
         f"format), boxes: `{d['boxes']}` (NIH's BBox_List_2017.csv format)",
-        f"- split: patient-wise, stratified (seed {d.get('split_seed', d['seed'])}, validation fraction {d['val_fraction']}): "
-        f"{d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images ({d['n_val_boxes']} boxes); "
-        "no patient on both sides; their names are in `data_splits.json` (cxrdemo flags them when it analyses one)",
+        split_line(d),
         f"- starting weights: {d['pretrained']}",
-        f"- recipe: stage 1 classify ({d['stage_epochs'].get('classify', 0)} epochs run, best epoch {d['best_epoch'].get('classify')}), "
-        f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
-        f"lambda {d['lambda']}, box loss {d['box_loss']}, input {d['input_size']} px, batch {d['batch_size']}, "
-        f"AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), first {d['freeze']} backbone stages frozen, "
+        f"- recipe: stage 1 classify ({stage1_text(d)}), "
+        + (
+            f"stage 2 joint ({d['stage_epochs'].get('joint', 0)} epochs run, best epoch {d['best_epoch'].get('joint')}; 0 = stage-1 model with prior boxes); "
+            f"lambda {d['lambda']}, box loss {d['box_loss']}, "
+            if d["stage_epochs"].get("joint", 0) else "no stage 2 (the box head stays at the prior boxes); "
+        )
+        + f"input {d['input_size']} px, batch {d['batch_size']}, AdamW lr {d['lr']} (heads) / {d['backbone_lr']} (backbone), "
+        + (f"first {d['freeze']} backbone stages frozen, " if d["freeze"] else "every backbone stage trained (full fine-tune), ")
         + (f"stage-1 weights: exponential moving average (decay {d['ema']}), " if d.get("ema") else "")
-        + "augmentation: small affine + brightness/contrast, no flip"
+        + ("augmentation: small affine + brightness/contrast, no flip" if d.get("augment", True) else "no augmentation")
         + (
             f"; classification loss {d['teacher']['distill_weight']} x BCE against the teacher's probabilities + "
             f"{1 - d['teacher']['distill_weight']:g} x weighted BCE against the labels on images with a teacher row "
             f"(temperature {d['teacher']['distill_temperature']}), weighted BCE alone on the others"
             if d.get("teacher") else ""
         ),
-        "- decision thresholds: per class on validation, maximising Youden's J",
+        "- decision thresholds: "
+        + ("chosen afterwards by `cxrdemo cv` on the out-of-fold predictions of the cross-validation folds (see that section)"
+           if d.get("refit") else "per class on validation, maximising Youden's J"),
         "- prior boxes: per-class mean training box"
         + (f"; no training box for {', '.join(d['prior_fallback'])}: the mean over all training boxes is used" if d["prior_fallback"] else ""),
         f"- seed: {d['seed']}" + (f" (heads initialised with seed {d['init_seed']})" if d.get("init_seed") is not None else "") + f"; device: {d['device']} ({d['threads']} thread{'' if d['threads'] == 1 else 's'}"
@@ -49,6 +53,43 @@ def recipe_lines(d: dict[str, Any]) -> list[str]:
         f"finished {d['finished']}",
         f"- software: python {d['python']}, torch {d['torch']}, cxrdemo train",
     ]
+
+
+def split_line(d: dict[str, Any]) -> str:
+    """The ``- split:`` bullet: a validation fraction, a held-out fold, or none (a refit on every image)."""
+    if d.get("refit"):
+        return (
+            f"- split: none: all {d['n_train']} images ({d['n_train_boxes']} boxes) are training images (the refit after "
+            "k-fold cross-validation); their names are in `data_splits.json` (cxrdemo flags them when it analyses one)"
+        )
+    how = d.get("split") or f"patient-wise, stratified (seed {d.get('split_seed', d['seed'])}, validation fraction {d['val_fraction']})"
+    return (
+        f"- split: {how}: {d['n_train']} training images ({d['n_train_boxes']} boxes), {d['n_val']} validation images "
+        f"({d['n_val_boxes']} boxes); no patient on both sides; their names are in `data_splits.json` (cxrdemo flags "
+        "them when it analyses one)"
+    )
+
+
+def stage1_text(d: dict[str, Any]) -> str:
+    """Stage 1's epochs: run and chosen (best on validation), or a fixed count with the last kept."""
+    ran = d["stage_epochs"].get("classify", 0)
+    schedule = "cosine learning-rate decay" if d.get("schedule") == "cosine" else "learning rates halved on a validation plateau"
+    if d.get("keep") == "last":
+        return f"{ran} epochs, {schedule}, the last epoch kept (no epoch chosen on validation)"
+    return f"{ran} epochs run, best epoch {d['best_epoch'].get('classify')}, {schedule}"
+
+
+def refit_card_body(d: dict[str, Any]) -> str:
+    """Card body of a ``--refit`` model (every image trained on; no validation): recipe, command, limitations.
+    ``cxrdemo cv --refit`` replaces it with the full card (cross-validated estimate, thresholds)."""
+    lines = [
+        "## Training", "", *recipe_lines(d), "", *teacher_lines(d), *command_lines(d["commands"]), "",
+        "This model was trained on every image, so no image is left to judge it: its expected performance is the "
+        "k-fold cross-validation estimate of its recipe (`cxrdemo cv`), and its decision thresholds come from the "
+        "out-of-fold predictions. Until `cxrdemo cv --refit` has run, it has no thresholds (0.5 is used).",
+        "", *limitations_lines(d),
+    ]
+    return "\n".join(lines)
 
 
 def command_lines(commands: list[str], title: str | None = None) -> list[str]:

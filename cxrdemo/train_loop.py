@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,43 @@ def monitor_value(monitor: str, val: ValResult) -> float | None:
     return val.mean_auc if monitor == "auc" else val.loss
 
 
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, plan: StagePlan, args: argparse.Namespace):
+    """The stage's learning-rate schedule: ``plateau`` (halve after ``--plateau-patience`` epochs without a better
+    validation monitor) or ``cosine`` (decay to 0 over the stage's epochs after the head warm-up; stage 1 only:
+    the joint stage keeps the plateau rule on its loss)."""
+    warmup = args.warmup_epochs if plan.name == "classify" else 0
+    if getattr(args, "schedule", "plateau") == "cosine" and plan.name == "classify":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, plan.epochs - warmup), eta_min=0.0)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max" if plan.monitor == "auc" else "min", factor=0.5, patience=args.plateau_patience, min_lr=1e-6
+    )
+
+
+def step_scheduler(scheduler, value: float | None) -> None:
+    """Advance ``scheduler`` one epoch (a plateau rule reads ``value``; ``None`` counts as no improvement)."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(value if value is not None else 0.0)
+    else:
+        scheduler.step()
+
+
+def record_val_probs(path: Path, names: list[str], epoch: int, probs: np.ndarray) -> None:
+    """Add one epoch's validation probabilities to ``path`` (``.npz``: ``names`` and ``epoch_<n>`` arrays).
+
+    These are the out-of-fold predictions of a ``--folds`` run, gathered by ``cxrdemo cv``. Written atomically.
+    """
+    import os
+
+    arrays: dict[str, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as old:
+            arrays = {k: old[k] for k in old.files}
+        if list(arrays.get("names", [])) != list(names):
+            arrays = {}
+    arrays["names"] = np.array(names)
+    arrays[f"epoch_{int(epoch)}"] = np.asarray(probs, dtype=np.float32)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)

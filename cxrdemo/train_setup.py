@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .backbones import backbone_stages
-from .data import Sample
+from .samples import Sample
 from .model import MultiTaskNet
 
 #: Used when no training image has a box at all: a central box over both lungs.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..data import Sample, load_samples, read_label_csv
+from ..samples import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
 from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache

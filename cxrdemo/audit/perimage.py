@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..boxes import Box, iou
 from ..compare import model_box_for
-from ..data import Sample
+from ..samples import Sample
 from ..errors import CxrDemoError
 from .result import CaseRow
 from ..imaging import load_image

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..config import ModelConfig
-from ..data import Sample
+from ..samples import Sample
 from ..evalresult import EvalResult
 from .result import AuditResult, CaseRow, Skipped
 from ..metrics import IOU_THRESHOLDS, BoxMatch, iou_accuracy, mean_of, per_class_auc, threshold_key

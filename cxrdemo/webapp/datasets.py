@@ -200,7 +200,7 @@ def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
     folder, those with a ground-truth box first (the map metrics and the gallery need boxes)."""
     if limit <= 0:
         return list(dataset.names) if dataset.names is not None else None
-    from ..data import read_label_csv
+    from ..samples import read_label_csv
     from ..nih import read_box_csv
 
     from ..audit.engine import first_labelled
