@@ -2,11 +2,11 @@
 
     cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
                     [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
-    cxrdemo train ...      (see cxrdemo.train)
-    cxrdemo cv ...         (see cxrdemo.cv_command)
-    cxrdemo soup ...       (see cxrdemo.soup)
+    cxrdemo train ...      (see cxrdemo.training.train)
+    cxrdemo cv ...         (see cxrdemo.training.cv_command)
+    cxrdemo soup ...       (see cxrdemo.training.soup)
     cxrdemo evaluate ...   (see cxrdemo.evaluate)
-    cxrdemo bench ...      (see cxrdemo.bench)
+    cxrdemo bench ...      (see cxrdemo.bench.pipeline)
 
 ``predict`` checks its paths and settings before it imports torch (:func:`check_predict_arguments`), so a
 mistyped path answers at once; ``--help`` imports nothing heavy. The subcommands' own modules are imported only

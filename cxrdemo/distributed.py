@@ -6,7 +6,7 @@ processes train on CUDA, ``gloo`` on CPU), pins each process to its GPU (``cuda:
 :class:`DistContext`. Without those variables (a plain ``python -m cxrdemo train``) it returns a single-process
 context and nothing else changes.
 
-Rules the training loop follows (see :mod:`cxrdemo.train`):
+Rules the training loop follows (see :mod:`cxrdemo.training.train`):
 - the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gradients all-reduced, averaged);
   it is re-wrapped whenever the set of trainable parameters changes (head warm-up -> unfrozen backbone -> stage 2);
 - each process sees its shard of the training images through a :class:`~torch.utils.data.DistributedSampler`,

@@ -1,7 +1,7 @@
 """Labelled radiographs in NIH's own formats: label and box CSVs, :class:`Sample`, patient-wise splits and folds.
 
 Torch-free (numpy, and scikit-learn for the splits): the app, the audit and ``cxrdemo cv`` use it without loading
-torch. The torch side of training (image cache, augmentation, Dataset, loader) is :mod:`cxrdemo.data`.
+torch. The torch side of training (image cache, augmentation, Dataset, loader) is :mod:`cxrdemo.training.dataset`.
 
 Inputs (all accepted gzip-compressed too):
 - a label CSV like ``Data_Entry_2017_v2020.csv``: ``Image Index``, ``Finding Labels`` (joined by ``|``;

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from cxrdemo.bench import RESULT_KEYS, STAGES, pick_images, summary
-from cxrdemo.bench_peer import PEER_STAGES
-from cxrdemo.bench_report import TARGETS, check_targets, target_lines
+from cxrdemo.bench.pipeline import RESULT_KEYS, STAGES, pick_images, summary
+from cxrdemo.bench.peer import PEER_STAGES
+from cxrdemo.bench.table import TARGETS, check_targets, target_lines
 from cxrdemo.cli import main
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cxrdemo.boxes import Box
-from cxrdemo.data import (
+from cxrdemo.training.dataset import (
     Augment,
     CxrDataset,
     ImageCache,

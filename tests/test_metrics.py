@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cxrdemo.boxes import Box
-from cxrdemo.losses import cln_loss, pairwise_iou, positive_weights
+from cxrdemo.training.losses import cln_loss, pairwise_iou, positive_weights
 from cxrdemo.metrics import (
     IOU_THRESHOLDS,
     BoxMatch,

@@ -70,7 +70,7 @@ def test_cli_prints_the_note_on_stderr_and_keeps_stdout_json(split_model: Path, 
 
 
 def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
-    from cxrdemo.data import Sample
+    from cxrdemo.samples import Sample
     from cxrdemo.evaluate import seen_images
 
     splits = read_splits(split_model)

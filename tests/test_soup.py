@@ -35,7 +35,7 @@ def _ingredient(folder: Path, shift: float, train=TRAIN, val=VAL) -> Path:
 def test_average_states_means_floats_keeps_box_head_and_counters_of_the_first():
     import torch
 
-    from cxrdemo.soup import average_states
+    from cxrdemo.training.soup import average_states
 
     a = {"backbone.w": torch.tensor([1.0, 3.0]), "box_head.mlp.0.weight": torch.tensor([5.0]), "bn.num_batches_tracked": torch.tensor(7)}
     b = {"backbone.w": torch.tensor([3.0, 5.0]), "box_head.mlp.0.weight": torch.tensor([9.0]), "bn.num_batches_tracked": torch.tensor(2)}
@@ -50,7 +50,7 @@ def test_check_compatible_refuses_what_cannot_be_averaged():
     from cxrdemo.config import ModelConfig
     from cxrdemo.errors import ConfigError
     from cxrdemo.provenance import DataSplits
-    from cxrdemo.soup import check_compatible
+    from cxrdemo.training.soup import check_compatible
 
     cfg = ModelConfig(architecture="mobilenet_v3_small", input_size=128)
     split = DataSplits(frozenset(TRAIN), frozenset(VAL))
@@ -71,7 +71,7 @@ def test_soup_averages_chooses_thresholds_and_writes_a_loadable_folder_with_its_
     from safetensors.torch import load_file
 
     from cxrdemo.provenance import read_splits
-    from cxrdemo.soup import make_soup
+    from cxrdemo.training.soup import make_soup
     from cxrdemo.weights import load_model
 
     a = _ingredient(tmp_path / "a", 0.0)

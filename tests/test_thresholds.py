@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cxrdemo.errors import InputError
-from cxrdemo.thresholds import (
+from cxrdemo.training.thresholds import (
     choose_specificity_thresholds,
     default_specificity,
     findings_per_image,

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import write_csv
 from cxrdemo.cli import main as cli_main
-from cxrdemo.cv import gather_out_of_fold
+from cxrdemo.training.cv import gather_out_of_fold
 from cxrdemo.errors import InputError
 from cxrdemo.samples import Sample, fold_split, patient_folds, split_patients
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .cv import RecipeEstimate
 from .thresholds import ClassThreshold
-from .train_card import command_lines, recipe_lines, teacher_lines
+from .card import command_lines, recipe_lines, teacher_lines
 
 
 def fmt(est: dict[str, Any] | RecipeEstimate | None) -> str:
@@ -52,7 +52,7 @@ def estimate_section(chosen: RecipeEstimate, others: Sequence[tuple[RecipeEstima
         *([coverage, ""] if coverage else []),
         f"**Estimate: out-of-fold mean AUC {fmt(chosen)}** over the 14 labels, {chosen.n_images} images "
         "(pooled over the folds; 95% percentile bootstrap interval, 1,000 resamples of images, seed 0; sklearn "
-        "`roc_auc_score`; `cxrdemo/teacher.py` `bootstrap_mean_auc`).",
+        "`roc_auc_score`; `cxrdemo/training/teacher.py` `bootstrap_mean_auc`).",
         "",
         "| Candidate recipe | Out-of-fold images | Out-of-fold mean AUC (95% CI) | Each fold on its own held-out images | Chosen minus it, paired on the images both hold out (95% CI) |",
         "| --- | --- | --- | --- | --- |",

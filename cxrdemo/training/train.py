@@ -44,19 +44,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backbones import get_spec
+from ..backbones import get_spec
 from .checkpoint import read_state
-from .config import ModelConfig
-from .samples import Sample
+from ..config import ModelConfig
+from ..samples import Sample
 from .losses import positive_weights
-from .metrics import choose_thresholds
-from .model import MultiTaskNet
-from .nih import NIH_BOX_CLASSES, NIH_CLASSES
-from .train_args import add_train_arguments, check_train_arguments  # noqa: F401  (add_train_arguments: the CLI's)
-from .train_card import training_card_body
-from .train_loop import StagePlan, validate
-from .train_setup import init_box_head_at_priors, prior_boxes
-from .train_stages import TrainRun, run_stages
+from ..metrics import choose_thresholds
+from ..model import MultiTaskNet
+from ..nih import NIH_BOX_CLASSES, NIH_CLASSES
+from .args import add_train_arguments, check_train_arguments  # noqa: F401  (add_train_arguments: the CLI's)
+from .card import training_card_body
+from .loop import StagePlan, validate
+from .prepare import init_box_head_at_priors, prior_boxes
+from .stages import TrainRun, run_stages
 
 
 def default_cache_dir() -> Path:
@@ -95,7 +95,7 @@ def _seed_everything(seed: int) -> None:
 
 def train(args: argparse.Namespace) -> Path:
     """Run a training described by parsed ``args``; returns the Hub-ready model folder."""
-    from .distributed import setup as setup_distributed
+    from ..distributed import setup as setup_distributed
 
     started = time.time()
     check_train_arguments(args)
@@ -146,7 +146,7 @@ def select_data(args: argparse.Namespace, main: bool, out: Path, say) -> RunData
     rank 0 writes ``split.json`` and ``val_images.txt``."""
     import json
 
-    from .samples import fold_split, load_samples, split_patients
+    from ..samples import fold_split, load_samples, split_patients
 
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
@@ -201,7 +201,7 @@ def make_run(args, ctx, out: Path, started: float, data: RunData, model: MultiTa
     when resuming."""
     from tqdm.auto import tqdm
 
-    from .data import Augment, CxrDataset, ImageCache, make_loader
+    from .dataset import Augment, CxrDataset, ImageCache, make_loader
 
     cuda = ctx.device.type == "cuda"
     workers = args.workers if args.workers is not None else (min(8, max(1, (os.cpu_count() or 1) // ctx.local_world)) if cuda else 0)
@@ -294,13 +294,13 @@ def run_info(run: TrainRun, data: RunData, threads: int, teacher) -> dict[str, A
 
 def finish_validated(run: TrainRun, data: RunData, info: dict[str, Any], teacher) -> Path:
     """Thresholds on validation (Youden's J), the validation evaluation, the card; returns the model folder."""
-    from .samples import label_counts
-    from .evaluate import evaluate_samples, write_report
-    from .modelcard import render_card
-    from .provenance import write_splits
-    from .report import report_markdown
+    from ..samples import label_counts
+    from ..evaluate import evaluate_samples, write_report
+    from ..modelcard import render_card
+    from ..provenance import write_splits
+    from ..report import report_markdown
     from .teacher import validation_comparison
-    from .weights import save_model
+    from ..weights import save_model
 
     args, model, config, val_set = run.args, run.model, run.config, data.val_set
     val = validate(model, run.val_loader, run.pos_weight, args.lam, True, args.box_loss, run.device)
@@ -334,10 +334,10 @@ def finish_validated(run: TrainRun, data: RunData, info: dict[str, Any], teacher
 def finish_refit(run: TrainRun, data: RunData, info: dict[str, Any]) -> Path:
     """A model trained on every image: no validation, so no thresholds yet (``cxrdemo cv --refit`` adds those chosen on
     the out-of-fold predictions, and the cross-validated estimate); returns the model folder."""
-    from .modelcard import render_card
-    from .provenance import write_splits
-    from .train_card import refit_card_body
-    from .weights import save_model
+    from ..modelcard import render_card
+    from ..provenance import write_splits
+    from .card import refit_card_body
+    from ..weights import save_model
 
     config = run.config
     config.extra = {"training": info}
@@ -361,8 +361,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cxrdemo.train ...`` is ``python -m cxrdemo train ...`` (kept so recorded commands still run)."""
-    from .cli import main as cli_main
+    """``python -m cxrdemo.training.train ...`` is ``python -m cxrdemo train ...`` (kept so recorded commands still run)."""
+    from ..cli import main as cli_main
 
     return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 

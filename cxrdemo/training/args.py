@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import InputError
+from ..errors import InputError
 from .losses import BOX_LOSSES
 
 

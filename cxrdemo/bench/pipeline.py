@@ -27,7 +27,7 @@ torch thread count:
   (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
 - ``pipeline_encoded_ms``: the pipeline plus encoding its four panels as the app hands them out (film panels JPEG
   q95 4:4:4, chart PNG level 1; see docs/api.md), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
-  typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench_peer`: PIL RGB +
+  typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench.peer`: PIL RGB +
   torchvision transforms, pytorch-grad-cam's ``GradCAM`` with its own forward and backward, ``show_cam_on_image``,
   a matplotlib chart, PIL-drawn boxes, PNG outputs); ``peer_ratio`` = peer / ours (``pipeline_encoded_ms``
   medians); ``peer_prob_diff_max``: the largest difference between the two sides' probabilities (the same network:
@@ -53,8 +53,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bench_peer import encode_as_app
-from .bench_report import TARGETS, check_targets, format_table
+from .peer import encode_as_app
+from .table import TARGETS, check_targets, format_table
 
 __all__ = ["RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
 
@@ -115,8 +115,8 @@ def stderr_progress(message: str) -> None:
 
 def pick_images(folder: str | os.PathLike, n: int) -> list[Path]:
     """``n`` image files spread evenly over the sorted contents of ``folder`` (all of them when there are fewer)."""
-    from .errors import InputError
-    from .imaging import IMAGE_SUFFIXES
+    from ..errors import InputError
+    from ..imaging import IMAGE_SUFFIXES
 
     path = Path(folder)
     if not path.is_dir():
@@ -193,18 +193,18 @@ def measure_single(
     ``warmup``."""
     import torch
 
-    from .cams import DEFAULT_CAM_THRESHOLD
-    from .explain import cam_box, cam_heatmaps
-    from .imaging import load_image
-    from .render import render_panels
-    from .results import CamResult
+    from ..cams import DEFAULT_CAM_THRESHOLD
+    from ..explain import cam_box, cam_heatmaps
+    from ..imaging import load_image
+    from ..render import render_panels
+    from ..results import CamResult
 
     model, config, device = predictor.model, predictor.config, predictor.device
     inputs = [model.preprocess(load_image(f).pixels)[None].to(device) for f in files]  # the bare network's inputs, made once
     grad_cam = _CamLayerGrad(model, getattr(model, "cam_layer", None))
     peer_pipeline = None
     if peer:
-        from .bench_peer import PEER_STAGES, PeerPipeline
+        from .peer import PEER_STAGES, PeerPipeline
 
         peer_pipeline = PeerPipeline(predictor)
         peer_stages: dict[str, list[float]] = {s: [] for s in PEER_STAGES}
@@ -317,11 +317,11 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
     """
     import torch
 
-    from .cams import DEFAULT_CAM_THRESHOLD
-    from .explain import cam_box, cam_heatmaps
-    from .imaging import load_image
-    from .model import MultiTaskNet
-    from .preprocess import normalise, resize_gray
+    from ..cams import DEFAULT_CAM_THRESHOLD
+    from ..explain import cam_box, cam_heatmaps
+    from ..imaging import load_image
+    from ..model import MultiTaskNet
+    from ..preprocess import normalise, resize_gray
 
     model, config, device = predictor.model, predictor.config, predictor.device
     decoded = [load_image(f) for f in files]
@@ -366,7 +366,7 @@ def measure_cold_start(
     image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: StageLog = _silent
 ) -> float | None:
     """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
-    from .errors import CxrDemoError
+    from ..errors import CxrDemoError
 
     if runs <= 0:
         return None
@@ -410,9 +410,9 @@ def bench(
     """Run every measurement; the result has exactly :data:`RESULT_KEYS`."""
     import torch
 
-    from .device import pick_device
-    from .errors import InputError
-    from .predict import Predictor
+    from ..device import pick_device
+    from ..errors import InputError
+    from ..predict import Predictor
 
     if n < 1 or batch_size < 1 or warmup < 0:
         raise InputError("--n and --batch-size must be at least 1, --warmup at least 0")

@@ -4,7 +4,7 @@ Each fold run records, per epoch, its probabilities for the images of its held-o
 split (``split.json``). :func:`gather_out_of_fold` joins the K runs of one recipe into one prediction per image,
 made by the one fold model that never trained on that image, after checking that the runs are the K folds of one
 partition (same K and seed, every fold once, no image twice). :func:`recipe_estimate` gives the pooled out-of-fold
-mean AUC with a percentile bootstrap interval (the same draws as :func:`cxrdemo.teacher.bootstrap_mean_auc`, so two
+mean AUC with a percentile bootstrap interval (the same draws as :func:`cxrdemo.training.teacher.bootstrap_mean_auc`, so two
 recipes, or a recipe and the teacher, get a paired difference), the per-fold mean AUCs and the per-epoch curve.
 
 Torch-free (numpy, scikit-learn, scipy).
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .teacher import bootstrap_mean_auc, mean_auc
 
 
@@ -145,7 +145,7 @@ def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: i
 
 def targets_for(names: Sequence[str], labels_csv: str | Path, classes: Sequence[str]) -> np.ndarray:
     """Multi-hot NIH labels ``(images, classes)`` for ``names`` from an NIH label CSV (every name must have a row)."""
-    from .samples import read_label_csv
+    from ..samples import read_label_csv
 
     rows = read_label_csv(labels_csv)
     missing = [n for n in names if n not in rows]
@@ -156,7 +156,7 @@ def targets_for(names: Sequence[str], labels_csv: str | Path, classes: Sequence[
 
 def recipe_estimate(oof: OutOfFold, targets: np.ndarray, classes: Sequence[str], n: int = 1000, seed: int = 0) -> RecipeEstimate:
     """Pooled out-of-fold mean AUC with a 95% percentile bootstrap interval, per class, per fold, per epoch."""
-    from .metrics import per_class_auc
+    from ..metrics import per_class_auc
 
     ci = bootstrap_mean_auc(targets, oof.probs, n=n, seed=seed)[0]
     per_fold = [mean_auc(targets[oof.fold_of == r.fold], oof.probs[oof.fold_of == r.fold]) for r in oof.runs]

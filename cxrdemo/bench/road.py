@@ -1,6 +1,6 @@
 """Speed and agreement of the torch ROAD (:func:`cxrdemo.audit.faithfulness.road_scores`) vs pytorch-grad-cam's.
 
-``python -m cxrdemo.bench_road --images DIR --n 6 --methods gradcam eigencam --seeds 3 --out bench/road_speed.json``
+``python -m cxrdemo.bench.road --images DIR --n 6 --methods gradcam eigencam --seeds 3 --out bench/road_speed.json``
 
 For ``n`` radiographs spread over ``DIR``, the model's top-1 class and each method's CAM of it, then, per seed:
 
@@ -35,10 +35,10 @@ def _inputs(weights: str | None, files: Sequence[Path], methods: Sequence[str]) 
     """The model, the preprocessed batch, each method's top-1 maps and the top-1 classes."""
     import torch
 
-    from .explain import cam_heatmaps
-    from .imaging import load_image
-    from .preprocess import to_tensor
-    from .weights import load_model
+    from ..explain import cam_heatmaps
+    from ..imaging import load_image
+    from ..preprocess import to_tensor
+    from ..weights import load_model
 
     loaded = load_model(weights, device="cpu")
     x = torch.cat([to_tensor(load_image(f), loaded.config) for f in files])
@@ -53,7 +53,7 @@ def measure(weights: str | None, files: Sequence[Path], methods: Sequence[str], 
     """Both implementations on the same inputs, interleaved seed by seed (see the module doc)."""
     import torch
 
-    from .audit.faithfulness import logits_fn, road_scores, road_scores_library
+    from ..audit.faithfulness import logits_fn, road_scores, road_scores_library
 
     model, x, maps, top1 = _inputs(weights, files, methods)
     fn = logits_fn(model)
@@ -102,10 +102,10 @@ def measure(weights: str | None, files: Sequence[Path], methods: Sequence[str], 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: measure and write the JSON (see the module doc)."""
-    from .bench import pick_images
-    from .errors import CxrDemoError
+    from .pipeline import pick_images
+    from ..errors import CxrDemoError
 
-    p = argparse.ArgumentParser(prog="python -m cxrdemo.bench_road", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cxrdemo.bench.road", description=__doc__.splitlines()[0])
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of radiographs (default: %(default)s)")
     p.add_argument("--n", type=int, default=6, help="images (default: %(default)s)")
     p.add_argument("--methods", nargs="+", default=["gradcam", "eigencam"], help="CAM methods (default: %(default)s)")
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result.update(load_before=[round(v, 2) for v in load_before], load_after=[round(v, 2) for v in os.getloadavg()],
-                  cpus=os.cpu_count(), machine=platform.processor() or platform.machine(), command="python -m cxrdemo.bench_road " + " ".join(sys.argv[1:]))  # fmt: skip
+                  cpus=os.cpu_count(), machine=platform.processor() or platform.machine(), command="python -m cxrdemo.bench.road " + " ".join(sys.argv[1:]))  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("library_seconds_per_image_and_method", "torch_seconds_per_image_and_method", "speedup", "cpu_speedup", "max_abs_mean_difference", "median_library_seed_sd")}))

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: State-dict prefixes copied from the first ingredient instead of averaged (see the module doc).
 NOT_AVERAGED = ("box_head.",)
@@ -98,15 +98,15 @@ def make_soup(
     """Average ``folders`` into ``out`` (config, weights, sha256, data_splits.json, card); returns its figures."""
     import torch
 
-    from .samples import load_samples
-    from .evaluate import evaluate_samples
-    from .metrics import choose_thresholds
-    from .modelcard import render_card
-    from .train_card import soup_card_body
-    from .provenance import image_key, write_splits
-    from .report import report_markdown
+    from ..samples import load_samples
+    from ..evaluate import evaluate_samples
+    from ..metrics import choose_thresholds
+    from ..modelcard import render_card
+    from .card import soup_card_body
+    from ..provenance import image_key, write_splits
+    from ..report import report_markdown
     from .teacher import bootstrap_mean_auc, read_teacher_predictions, validation_comparison
-    from .weights import load_model, save_model
+    from ..weights import load_model, save_model
 
     loaded = [load_model(f, device="cpu") for f in folders]
     check_compatible([m.config for m in loaded], [m.splits for m in loaded], list(folders))

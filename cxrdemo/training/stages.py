@@ -1,6 +1,6 @@
 """The stages of a training run: each stage's optimiser and schedule, its epochs, what ends an epoch.
 
-:func:`run_stages` runs the :class:`~cxrdemo.train_loop.StagePlan` list of a :class:`TrainRun` (stage 1
+:func:`run_stages` runs the :class:`~cxrdemo.training.loop.StagePlan` list of a :class:`TrainRun` (stage 1
 ``classify``, stage 2 ``joint``), resuming from a checkpoint when the run holds one. Per epoch: one pass over the
 training loader (:func:`train_one_epoch`), then :func:`end_epoch` validates (when the run has a validation split),
 steps the schedule, keeps the best (or last) weights in ``best.safetensors``, logs and checkpoints.
@@ -21,19 +21,19 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, model_state, save_checkpoint
-from .config import ModelConfig
+from ..config import ModelConfig
 from .losses import cln_loss
-from .model import MultiTaskNet
-from .train_loop import (
+from ..model import MultiTaskNet
+from .loop import (
     StagePlan, ValResult, WeightEma, autocast_for, batch_inputs, improved, jsonable_args, make_optimizer, make_scheduler,
     monitor_value, record_val_probs, step_scheduler, validate,
 )
-from .train_setup import set_trainable, train_mode
+from .prepare import set_trainable, train_mode
 
 
 @dataclass
 class TrainRun:
-    """Everything the stages of one training run share (built by :mod:`cxrdemo.train`; one per run)."""
+    """Everything the stages of one training run share (built by :mod:`cxrdemo.training.train`; one per run)."""
 
     args: argparse.Namespace
     ctx: Any  # cxrdemo.distributed.DistContext

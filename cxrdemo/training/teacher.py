@@ -5,7 +5,7 @@ label names), each a probability in [0, 1]. The project's teacher is the public 
 (about 78,000 NIH training radiographs; its predictions for the shared images that lay in its TEST fold are in
 ``../shared/data/teacher/``). Every malformed file gives a one-line :class:`~cxrdemo.errors.InputError`.
 
-How the probabilities enter the loss: see :func:`cxrdemo.losses.distillation_bce`.
+How the probabilities enter the loss: see :func:`cxrdemo.training.losses.distillation_bce`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 PREFIX = "prob_"
 
