@@ -180,6 +180,47 @@ class _CamLayerGrad:
 
 
 # --------------------------------------------------------------------------------------------- measurements
+def _pipeline_once(predictor, file: Path) -> tuple[float, float, dict[str, float], np.ndarray]:
+    """cxrdemo's pipeline once, from the file to the four panels, then encoded as the app does: (ms to the panels,
+    ms to the encoded panels, ms per stage, the probabilities)."""
+    from ..cams import DEFAULT_CAM_THRESHOLD
+    from ..explain import cam_box, cam_heatmaps
+    from ..imaging import load_image
+    from ..render import render_panels
+    from ..results import CamResult
+
+    model, config = predictor.model, predictor.config
+    start = time.perf_counter()
+    radiograph = load_image(file)
+    t_decode = time.perf_counter()
+    inference = predictor.forward(radiograph)
+    t_forward = time.perf_counter()
+    index = predictor.class_index(None, inference.probabilities)
+    label = config.classes[index]
+    heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
+    t_cam = time.perf_counter()
+    box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
+    t_box = time.perf_counter()
+    analysis = predictor.assemble(
+        inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
+    )
+    t_compare = time.perf_counter()
+    panels = render_panels(radiograph, analysis)
+    end = time.perf_counter()
+    encode_as_app(panels)
+    t_encoded = time.perf_counter()
+    times = {
+        "decode": (t_decode - start) * 1e3,
+        "preprocess": inference.timings_ms["preprocess"],
+        "forward": inference.timings_ms["forward"],
+        "gradcam": (t_cam - t_forward) * 1e3,
+        "cam_box": (t_box - t_cam) * 1e3,
+        "compare": (t_compare - t_box) * 1e3,
+        "render": (end - t_compare) * 1e3,
+    }
+    return (end - start) * 1e3, (t_encoded - start) * 1e3, times, inference.probabilities
+
+
 def measure_single(
     predictor,
     files: Sequence[Path],
@@ -193,13 +234,9 @@ def measure_single(
     ``warmup``."""
     import torch
 
-    from ..cams import DEFAULT_CAM_THRESHOLD
-    from ..explain import cam_box, cam_heatmaps
     from ..imaging import load_image
-    from ..render import render_panels
-    from ..results import CamResult
 
-    model, config, device = predictor.model, predictor.config, predictor.device
+    model, device = predictor.model, predictor.device
     inputs = [model.preprocess(load_image(f).pixels)[None].to(device) for f in files]  # the bare network's inputs, made once
     grad_cam = _CamLayerGrad(model, getattr(model, "cam_layer", None))
     peer_pipeline = None
@@ -217,36 +254,7 @@ def measure_single(
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
 
     def ours(k: int) -> tuple[float, float, dict[str, float], np.ndarray]:
-        """The pipeline, from the file to the four panels, then encoded as the app does."""
-        start = time.perf_counter()
-        radiograph = load_image(files[k])
-        t_decode = time.perf_counter()
-        inference = predictor.forward(radiograph)
-        t_forward = time.perf_counter()
-        index = predictor.class_index(None, inference.probabilities)
-        label = config.classes[index]
-        heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
-        t_cam = time.perf_counter()
-        box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
-        t_box = time.perf_counter()
-        analysis = predictor.assemble(
-            inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
-        )
-        t_compare = time.perf_counter()
-        panels = render_panels(radiograph, analysis)
-        end = time.perf_counter()
-        encode_as_app(panels)
-        t_encoded = time.perf_counter()
-        times = {
-            "decode": (t_decode - start) * 1e3,
-            "preprocess": inference.timings_ms["preprocess"],
-            "forward": inference.timings_ms["forward"],
-            "gradcam": (t_cam - t_forward) * 1e3,
-            "cam_box": (t_box - t_cam) * 1e3,
-            "compare": (t_compare - t_box) * 1e3,
-            "render": (end - t_compare) * 1e3,
-        }
-        return (end - start) * 1e3, (t_encoded - start) * 1e3, times, inference.probabilities
+        return _pipeline_once(predictor, files[k])
 
     total = warmup + n
     step = max(1, total // 10)

@@ -1,0 +1,47 @@
+"""The page's CSS and <head> additions (layout of the panels, grids and tables at desktop, tablet and phone
+widths). Static text: ``app.py`` passes it to ``launch``."""
+
+CSS = """
+#disclaimer {font-weight: 600; color: var(--body-text-color-subdued);}
+#disclaimer p, #title h1 {margin-bottom: 0;}
+#panels {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
+#panels > div {min-width: 0 !important;}
+@media (max-width: 1100px) {#panels {grid-template-columns: repeat(2, minmax(0, 1fr));}}
+.panel-title p {margin: 0; font-size: 0.9em;}
+#annotator {max-width: 560px; margin: 0 auto;}
+#truth-result table {margin: 0.3em 0;}
+#summary table {margin: 0.3em 0;}
+#examples .caption-label {white-space: normal; line-height: 1.15; max-height: none; font-size: 11px;}
+.side-grid {display: grid !important; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px;}
+.side-grid > div {min-width: 0 !important;}
+@media (max-width: 1100px) {.side-grid {grid-template-columns: repeat(2, minmax(0, 1fr));}}
+/* The audit's case pictures are two panels side by side (2:1): 4:3 cells, the picture at the top, the caption below. */
+#audit-gallery .thumbnail-item {aspect-ratio: 4 / 3 !important;}
+#audit-gallery .thumbnail-item img {object-position: top;}
+#audit-gallery .caption-label {white-space: normal; line-height: 1.2; max-height: 3.6em; font-size: 13px;}
+@media (max-width: 1100px) {#audit-gallery .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+  #method-grid {grid-template-columns: repeat(3, minmax(0, 1fr));}}
+/* Report tables: numbers with their CIs stay on one line; a table wider than the page scrolls sideways. */
+.wide-tables table {display: block; overflow-x: auto; max-width: 100%;}
+.wide-tables th, .wide-tables td {white-space: nowrap; word-break: normal !important; overflow-wrap: normal !important;}
+/* A phone: the upload, a short strip of examples, the panels, the summary; the settings come after them. */
+@media (max-width: 700px) {
+  #inputs, #model-col {display: contents !important;}
+  #page > * {order: 10;}
+  #upload-col {order: 1;}
+  #gallery-col {order: 2;}
+  #status {order: 3;}
+  #panels {order: 4; grid-template-columns: minmax(0, 1fr);}
+  #results {order: 5;}
+  #source-col, #cam-col {order: 6;}
+  #examples {height: 200px !important; max-height: 200px;}
+  #examples .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}
+  #examples .caption-label {font-size: 12px;}
+  #title h1 {font-size: 1.3em;}
+  .side-grid, #method-grid {grid-template-columns: minmax(0, 1fr);}
+  #audit-gallery .grid-container {grid-template-columns: minmax(0, 1fr) !important;}
+}
+"""
+#: Toasts live outside the app's container, which Gradio scopes ``css`` to: on a phone they go to the bottom, off
+#: the title and the upload.
+HEAD = "<style>@media (max-width: 700px) {.toast-wrap {top: auto !important; bottom: 12px !important;}}</style>"
