@@ -210,3 +210,42 @@ def test_model_fields_offer_the_named_models_in_public_mode(monkeypatch, model_d
     monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
     with gr.Blocks():
         assert isinstance(source_field("", "Model source", "source", "placeholder"), gr.Textbox)
+
+
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("timm:owner/name", "timm:hf://owner/name"),
+        ("hf-hub:owner/name@v1", "timm:hf://owner/name@v1"),
+        ("hf:owner/name", "hf:hf://owner/name"),
+        ("xrv:densenet121-res224-all", "xrv:densenet121-res224-all"),
+        ("densenet121-res224-all", "xrv:densenet121-res224-all"),
+    ],
+)
+def test_public_mode_accepts_format_prefixes_before_hub_ids(typed: str, expected: str):
+    """A format prefix (cxrdemo.models) before a Hub id stays a Hub id (never a server folder); torchxrayvision's own
+    weight names are names, not paths."""
+    from cxrdemo.models.loader import parse_source
+    from cxrdemo.webapp.sources import check_source
+
+    source = check_source(typed, True, {})
+    assert source == expected
+    spec = parse_source(source)
+    assert spec.where.startswith("hf://") or spec.format == "torchxrayvision"
+
+
+@pytest.mark.parametrize("typed", ["timm:/etc", "hf:../x", "xrv:/etc/passwd", "cxrdemo:weights", "timm:~", "xrv:densenet121-res224-all/../x"])
+def test_public_mode_refuses_prefixed_paths_with_the_one_message(typed: str):
+    from cxrdemo.webapp.sources import REFUSED, check_source
+
+    with pytest.raises(InputError) as info:
+        check_source(typed, True, {})
+    assert str(info.value) == REFUSED
+
+
+def test_hub_only_form_is_not_read_as_the_transformers_prefix():
+    """``hf://owner/name`` is cxrdemo's Hub-only form; ``hf:`` alone is the transformers prefix."""
+    from cxrdemo.models.loader import parse_source
+
+    assert parse_source("hf://owner/name").format is None
+    assert parse_source("hf:owner/name").format == "transformers"

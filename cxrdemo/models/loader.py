@@ -32,6 +32,8 @@ class SourceSpec:
 def parse_source(text: str) -> SourceSpec:
     """``"timm:owner/name@v1"`` -> ``SourceSpec("timm", "owner/name@v1")``; no prefix -> ``format=None``."""
     stripped = text.strip()
+    if stripped.lower().startswith("hf://"):  # cxrdemo's Hub-only form of an id (cxrdemo.weights.HUB_PREFIX), not hf:
+        return SourceSpec(None, stripped)
     for prefix, fmt in PREFIXES.items():
         if stripped.lower().startswith(prefix):
             return SourceSpec(fmt, stripped[len(prefix):].strip())

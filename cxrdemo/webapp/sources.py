@@ -101,6 +101,27 @@ def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> st
     hub = value[len(HUB_PREFIX):] if value.startswith(HUB_PREFIX) else value
     if parse_hub_id(hub) is not None:
         return HUB_PREFIX + hub
+    return _prefixed_public_source(value)
+
+
+#: The canonical prefix of each format that a public server accepts before a Hub id (cxrdemo.models.loader).
+_HUB_FORMAT_PREFIXES = {"cxrdemo": "cxrdemo:", "timm": "timm:", "transformers": "hf:"}
+
+
+def _prefixed_public_source(value: str) -> str:
+    """Public mode: a format prefix before a Hub id (``timm:owner/name``, ``hf:owner/name@rev``) becomes that prefix
+    before the Hub-only form (never a server folder); ``xrv:NAME`` (or a bare name) is kept when NAME is one of
+    torchxrayvision's own weight names (fetched by the library from its own addresses, never a path). Anything else
+    is :data:`REFUSED`."""
+    from ..models.loader import is_xrv_name, parse_source
+    from ..weights import HUB_PREFIX, parse_hub_id
+
+    spec = parse_source(value)
+    where = spec.where[len(HUB_PREFIX):] if spec.where.startswith(HUB_PREFIX) else spec.where
+    if spec.format in _HUB_FORMAT_PREFIXES and parse_hub_id(where) is not None:
+        return _HUB_FORMAT_PREFIXES[spec.format] + HUB_PREFIX + where
+    if spec.format in ("torchxrayvision", None) and is_xrv_name(spec.where):
+        return "xrv:" + spec.where
     raise InputError(REFUSED)
 
 
