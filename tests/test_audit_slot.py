@@ -46,7 +46,7 @@ def test_counts_accepted() -> None:
 def test_limits_come_from_the_environment_in_public_mode_only() -> None:
     assert AuditLimits.from_env({}) == AuditLimits()  # private: no cap
     defaults = AuditLimits.from_env(PUBLIC)
-    assert (defaults.images, defaults.faithfulness_images, defaults.sanity_images, defaults.methods) == (60, 8, 4, 2)
+    assert (defaults.images, defaults.faithfulness_images, defaults.sanity_images, defaults.methods) == (60, 32, 4, 2)
     assert AuditLimits.from_env({"SPACE_ID": "me/demo", "CXRDEMO_AUDIT_MAX_IMAGES": "20"}).images == 20
     assert AuditLimits.from_env({"SPACE_ID": "me/demo", "CXRDEMO_PUBLIC": "0"}) == AuditLimits()
     with pytest.raises(InputError, match="CXRDEMO_AUDIT_MAX_METHODS=0 must be 1 or more"):
@@ -59,9 +59,9 @@ def test_public_caps_clamp_counts_and_refuse_too_many_methods() -> None:
     asked = AuditRequest(methods="gradcam,eigencam", max_images=1e30, faithfulness=True, faithfulness_images=0,
                          sanity=False, sanity_images="500")  # fmt: skip
     checked, notes = check_request(asked, limits)
-    assert (checked.max_images, checked.faithfulness_images, checked.sanity_images) == (60, 8, 4)
+    assert (checked.max_images, checked.faithfulness_images, checked.sanity_images) == (60, 32, 4)
     assert checked.methods == ["gradcam", "eigencam"]
-    assert notes == ["images: 1e+30 asked, this server's limit is 60", "ROAD images: every image is capped on this server at 8"]
+    assert notes == ["images: 1e+30 asked, this server's limit is 60", "ROAD images: every image is capped on this server at 32"]
     with pytest.raises(InputError, match="3 CAM methods asked; this server runs at most 2 per audit"):
         check_request(AuditRequest(methods=["gradcam", "gradcam++", "layercam"]), limits)
     same, none = check_request(AuditRequest(max_images=5, methods=["gradcam"]), limits)
