@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-DEFAULT_IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nih" / "images"
+DEFAULT_IMAGES = Path(__file__).resolve().parent.parent.parent.parent / "shared" / "data" / "nih" / "images"
 
 
 def _inputs(weights: str | None, files: Sequence[Path], methods: Sequence[str]) -> tuple[Any, Any, dict[str, np.ndarray], list[int]]:
