@@ -12,29 +12,7 @@ from .audit.maps import METRIC_NAMES
 from .audit.result import AuditResult
 from .evalresult import EvalResult
 from .metrics import IOU_THRESHOLDS, threshold_key
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A number for a table; ``-`` when undefined."""
-    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
-
-
-def fmt_ci(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``low - high`` of an estimate's JSON (:meth:`cxrdemo.audit.stats.Estimate.to_json`); ``-`` when undefined."""
-    if not estimate or estimate.get("low") is None or estimate.get("high") is None:
-        return "-"
-    return f"{fmt(estimate['low'], digits)} - {fmt(estimate['high'], digits)}"
-
-
-def fmt_estimate(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``value [low, high]`` of an estimate's JSON; ``-`` when undefined."""
-    if not estimate or estimate.get("value") is None:
-        return "-"
-    if estimate.get("interval"):  # withheld: too few images (cxrdemo.audit.verdict.MIN_IMAGES)
-        return f"{fmt(estimate['value'], digits)} (n = {estimate.get('n')}: too few for a CI)"
-    if estimate.get("low") is None or estimate.get("high") is None:
-        return fmt(estimate["value"], digits)
-    return f"{fmt(estimate['value'], digits)} [{fmt(estimate['low'], digits)}, {fmt(estimate['high'], digits)}]"
+from .formatting import fmt, fmt_ci, fmt_estimate  # noqa: F401  (report's table cells; re-exported)
 
 
 def _row(cells: Sequence[str]) -> str:

@@ -180,7 +180,7 @@ def verdict_html(result: AuditResult) -> list[str]:
     doc, ref = result.plausibility, result.plausibility_reference
     if not doc or not ref:
         return []
-    from ..report import fmt, fmt_estimate
+    from ..formatting import fmt, fmt_estimate
     from .reference import REFERENCE_NAMES
     from .verdict import HEADLINE_METRICS, _NAMES
 

@@ -142,7 +142,7 @@ def reference_lines(doc: Mapping[str, Any] | None, methods: Mapping[str, Any]) -
     """report.md's (and the page's) references table and verdict lines."""
     if not doc:
         return []
-    from ..report import fmt, fmt_estimate
+    from ..formatting import fmt, fmt_estimate
 
     lines = [
         "### References and verdicts",

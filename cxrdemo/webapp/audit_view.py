@@ -57,7 +57,7 @@ def gallery_items(run: AuditRun, order: Sequence[int], key: str) -> list[tuple[s
 
 
 def _fmt(est: dict[str, Any] | None, digits: int = 3) -> str:
-    from ..report import fmt_estimate
+    from ..formatting import fmt_estimate
 
     return fmt_estimate(est, digits)
 
