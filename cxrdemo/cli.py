@@ -66,12 +66,10 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     one-line :class:`CxrDemoError` for those; returns the images that are readable files, after printing one
     ``error:`` line for each that is not."""
     from .imaging import check_image_path
-    from .locations import default_source, hub_id_or_error, path_exists
+    from .locations import check_source_shape, default_source
 
     text = str(args.weights).strip() if args.weights is not None else ""
-    text = default_source() if text in ("", "default") else text
-    if not path_exists(Path(text).expanduser()):
-        hub_id_or_error(text)
+    check_source_shape(default_source() if text in ("", "default") else text)
     if str(args.cam).lower() != "none":
         from .cams import check_method, check_threshold
 
@@ -185,7 +183,7 @@ def check_path_options(argv: Sequence[str], options: Sequence[str]) -> None:
     """A one-line :class:`CxrDemoError` for one of ``options`` (of :data:`PATH_OPTIONS`, :data:`SOURCE_OPTIONS`) in
     ``argv`` (``--opt VALUE`` or ``--opt=VALUE``) that names nothing, before the subcommand's module imports torch;
     the subcommand still checks everything else itself."""
-    from .locations import hub_id_or_error, path_exists
+    from .locations import check_source_shape
 
     for i, arg in enumerate(argv):
         option, sep, value = arg.partition("=")
@@ -197,8 +195,7 @@ def check_path_options(argv: Sequence[str], options: Sequence[str]) -> None:
             value = argv[i + 1]
         path = Path(value).expanduser()
         if option in SOURCE_OPTIONS:
-            if value.strip() not in ("", "default") and not path_exists(path):
-                hub_id_or_error(value)
+            check_source_shape(value)
         elif PATH_OPTIONS[option] == "folder":
             if not path.is_dir():
                 raise InputError(f"{option} {value} is not a folder; give the folder that holds the radiographs")

@@ -34,7 +34,7 @@ import torch
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
 from .hubsize import check_local_size, check_remote_size
-from .locations import ENV_WEIGHTS, EMBEDDED_WEIGHTS_DIR, default_source, hub_id_or_error, parse_hub_id, path_exists
+from .locations import ENV_WEIGHTS, EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
 from .model import MultiTaskNet, build_model, estimate_parameters
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 from .publicmode import clip_text
@@ -44,8 +44,6 @@ CHECKSUM_NAME = "model.safetensors.sha256"
 CARD_NAME = "README.md"
 EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
-#: Prefix of a source that is a Hub id and nothing else (never looked up as a local folder).
-HUB_PREFIX = "hf://"
 #: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
 OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME)
 

@@ -132,7 +132,7 @@ def test_every_cam_method_side_by_side(page, tmp_path: Path) -> None:
 
 
 def test_second_model_side_by_side(page, tmp_path: Path) -> None:
-    page.fill("#source-b textarea", str(app_server.REPO / "weights"))
+    page.fill("#source-b :is(input, textarea)", str(app_server.REPO / "weights"))
     page.click("#compare-models")
     page.wait_for_function("document.querySelectorAll('#ab-box img').length == 8")
     summary = page.locator("#ab-summary").inner_text()

@@ -34,6 +34,11 @@ def _main(args: list[str], cwd: Path) -> tuple[int, list[str], list[str]]:
     [
         (["predict", "--weights", "/nonexistent", "x.png"], "weights folder '/nonexistent' does not exist"),
         (["predict", "--weights", "not a source", "x.png"], "is neither a folder nor a Hub id"),
+        # a format prefix is read before the path check: the folder after it is the one that must exist
+        (["predict", "--weights", "timm:/nonexistent", "x.png"], "weights folder '/nonexistent' does not exist"),
+        (["predict", "--weights", "hf:not a source", "x.png"], "'not a source' is neither a folder nor a Hub id"),
+        (["predict", "--weights", "xrv:../../etc", "x.png"], "is not a torchxrayvision weight name"),
+        (["predict", "--weights", "hf://owner", "x.png"], "is not a Hub id; write hf://owner/name"),
         (["predict", "missing.png"], "missing.png does not exist; check the path"),
         (["predict", "--cam", "gradkam", "x.png"], "unknown CAM method 'gradkam'"),
         (["predict", "--threshold", "300", "x.png"], "outside 1..254"),
@@ -46,6 +51,16 @@ def test_mistakes_answer_before_torch(tmp_path: Path, args: list[str], expected:
     rc, errors, heavy = _main(args, tmp_path)
     assert rc == 1 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
     assert heavy == []
+
+
+@pytest.mark.parametrize("source", ["timm:{folder}", "hf-hub:owner/name@v1", "hf:owner/name", "xrv:densenet121-res224-all",
+                                    "densenet121-res224-nih", "hf://owner/name@main", "cxrdemo:{folder}"])
+def test_well_formed_sources_pass_the_precheck(tmp_path: Path, source: str) -> None:
+    """Sources of every format pass the torch-free check (whether they load is decided by loading them): the only
+    error left is the missing image, so the source was accepted."""
+    (tmp_path / "model").mkdir()
+    rc, errors, heavy = _main(["predict", "--weights", source.format(folder=tmp_path / "model"), "missing.png"], tmp_path)
+    assert (rc, heavy, errors) == (1, [], ["error: missing.png does not exist; check the path"])
 
 
 def test_each_missing_image_gets_its_line(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_threshold_and_method_validation():
         check_method("scorecam")
     with pytest.raises(InputError, match="outside 1..254"):
         check_threshold(300)
-    with pytest.raises(InputError, match="not a number"):
+    with pytest.raises(InputError, match="not a finite number"):
         check_threshold("abc")
 
 

@@ -79,7 +79,7 @@ def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
     assert len(kept) == 3 and notes == ["1 of the 3 images are this model's training images and 1 its validation images: "
                                         "these numbers are not a test of the model; add --unseen to skip them"]
     kept, notes = seen_images(samples, splits, drop=True)
-    assert [s.name for s in kept] == ["00000002_000.png"] and "--unseen left 1 images" in notes[0]
+    assert [s.name for s in kept] == ["00000002_000.png"] and "they were left out: 1 images the model never saw remain" in notes[0]
     assert seen_images(samples, None) == (samples, [])
 
 

@@ -10,34 +10,13 @@ A bare torchxrayvision weight name (``densenet121-res224-all``) that is not a fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, WeightsError
+from ..locations import FORMATS, PREFIXES, SourceSpec, parse_source  # torch-free: the CLI checks sources before torch
 from .files import read_json
 
-#: Source prefixes -> format names.
-PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision"}
-FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision")
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A model source split into its format (``None``: read it from the files) and where the model is."""
-
-    format: str | None
-    where: str
-
-
-def parse_source(text: str) -> SourceSpec:
-    """``"timm:owner/name@v1"`` -> ``SourceSpec("timm", "owner/name@v1")``; no prefix -> ``format=None``."""
-    stripped = text.strip()
-    if stripped.lower().startswith("hf://"):  # cxrdemo's Hub-only form of an id (cxrdemo.weights.HUB_PREFIX), not hf:
-        return SourceSpec(None, stripped)
-    for prefix, fmt in PREFIXES.items():
-        if stripped.lower().startswith(prefix):
-            return SourceSpec(fmt, stripped[len(prefix):].strip())
-    return SourceSpec(None, stripped)
+__all__ = ["FORMATS", "PREFIXES", "SourceSpec", "parse_source", "is_xrv_name", "detect_format", "build_adapter"]
 
 
 def is_xrv_name(text: str) -> bool:
