@@ -221,11 +221,11 @@ def _subcommands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], N
 
     return {
         "predict": ("analyse radiographs and print JSON", _add_predict_arguments, run_predict),
-        "train": ("train a multi-task model (CLN protocol)", *lazy("train", "add_train_arguments", "run_train")),
+        "train": ("train a multi-task model (CLN protocol)", *lazy("training.train", "add_train_arguments", "run_train")),
         "evaluate": ("evaluate a model: AUC and IoU accuracy (CLN Tables 1-2) and its CAMs (plausibility, faithfulness, sanity), with CIs", *lazy("evaluate", "add_evaluate_arguments", "run_evaluate")),
-        "cv": ("k-fold cross-validation: a recipe's out-of-fold estimate, its thresholds, and the card of the model refitted on every image", *lazy("cv_command", "add_cv_arguments", "run_cv_command")),
-        "soup": ("average the weights of models trained on one split into one model (a model soup), with its card", *lazy("soup", "add_soup_arguments", "run_soup")),
-        "bench": ("benchmark the pipeline against the bare network", *lazy("bench", "add_bench_arguments", "run_bench")),
+        "cv": ("k-fold cross-validation: a recipe's out-of-fold estimate, its thresholds, and the card of the model refitted on every image", *lazy("training.cv_command", "add_cv_arguments", "run_cv_command")),
+        "soup": ("average the weights of models trained on one split into one model (a model soup), with its card", *lazy("training.soup", "add_soup_arguments", "run_soup")),
+        "bench": ("benchmark the pipeline against the bare network", *lazy("bench.pipeline", "add_bench_arguments", "run_bench")),
     }
 
 
