@@ -127,7 +127,8 @@ def write_panels(
         image = with_text_strip(getattr(panels, name), footer_lines)
         if name in FILM_PANELS and film_format == "jpeg":
             path, fmt, options = out / f"{base}_{name}.jpg", "JPEG", dict(quality=quality, subsampling=0)
-            image = image.convert("RGB")
+            if image.mode != "RGB":  # convert() to the same mode would copy the panel for nothing
+                image = image.convert("RGB")
         else:
             path, fmt, options = out / f"{base}_{name}.png", "PNG", dict(compress_level=png_compress_level)
             image = exact_palette(image)  # the chart: a lossless palette PNG, a third of the encoding time
