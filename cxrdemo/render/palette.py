@@ -24,7 +24,7 @@ def exact_palette(image: Image.Image) -> Image.Image:
     ``image`` itself (unchanged, not copied).
 
     Lossless by construction: every pixel's index points at its own RGB triple (a lookup table indexed by the
-    24-bit colour, filled only at the image's colours), so ``exact_palette(im).convert("RGB")`` equals ``im``
+    24-bit colour, written only at the image's colours), so ``exact_palette(im).convert("RGB")`` equals ``im``
     pixel for pixel.
     """
     if image.mode != "RGB":
@@ -32,13 +32,24 @@ def exact_palette(image: Image.Image) -> Image.Image:
     colours = image.getcolors(MAX_PALETTE_COLOURS)  # None as soon as there are more than 256
     if colours is None:
         return image
-    rgb = np.asarray(image)
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     triples = [c for _, c in colours]
-    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in triples], dtype=np.uint32)
-    # 16 MiB of zeros from calloc: only the pages holding the image's colours are ever touched.
-    index = np.zeros(1 << 24, dtype=np.uint8)
+    swatch = Image.new("RGB", (len(triples), 1))
+    swatch.putdata(triples)
+    keys = _colour_keys(swatch)[0]
+    # A table over all 2^24 colours, left uninitialised (np.zeros would clear 16 MiB per call): only the entries
+    # of the image's own colours are written, and every pixel's colour is one of them (getcolors counted them
+    # all), so no unwritten entry is ever read.
+    index = np.empty(1 << 24, dtype=np.uint8)
     index[keys] = np.arange(len(triples), dtype=np.uint8)
-    out = Image.fromarray(index[packed], "P")
+    out = Image.fromarray(index[_colour_keys(image)], "P")
     out.putpalette([v for triple in triples for v in triple])
     return out
+
+
+def _colour_keys(image: Image.Image) -> np.ndarray:
+    """Each pixel of an RGB image as one 24-bit number: its RGBA bytes read as a uint32 (one conversion, no
+    per-channel arithmetic), the alpha byte masked off. The byte order is the machine's, the same for every call,
+    so keys of the palette and of the pixels agree."""
+    rgba = np.asarray(image.convert("RGBA"))
+    words = rgba.view(np.uint32)[..., 0]
+    return words & np.uint32(0x00FFFFFF) if np.little_endian else words >> np.uint32(8)
