@@ -58,7 +58,7 @@ from .table import TARGETS, check_targets, format_table
 
 __all__ = ["RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: two folders above cxrdemo/bench/
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
 RESULT_KEYS = (
     "device",
