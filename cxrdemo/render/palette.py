@@ -1,8 +1,8 @@
-"""Lossless palette PNGs for flat-colour panels: the probability chart's pixels, written in a third of the time.
+"""Lossless palette PNGs for flat-colour panels: the probability chart's pixels, encoded faster.
 
-Pillow writes an RGB PNG with adaptive row filtering (it tries every PNG filter on every row), which costs about as
-much as the rest of the single-image pipeline after the network (bench/RESULTS.md: 21 ms for the 768 px chart on
-this project's 2-core machine, at zlib level 0 as at level 1). The chart is flat colours and anti-aliased text:
+Pillow writes an RGB PNG with adaptive row filtering (it tries every PNG filter on every row): 13-21 ms for the
+768 px chart on this project's 2-core machine, as much at zlib level 0 as at level 1 (bench/RESULTS.md); the
+palette conversion and the palette PNG take about 8 ms. The chart is flat colours and anti-aliased text:
 about 240 distinct colours. :func:`exact_palette` turns such an image into a palette ("P") image that holds exactly
 its colours, so the PNG decodes to the very same RGB pixels (nothing is quantised: an image with more than 256
 colours is returned unchanged), and Pillow writes palette PNGs without filtering.
