@@ -38,11 +38,16 @@ PANEL_SIDE = 768
 
 def encode_as_app(panels) -> int:
     """Encode the four panels as the app hands them out (:data:`APP_PANEL_FORMATS`), in memory; total bytes."""
+    from ..render.palette import exact_palette
+
     total = 0
     for name, fmt in APP_PANEL_FORMATS.items():
         buffer = io.BytesIO()
-        options = dict(quality=95, subsampling=0) if fmt == "JPEG" else dict(compress_level=1)
-        getattr(panels, name).save(buffer, format=fmt, **options)
+        image = getattr(panels, name)
+        if fmt == "JPEG":
+            image.save(buffer, format=fmt, quality=95, subsampling=0)
+        else:  # as cxrdemo.render.files.write_panels: a lossless palette PNG when the panel has <= 256 colours
+            exact_palette(image).save(buffer, format=fmt, compress_level=1)
         total += buffer.tell()
     return total
 
