@@ -64,7 +64,7 @@ def coverage_note(oof: OutOfFold) -> str:
         return ""
     ran = [r.fold for r in oof.runs]
     return (
-        f"**Only folds {', '.join(map(str, ran))} of {oof.runs[0].folds} ran to the end** (the others did not finish in the "
+        f"**Only fold(s) {', '.join(map(str, ran))} of {oof.runs[0].folds} ran to the end** (the others did not finish in the "
         f"time available): the out-of-fold figures below rest on their {len(oof.names)} held-out images, not on all "
         f"{len(oof.all_names)}; each of those is still predicted by a model that never saw it or its patient."
     )
