@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .audit.engine import AuditOptions, read_names, run_audit, seen_images
+from .audit.engine import AuditOptions, run_audit
+from .audit.selection import read_names, seen_images
 from .samples import Sample
 from .audit.result import AUDIT_KEYS
 from .errors import InputError
@@ -153,7 +154,7 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
     Raises:
         InputError: ``--limit`` below 0, or no labelled image in the folder.
     """
-    from .audit.engine import limit_names
+    from .audit.selection import limit_names
 
     names = read_names(args.names) if args.names else None
     limit = getattr(args, "limit", 0) or 0

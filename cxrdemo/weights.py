@@ -34,7 +34,7 @@ import torch
 from .config import CONFIG_NAME, ModelConfig
 from .errors import ConfigError, WeightsError
 from .hubsize import check_local_size, check_remote_size
-from .locations import ENV_WEIGHTS, EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
+from .locations import EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
 from .model import MultiTaskNet, build_model, estimate_parameters
 from .provenance import SPLITS_NAME, DataSplits, read_splits
 from .publicmode import clip_text
@@ -385,17 +385,10 @@ def _load_state(model: MultiTaskNet, weights: Path) -> None:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise _unreadable(weights, exc) from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        detail = (wrong or missing or unexpected)[0]
-        raise ConfigError(
-            f"{weights.name} does not match config.json ({model.config.architecture}, {len(model.config.classes)} classes, "
-            f"{model.config.num_boxes} boxes): {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} misshapen "
-            f"tensors (first: {detail}); use the config.json saved with these weights"
-        )
+    from .models.files import check_state
+
+    config = model.config
+    check_state(model, state, weights, f"config.json ({config.architecture}, {len(config.classes)} classes, {config.num_boxes} boxes)")
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise WeightsError(

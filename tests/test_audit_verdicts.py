@@ -119,7 +119,7 @@ def test_progress_names_stages_counts_and_measured_time_left() -> None:
 def test_evaluate_limit_takes_the_first_labelled_images_boxed_first(data_dir) -> None:
     import argparse
 
-    from cxrdemo.audit.engine import limit_names
+    from cxrdemo.audit.selection import limit_names
     from cxrdemo.errors import InputError
     from cxrdemo.evaluate import add_evaluate_arguments, options_from_args
     from cxrdemo.nih import read_box_csv

@@ -181,7 +181,8 @@ def test_malformed_baseline_is_one_line_naming_file_and_row(case, few, small_mod
 
 
 def test_resume_after_interruption_loses_nothing(few, small_model: Path, tmp_path: Path):
-    from cxrdemo.audit.engine import AuditOptions, AuditStopped, read_names, run_audit
+    from cxrdemo.audit.engine import AuditOptions, AuditStopped, run_audit
+    from cxrdemo.audit.selection import read_names
 
     base = dict(images=few["images"], labels=few["labels"], boxes=few["boxes"], weights=str(small_model),
                 names=read_names(few["names"]), cam_methods=("gradcam",), device="cpu", batch_size=3, workers=0,

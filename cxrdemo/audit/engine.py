@@ -32,9 +32,7 @@ from ..samples import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
 from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
-from .selection import (  # noqa: F401  (re-exported: the engine's public helpers before the split)
-    CLI_UNSEEN_HINT, _folder_images, choose_subset, first_labelled, limit_names, read_names, seen_images,
-)
+from .selection import CLI_UNSEEN_HINT, _folder_images, choose_subset, seen_images
 
 if TYPE_CHECKING:
     from ..provenance import DataSplits

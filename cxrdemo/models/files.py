@@ -62,6 +62,14 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
     """``model.load_state_dict(state, strict=True)`` with a one-line error naming the first mismatch."""
+    check_state(model, state, path, what)
+    model.load_state_dict(state, strict=True)
+
+
+def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    """A one-line :class:`ConfigError` when ``state`` (read from ``path``) does not hold exactly ``model``'s tensors
+    with their shapes: counts of missing, unexpected and misshapen tensors and the first of them; ``what`` names
+    what the file should match (e.g. ``"config.json (efficientnet_lite0, 14 classes, 8 boxes)"``)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -70,9 +78,8 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
         first = (wrong or missing or unexpected)[0]
         raise ConfigError(
             f"{path.name} does not match {what}: {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
-            f"misshapen tensors (first: {first}); use the config saved with these weights"
+            f"misshapen tensors (first: {first}); use the config.json saved with these weights"
         )
-    model.load_state_dict(state, strict=True)
 
 
 def read_card(folder: Path, limit: int = 20000) -> str | None:

@@ -20,7 +20,7 @@ import torch
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .base import AdapterBase, DeclaredPreprocessing, channels_last_to_first, tokens_to_grid
-from .files import load_into, read_card, read_json, read_state, weights_file
+from .files import load_into, read_card, read_state, weights_file
 from .labels import map_labels
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from ..errors import ConfigError
 
@@ -96,8 +95,6 @@ def make_soup(
     progress: bool = True,
 ) -> SoupResult:
     """Average ``folders`` into ``out`` (config, weights, sha256, data_splits.json, card); returns its figures."""
-    import torch
-
     from ..samples import load_samples
     from ..evaluate import evaluate_samples
     from ..metrics import choose_thresholds

@@ -203,7 +203,7 @@ def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
     from ..samples import read_label_csv
     from ..nih import read_box_csv
 
-    from ..audit.engine import first_labelled
+    from ..audit.selection import first_labelled
 
     labelled = read_label_csv(dataset.labels)
     boxed = set(read_box_csv(dataset.boxes)) if dataset.boxes else set()

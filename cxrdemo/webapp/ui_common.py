@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
@@ -25,20 +26,29 @@ from .view import describe_error
 LOG = logging.getLogger("cxrdemo.app")
 
 
+@contextlib.contextmanager
+def one_line_errors(name: str) -> Iterator[None]:
+    """Inside: a :class:`CxrDemoError` becomes a one-line ``gr.Error`` ("Cannot do that"), any other exception is a
+    bug whose traceback goes to the log while the visitor reads one line; ``gr.Error`` passes through, and so does
+    ``GeneratorExit`` (a cancelled stream), which is no ``Exception``."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except CxrDemoError as exc:
+        raise gr.Error(describe_error(exc), title="Cannot do that", print_exception=False) from None
+    except Exception as exc:  # a bug: log the traceback, show one line
+        LOG.exception("handler %s failed", name)
+        raise gr.Error(describe_error(exc), title="Unexpected error", print_exception=False) from None
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every failure of a handler into a one-line ``gr.Error`` (the page keeps its inputs, the server runs on)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with one_line_errors(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except CxrDemoError as exc:
-            raise gr.Error(describe_error(exc), title="Cannot do that", print_exception=False) from None
-        except Exception as exc:  # a bug: log the traceback, show one line
-            LOG.exception("handler %s failed", fn.__name__)
-            raise gr.Error(describe_error(exc), title="Unexpected error", print_exception=False) from None
 
     return wrapper
 
@@ -49,15 +59,8 @@ def guarded_stream(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with one_line_errors(fn.__name__):
             yield from fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except CxrDemoError as exc:
-            raise gr.Error(describe_error(exc), title="Cannot do that", print_exception=False) from None
-        except Exception as exc:  # a bug: log the traceback, show one line
-            LOG.exception("handler %s failed", fn.__name__)
-            raise gr.Error(describe_error(exc), title="Unexpected error", print_exception=False) from None
 
     return wrapper
 
