@@ -143,6 +143,23 @@ def test_cv_writes_the_final_model_with_oof_thresholds(fold_runs, capsys):
     assert "cxrdemo cv" in card and "--refit" in card and "--folds 3 --fold 2" in card
 
 
+def test_cv_compares_several_recipes(fold_runs, capsys):
+    """Two ``--compare`` recipes each get their row and a paired difference; a name too many is refused."""
+    out = fold_runs["tmp"] / "several"
+    runs = [str(fold_runs[f"fold{f}"]) for f in range(3)]
+    base = ["cv", "--runs", *runs, "--name", "tiny", "--labels", str(fold_runs["labels"]), "--out", str(out)]
+    assert cli_main([*base, "--compare", *runs, "--compare-name", "same A", "--compare", *runs, "--compare-name", "same B"]) == 0
+    doc = json.loads((out / "cv.json").read_text())
+    assert [c["estimate"]["recipe"] for c in doc["compared"]] == ["same A", "same B"]
+    # the same runs compared with themselves: a paired difference of exactly 0 (the same predictions on the same images)
+    assert all(c["chosen_minus_it"]["diff"] == 0 for c in doc["compared"])
+    table = (out / "cv.md").read_text()
+    assert "same A" in table and "same B" in table
+    capsys.readouterr()
+    assert cli_main([*base, "--compare", *runs, "--compare-name", "one", "--compare-name", "two"]) == 1
+    assert "2 --compare-name for 1 --compare" in capsys.readouterr().err
+
+
 def test_refit_refuses_options_that_need_validation(fold_runs, capsys):
     args = ["train", "--images", str(NIH / "images"), "--labels", str(fold_runs["labels"]), "--out", str(fold_runs["tmp"] / "bad"), "--refit"]
     assert cli_main(args) == 1  # plateau schedule by default: needs validation

@@ -1,7 +1,7 @@
 """``python -m cxrdemo cv``: the cross-validated estimate of a recipe, its thresholds, and the refitted model's card.
 
     python -m cxrdemo cv --runs B/fold0 B/fold1 B/fold2 --name "full fine-tune" \\
-        [--compare A/fold0 A/fold1 A/fold2 --compare-name "3 stages frozen"] \\
+        [--compare A/fold0 A/fold1 A/fold2 --compare-name "3 stages frozen"] [--compare ... --compare-name ...] \\
         --labels LABELS.csv [--teacher-predictions CSV] [--refit B/refit/model] --out FOLDER
 
 Writes ``FOLDER/cv.json`` (every figure) and ``FOLDER/cv.md`` (the card sections). With ``--refit``, FOLDER also
@@ -77,10 +77,14 @@ def run_cv(args: argparse.Namespace) -> CvResult:
     targets = targets_for(chosen.names, args.labels, classes)
     est = recipe_estimate(chosen, targets, classes)
     others = []
-    if args.compare:
-        other = gather_out_of_fold(args.compare, args.compare_name, args.epoch, args.allow_partial)
+    compare_names = list(args.compare_name or [])
+    if len(compare_names) > len(args.compare or []):
+        raise InputError(f"{len(compare_names)} --compare-name for {len(args.compare or [])} --compare; give one name per --compare, in order")
+    for i, runs in enumerate(args.compare or []):
+        name = compare_names[i] if i < len(compare_names) else f"other recipe {i + 1}"
+        other = gather_out_of_fold(runs, name, args.epoch, args.allow_partial)
         if not set(other.names) <= set(chosen.names) or other.all_names != chosen.all_names:
-            raise InputError("--compare holds out images that --runs does not: cross-validate both recipes on one partition (same --folds and --split-seed)")
+            raise InputError(f"--compare {name!r} holds out images that --runs does not: cross-validate every recipe on one partition (same --folds and --split-seed)")
         rows = [chosen.names.index(n) for n in other.names]  # the paired comparison is on the images both hold out
         other_t = targets[rows]
         diff = paired_difference(other_t, chosen.probs[rows], other.probs)
@@ -162,8 +166,9 @@ def add_cv_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("--runs", nargs="+", required=True, metavar="RUN", help="the K `train --folds K --fold I` run folders of the recipe to estimate (and to take thresholds from)")
     p.add_argument("--name", default="recipe", help="the recipe's name in the card")
-    p.add_argument("--compare", nargs="+", default=None, metavar="RUN", help="the K fold runs of another recipe on the same partition (paired comparison)")
-    p.add_argument("--compare-name", default="other recipe", help="that recipe's name in the card")
+    p.add_argument("--compare", nargs="+", action="append", default=None, metavar="RUN",
+                   help="the K fold runs of another recipe on the same partition (paired comparison); repeat for more recipes")
+    p.add_argument("--compare-name", action="append", default=None, help="that recipe's name in the card (one per --compare, in order)")
     p.add_argument("--labels", required=True, help="the NIH-format label CSV the folds trained with")
     p.add_argument("--teacher-predictions", default=None, metavar="CSV", help="the teacher's predictions, to compare on the images with a row")
     p.add_argument("--epoch", type=int, default=None, help="whose predictions to use (default: the last epoch every fold recorded)")
