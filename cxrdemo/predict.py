@@ -226,7 +226,13 @@ class Predictor:
             notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes() + view_notes,
             truth_source=truth.source,
             boxes_static=self.box_probe.all_static,
+            model_region=self.model_region(inference),
         )
+
+    def model_region(self, inference: Inference) -> Box | None:
+        """The part of this film the model saw, in original pixels, when its preprocessing cropped; else ``None``."""
+        view = self.model.view(inference.width, inference.height)
+        return None if view.full else Box(view.x0, view.y0, view.x1, view.y1, "model input")
 
     def visible_truth(self, inference: Inference, truth: GroundTruth) -> tuple[list[Box], list[str]]:
         """The ground-truth boxes clipped to the part of the film the model saw, and notes on what was hidden.

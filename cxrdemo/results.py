@@ -14,6 +14,9 @@ import numpy as np
 from .boxes import Box
 
 
+#: How the note on a film that the model saw through a centre crop starts (the panels' footer repeats it).
+CROP_NOTE = "centre crop:"
+
 @dataclass(frozen=True)
 class ClassProbability:
     """One class's probability and the model's decision threshold for it."""
@@ -83,6 +86,9 @@ class Analysis:
             or ``""`` (none); panels and exports name it.
         boxes_static: the model's boxes do not depend on the image (its box head outputs the same box for any
             input, e.g. the per-class prior): panels and exports say "boxes: the per-class prior, not image-specific".
+        model_region: the part of the film (original pixels) the model saw when its preprocessing cropped (a
+            centre crop); ``None`` when it saw the whole film. The panels dim the rest; the JSON carries it as
+            ``model_region`` only when it is set.
     """
 
     image: str
@@ -98,6 +104,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     truth_source: str = ""
     boxes_static: bool = False
+    model_region: Box | None = None
 
     @property
     def top(self) -> ClassProbability:
@@ -121,7 +128,7 @@ class Analysis:
                 "threshold": self.cam.threshold,
                 "box": self.cam.box.rounded() if self.cam.box is not None else None,
             }
-        return {
+        doc = {
             "image": self.image,
             "model": dict(self.model),
             "probabilities": [_probability_json(p) for p in self.probabilities],
@@ -138,6 +145,9 @@ class Analysis:
             ],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if self.model_region is not None:
+            doc["model_region"] = self.model_region.rounded()
+        return doc
 
 
 def _probability_json(p: ClassProbability) -> dict[str, Any]:

@@ -126,3 +126,38 @@ def test_app_single_case_grid_and_model_b(sources: dict[str, str], images_dir: P
     pair = side.case_models(cache, view.case, str(model_dir), "cpu")
     assert pair.comparison.b.model["architecture"] != pair.comparison.a.model["architecture"]
     assert {d["label"] for d in pair.doc["differences"]} >= {"Atelectasis", "Cardiomegaly", "Effusion"}
+
+
+@pytest.mark.parametrize(("key", "cropped"), [("timm-vit", True), ("hf-vit", False)])
+def test_the_crop_is_shown_on_the_panels(sources: dict[str, str], images_dir: Path, key: str, cropped: bool) -> None:
+    """A centre-cropping model (timm's ViT, crop_pct 0.9): the analysis carries the region it saw, the JSON has it,
+    every film panel dims the rest and the footer says so. An exact-resize model (a ViT processor): none of it."""
+    from dataclasses import replace
+
+    import cv2
+
+    from cxrdemo.render.film import OUTSIDE_CROP, film_view
+    from cxrdemo.render.panels import footer_lines
+
+    predictor = Predictor(load_model(sources[key], device="cpu"))
+    radiograph = load_image(images_dir / NAME)
+    analysis = predictor.analyse(radiograph, target="Cardiomegaly")
+    doc = analysis.to_json()
+    if not cropped:
+        assert analysis.model_region is None and "model_region" not in doc
+        assert not any(line.startswith("centre crop:") for line in footer_lines(analysis))
+        return
+    view = predictor.model.view(radiograph.width, radiograph.height)
+    region = analysis.model_region
+    assert region is not None and (region.x1, region.y1, region.x2, region.y2) == (view.x0, view.y0, view.x1, view.y1)
+    assert doc["model_region"] == region.rounded()
+    assert any(line.startswith("centre crop:") for line in footer_lines(analysis))
+    shown = film_view(radiograph, analysis, 256)
+    plain = film_view(radiograph, replace(analysis, model_region=None), 256)
+    inside = (slice(round(region.y1 * shown.sy) + 1, round(region.y2 * shown.sy) - 1),
+              slice(round(region.x1 * shown.sx) + 1, round(region.x2 * shown.sx) - 1))  # fmt: skip
+    np.testing.assert_array_equal(shown.gray[inside], plain.gray[inside])  # what the model saw: untouched
+    border = round(region.x1 * shown.sx) - 1  # the last display column left of the crop
+    assert border >= 0
+    dimmed = cv2.convertScaleAbs(plain.gray[:, : border + 1], alpha=OUTSIDE_CROP)
+    np.testing.assert_array_equal(shown.gray[:, : border + 1], dimmed)  # the hidden border: dimmed, exactly

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..boxes import Box
+from ..results import CROP_NOTE
 
 #: A box keeps being scored when at least this fraction of its area lies in the region the model saw (a box mostly
 #: hidden by the crop would reward or punish a model for pixels it never received).
@@ -45,7 +46,7 @@ class FilmView:
         if self.full:
             return None
         return (
-            f"centre crop: the model saw x {self.x0:.0f}-{self.x1:.0f}, y {self.y0:.0f}-{self.y1:.0f} of this "
+            f"{CROP_NOTE} the model saw x {self.x0:.0f}-{self.x1:.0f}, y {self.y0:.0f}-{self.y1:.0f} of this "
             f"{self.width}x{self.height} film; the CAM is empty outside it and boxes are clipped to it"
         )
 

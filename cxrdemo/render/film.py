@@ -96,10 +96,27 @@ def film_view(radiograph: Radiograph, analysis: Analysis, size: int | None) -> V
         # Area averaging where bilinear would alias (shrinking 2x or more); bilinear, 4x cheaper, otherwise.
         interpolation = cv2.INTER_AREA if 2 * dw <= w else cv2.INTER_LINEAR
         pixels = cv2.resize(pixels, (dw, dh), interpolation=interpolation)
-    film = Image.fromarray(pixels, "L").convert("RGB")  # much cheaper than building RGB in numpy first
     # Boxes are in the analysis' original pixels (those of this film, normally).
     sx, sy = dw / max(analysis.width, 1), dh / max(analysis.height, 1)
+    if analysis.model_region is not None:
+        pixels = dim_outside(pixels, analysis.model_region, sx, sy)
+    film = Image.fromarray(pixels, "L").convert("RGB")  # much cheaper than building RGB in numpy first
     return View(film, pixels, sx, sy, scale_for(max(dw, dh)))
+
+
+#: Brightness left to the film outside the region a cropping model saw.
+OUTSIDE_CROP = 0.35
+
+
+def dim_outside(pixels: np.ndarray, region: Box, sx: float, sy: float) -> np.ndarray:
+    """A copy of the display film ``pixels`` darkened to :data:`OUTSIDE_CROP` outside ``region`` (original pixels,
+    scaled by ``sx``, ``sy``): every film panel then shows which part the model never received."""
+    h, w = pixels.shape
+    x1, x2 = (min(max(round(v * sx), 0), w) for v in (region.x1, region.x2))
+    y1, y2 = (min(max(round(v * sy), 0), h) for v in (region.y1, region.y2))
+    out = cv2.convertScaleAbs(pixels, alpha=OUTSIDE_CROP)
+    out[y1:y2, x1:x2] = pixels[y1:y2, x1:x2]
+    return out
 
 
 def pretty(label: str) -> str:

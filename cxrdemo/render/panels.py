@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 from ..boxes import Box
 from ..cams import is_class_agnostic, method_name
 from ..imaging import Radiograph
-from ..results import Analysis
+from ..results import CROP_NOTE, Analysis
 from .chart import render_probabilities
 from .draw import (
     BACKGROUND,
@@ -356,8 +356,9 @@ def _provenance_notes() -> frozenset[str]:
 
 def footer_lines(analysis: Analysis) -> list[str]:
     """What every exported picture of ``analysis`` says below the panels: :data:`DISCLAIMER`, then the note that
-    the model was trained or validated on this image, if it was."""
-    return [DISCLAIMER] + [n for n in analysis.notes if n in _provenance_notes()]
+    the model was trained or validated on this image, if it was, and the note on a centre crop (the dimmed border
+    of the film panels), if the model cropped."""
+    return [DISCLAIMER] + [n for n in analysis.notes if n in _provenance_notes() or n.startswith(CROP_NOTE)]
 
 
 def panel_titles(analysis: Analysis | None = None) -> dict[str, str]:
