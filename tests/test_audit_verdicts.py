@@ -183,3 +183,5 @@ def test_gallery_page_has_the_legend_verdicts_and_a_phone_layout() -> None:
     assert legend_html(style_tag=False) in page and entry["verdict"]["line"] in page
     assert "uniformly random map (chance)" in page and "fixed centred map (centre bias)" in page
     assert page.count("data-title='Energy in box'") == 12  # every card names its numbers on a phone
+    # these cases carry no CAM box: each card says why its CAM-box numbers are 0
+    assert page.count("no CAM box: no region of the map reaches the box threshold") == 12

@@ -30,6 +30,10 @@ from ..render.casepicture import LEGEND_CSS, legend_html
 COLUMNS: tuple[tuple[str, str], ...] = tuple((k, METRIC_NAMES[k]) for k in ("probability", "model_iou", "cam_iou", *MAP_METRICS))
 
 
+#: A case's note when its map has no region at the box threshold (e.g. Grad-CAM with no positive evidence for the
+#: class: the ReLU leaves an empty map, which points nowhere and scores 0 everywhere).
+NO_CAM_BOX = "<br><span class='muted'>no CAM box: no region of the map reaches the box threshold</span>"
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("++", "pp")).strip("-") or "x"
 
@@ -166,7 +170,8 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
         body.append(
             f"<tr data-image='{esc(c.image)}' data-label='{esc(c.label)}' data-method='{esc(c.method)}' {data}>"
             f"<td class='l'>{pic}</td><td class='l case'><b>{esc(c.label)}</b><br>{esc(method_name(c.method))}<br>"
-            f"{esc(c.image)}<br><span class='muted'>box {c.box_index}: {', '.join(f'{v:.0f}' for v in c.box)}</span></td>"
+            f"{esc(c.image)}<br><span class='muted'>box {c.box_index}: {', '.join(f'{v:.0f}' for v in c.box)}</span>"
+            f"{NO_CAM_BOX if c.cam_box is None else ''}</td>"
             f"{cells}</tr>"
         )
     body.append("</tbody></table>")
