@@ -20,7 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 #: A hang guard, not a timing assertion: the app imports torch and Gradio on a loaded 2-core machine.
 DEADLINE_S = 300
 
+#: The child process. Its first lines give SIGINT Python's usual handler: a process started in the background by a
+#: non-interactive shell (``cmd &``, as a CI script may start the suite) inherits SIGINT *ignored*, Python then
+#: leaves it ignored, and so does :func:`run_on_signals` (on purpose: test_ignored_signal_stays_ignored); the test
+#: is about a server started the usual way, so it must not depend on how its own parent was started.
 LAUNCHER = """
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import sys, time
 from pathlib import Path
 from cxrdemo.webapp.housekeeping import remove_on_exit
@@ -64,6 +70,21 @@ def test_signal_removes_the_export_folder(tmp_path, signum):
         assert code == -signal.SIGTERM  # the default action ran after the clean-up: ended by the signal
     else:
         assert code != 0  # KeyboardInterrupt, uncaught by the launcher, ends it with an error status
+
+
+def test_ignored_signal_stays_ignored() -> None:
+    """A server started with SIGINT ignored (``nohup``, ``cmd &``) keeps ignoring it: no handler is installed for it."""
+    from cxrdemo.webapp.housekeeping import run_on_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        installed = run_on_signals(lambda: None)
+        assert installed == [int(signal.SIGTERM)]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _port() -> int:
