@@ -231,7 +231,11 @@ class Predictor:
 
     def model_region(self, inference: Inference) -> Box | None:
         """The part of this film the model saw, in original pixels, when its preprocessing cropped; else ``None``."""
-        view = self.model.view(inference.width, inference.height)
+        return self.region_of(inference.width, inference.height)
+
+    def region_of(self, width: int, height: int) -> Box | None:
+        """:meth:`model_region` of a ``width`` x ``height`` film, known before the network runs."""
+        view = self.model.view(width, height)
         return None if view.full else Box(view.x0, view.y0, view.x1, view.y1, "model input")
 
     def visible_truth(self, inference: Inference, truth: GroundTruth) -> tuple[list[Box], list[str]]:

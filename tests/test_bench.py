@@ -37,6 +37,7 @@ def test_bench_json_keys_and_types(model_dir, images_dir, tmp_path, capsys):
     assert result["threads"] == 1
     assert result["architecture"] == "mobilenet_v3_small"
     assert result["n"] == 2
+    assert result["panel_size"] == 768  # the default: the CLI's --render size
     for key in ("forward_ms", "forward_backward_ms", "pipeline_ms", "pipeline_encoded_ms", "peer_ms"):
         _check_summary(result[key])
     assert list(result["stages_ms"]) == list(STAGES)
@@ -58,7 +59,7 @@ def test_bench_json_keys_and_types(model_dir, images_dir, tmp_path, capsys):
 
 def test_bench_without_peer_or_cold_start(model_dir, images_dir, capsys):
     argv = ["bench", "--images", str(images_dir), "--n", "1", "--weights", str(model_dir), "--threads", "1"]
-    argv += ["--warmup", "0", "--batch-size", "1", "--cold-runs", "0", "--no-peer", "--quiet"]
+    argv += ["--warmup", "0", "--batch-size", "1", "--cold-runs", "0", "--no-peer", "--quiet", "--panel-size", "640"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "peer pipeline (ms)" in captured.out and "skipped" in captured.out
@@ -79,6 +80,13 @@ def test_bench_bad_folder_is_one_line_error(tmp_path, capsys):
     assert main(["bench", "--images", str(tmp_path / "missing"), "--n", "1", "--cold-runs", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
+
+
+@pytest.mark.parametrize("size", ["10", "5000"])
+def test_bench_bad_panel_size_is_one_line_error(images_dir, capsys, size):
+    assert main(["bench", "--images", str(images_dir), "--n", "1", "--cold-runs", "0", "--panel-size", size]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--panel-size {size}: use 64 to 4096 pixels" in err[0]
 
 
 def test_pick_images_spreads_and_caps(images_dir):

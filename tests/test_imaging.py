@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -114,6 +116,26 @@ def test_truncated_png_and_tiny_and_bomb(film):
     Image.new("1", (20000, 20000)).save(buf, format="PNG")
     with pytest.raises(ImageError, match="limit is 50 MP"):
         load_image(buf.getvalue(), name="bomb.png")
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(type, start of the chunk's length field, end of its CRC) of every chunk of a PNG."""
+    out, pos = [], 8
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        out.append((kind, pos, pos + 12 + length))
+        pos += 12 + length
+    return out
+
+
+def test_a_bad_ancillary_checksum_is_refused(images_dir):
+    """libpng (the fast path for NIH's format) would only warn about an ancillary chunk; the check refuses it."""
+    data = (images_dir / NAME).read_bytes()
+    _, _, ihdr_end = _chunks(data)[0]
+    body = b"tEXtComment\0hello"
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", (zlib.crc32(body) ^ 1) & 0xFFFFFFFF)
+    with pytest.raises(ImageError, match="bad checksum in its tEXt chunk"):
+        load_image(data[:ihdr_end] + chunk + data[ihdr_end:], name="bad.png")
 
 
 def test_preprocess_contract(film):

@@ -12,13 +12,15 @@ torch thread count:
   the forward through the whole network with gradients enabled (input marked ``requires_grad`` as pytorch-grad-cam
   does), then the gradient of the top-1 class logit with respect to the CAM layer's output
   (``torch.autograd.grad``: the backward goes only as deep as the CAM layer);
-- ``pipeline_ms`` and ``stages_ms``: the single-image pipeline as ``predict`` and the app run it, stage by stage:
+- ``pipeline_ms`` and ``stages_ms``: the single-image pipeline as the app runs it, stage by stage:
   ``decode`` (:func:`~cxrdemo.imaging.load_image` of the file), ``preprocess`` and ``forward``
   (:meth:`Predictor.forward <cxrdemo.predict.Predictor.forward>`, its own timings), ``gradcam`` (the top-1 class'
   map from the cached features, :func:`~cxrdemo.explain.cam_heatmaps`), ``cam_box``
   (:func:`~cxrdemo.explain.cam_box`), ``compare`` (ground truth and IoUs, :meth:`Predictor.assemble`) and
-  ``render`` (the four panels, :func:`~cxrdemo.render.render_panels` at its default size); the total is the wall
-  time from the file to the panels;
+  ``render`` (the four panels at ``--panel-size``, default 768 px; the page draws 640), drawn as the app draws
+  them: by :class:`~cxrdemo.render.PanelDrawing`, whose worker resizes the film for display while the network
+  runs, so ``render`` is the wall time from the finished analysis to the four panels); the total is the wall time
+  from the file to the panels;
 - ``evaluate_images_per_s``: the evaluate path's batched work on preprocessed batches (``--batch-size``):
   :meth:`Predictor.forward_tensor` then the top-1 CAM of every image and its box, against
   ``bare_forward_images_per_s``: ``model(batch)`` in inference mode on the same batches (median of rounds that
@@ -65,6 +67,7 @@ RESULT_KEYS = (
     "threads",
     "architecture",
     "n",
+    "panel_size",
     "forward_ms",
     "forward_backward_ms",
     "pipeline_ms",
@@ -91,6 +94,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the JSON result to FILE.json")
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch.set_num_threads(T) (default: torch's default)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument(
+        "--panel-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="longest side of the drawn panels (default 768, as the CLI's --render; the web page shows 640)",
+    )
     p.add_argument("--batch-size", type=int, default=16, metavar="B", help="batch size of the batched measurements (default 16)")
     p.add_argument("--warmup", type=int, default=3, metavar="W", help="untimed warm-up iterations (default 3)")
     p.add_argument("--cold-runs", type=int, default=3, metavar="R", help="fresh processes for the cold start, median kept (default 3; 0 skips)")
@@ -180,19 +190,25 @@ class _CamLayerGrad:
 
 
 # --------------------------------------------------------------------------------------------- measurements
-def _pipeline_once(predictor, file: Path) -> tuple[float, float, dict[str, float], np.ndarray]:
+def _pipeline_once(predictor, file: Path, panel_size: int) -> tuple[float, float, dict[str, float], np.ndarray]:
     """cxrdemo's pipeline once, from the file to the four panels, then encoded as the app does: (ms to the panels,
-    ms to the encoded panels, ms per stage, the probabilities)."""
+    ms to the encoded panels, ms per stage, the probabilities).
+
+    The order is the app's (:func:`cxrdemo.webapp.actions.analyse_case`): the panels' film view starts before the
+    network (:class:`~cxrdemo.render.PanelDrawing`), so ``render`` counts the drawing that remains once the
+    analysis is done.
+    """
     from ..cams import DEFAULT_CAM_THRESHOLD
     from ..explain import cam_box, cam_heatmaps
     from ..imaging import load_image
-    from ..render import render_panels
+    from ..render import PanelDrawing
     from ..results import CamResult
 
     model, config = predictor.model, predictor.config
     start = time.perf_counter()
     radiograph = load_image(file)
     t_decode = time.perf_counter()
+    drawing = PanelDrawing(radiograph, panel_size, model_region=predictor.region_of(radiograph.width, radiograph.height))
     inference = predictor.forward(radiograph)
     t_forward = time.perf_counter()
     index = predictor.class_index(None, inference.probabilities)
@@ -205,7 +221,7 @@ def _pipeline_once(predictor, file: Path) -> tuple[float, float, dict[str, float
         inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
     )
     t_compare = time.perf_counter()
-    panels = render_panels(radiograph, analysis)
+    panels = drawing.finish(analysis)
     end = time.perf_counter()
     encode_as_app(panels)
     t_encoded = time.perf_counter()
@@ -229,6 +245,7 @@ def measure_single(
     sync: Callable[[], None],
     peer: bool = True,
     progress: StageLog = _silent,
+    panel_size: int = 768,
 ) -> dict[str, Any]:
     """Forward, forward+backward, the whole pipeline (and the peer's), alternating, ``n`` timed iterations after
     ``warmup``."""
@@ -243,7 +260,7 @@ def measure_single(
     if peer:
         from .peer import PEER_STAGES, PeerPipeline
 
-        peer_pipeline = PeerPipeline(predictor)
+        peer_pipeline = PeerPipeline(predictor, side=panel_size)
         peer_stages: dict[str, list[float]] = {s: [] for s in PEER_STAGES}
     forward: list[float] = []
     forward_backward: list[float] = []
@@ -254,7 +271,7 @@ def measure_single(
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
 
     def ours(k: int) -> tuple[float, float, dict[str, float], np.ndarray]:
-        return _pipeline_once(predictor, files[k])
+        return _pipeline_once(predictor, files[k], panel_size)
 
     total = warmup + n
     step = max(1, total // 10)
@@ -414,16 +431,23 @@ def bench(
     rounds: int = 5,
     peer: bool = True,
     progress: StageLog = _silent,
+    panel_size: int | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement; the result has exactly :data:`RESULT_KEYS`."""
+    """Run every measurement; the result has exactly :data:`RESULT_KEYS`. ``panel_size``: the panels' longest side
+    (default :data:`cxrdemo.render.DEFAULT_SIZE`, 768; the web page draws 640)."""
     import torch
 
     from ..device import pick_device
     from ..errors import InputError
     from ..predict import Predictor
 
+    from ..render import DEFAULT_SIZE
+
     if n < 1 or batch_size < 1 or warmup < 0:
         raise InputError("--n and --batch-size must be at least 1, --warmup at least 0")
+    panel_size = DEFAULT_SIZE if panel_size is None else panel_size
+    if not 64 <= panel_size <= 4096:
+        raise InputError(f"--panel-size {panel_size}: use 64 to 4096 pixels")
     if threads is not None:
         if threads < 1:
             raise InputError(f"--threads {threads}: use a positive number of threads")
@@ -437,7 +461,7 @@ def bench(
         peer = False
     sync = _syncer(dev)
     progress(f"single image: {n} images x (forward, forward+backward, pipeline{', peer' if peer else ''}) after {warmup} warm-up")
-    single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress)
+    single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress, panel_size=panel_size)
     progress(f"batched: {rounds + 1} rounds of evaluate and bare forward, batches of {batch_size}")
     evaluate_ips, bare_ips = measure_batched(predictor, files, batch_size, rounds, sync)
     cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs, progress)
@@ -447,6 +471,7 @@ def bench(
         "threads": torch.get_num_threads(),
         "architecture": predictor.config.architecture,
         "n": n,
+        "panel_size": panel_size,
         **single,
         "pipeline_ratio": round(single["pipeline_ms"]["median"] / single["forward_backward_ms"]["median"], 3),
         "evaluate_images_per_s": round(evaluate_ips, 2),
@@ -473,6 +498,7 @@ def run_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         cold_runs=args.cold_runs,
         peer=getattr(args, "peer", True),
+        panel_size=getattr(args, "panel_size", None),
         progress=_silent if getattr(args, "quiet", False) else stderr_progress,
     )
     print(format_table(result))

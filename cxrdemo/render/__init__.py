@@ -3,7 +3,9 @@
 - :mod:`.draw`: the generic drawing kit (fonts, cached text, dashed boxes, placement, colour maps);
 - :mod:`.film`: box styles, :class:`Hints`, the film resized once for display;
 - :mod:`.chart`: panel (c), the probability chart;
-- :mod:`.panels`: panels (a) prediction, (b) comparison, (d) CAM, :func:`render_panels`, :func:`composite`;
+- :mod:`.panels`: panels (a) prediction, (b) comparison, (d) CAM, :func:`composite`;
+- :mod:`.staged`: all four panels, the film resized for display while the network runs (:class:`PanelDrawing`),
+  or from a finished analysis (:func:`render_panels`);
 - :mod:`.files`: the one writer of panel image files (:func:`write_panels`, :func:`write_report`);
 - :mod:`.grid`: side by side: every CAM method on one case (:func:`render_method_grid`), two models on one radiograph
   (:func:`render_model_rows`).
@@ -41,9 +43,9 @@ from .panels import (
     panel_titles,
     render_cam,
     render_comparison,
-    render_panels,
     render_prediction,
 )
+from .staged import PanelDrawing, render_panels
 from .film import BUTTON_ZONE, CAM, DEFAULT_SIZE, MODEL, TRUTH, Hints
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "TRUTH",
     "BoxStyle",
     "Hints",
+    "PanelDrawing",
     "PanelWriteError",
     "Panels",
     "composite",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -105,17 +106,66 @@ def line_height(px: int) -> int:
 
 
 @lru_cache(maxsize=4096)
+def _advance(word: str, px: int, bold: bool) -> float:
+    """How far ``word`` moves the pen, in (fractional) pixels."""
+    return float(font(px, bold).getlength(word))
+
+
+#: Words drawn character by character: numbers (probabilities, IoUs, thresholds) are new in almost every case,
+#: their characters are not. Digits have one width in DejaVu Sans and are not kerned.
+_NUMBER = re.compile(r"[-+<>()\[\]=.,:;/%0-9\u2265\u2264]+")
+
+
+def _words(text: str, px: int, bold: bool) -> tuple[list[tuple[str, float]], float]:
+    """The pieces of ``text`` (its words, split at spaces; a number's characters one by one) with each one's pen
+    position, and the pen's end position."""
+    space = _advance(" ", px, bold)
+    placed: list[tuple[str, float]] = []
+    x = 0.0
+    for i, word in enumerate(text.split(" ")):
+        if i:
+            x += space
+        for piece in (word if _NUMBER.fullmatch(word) else (word,) if word else ()):
+            placed.append((piece, x))
+            x += _advance(piece, px, bold)
+    return placed, x
+
+
+@lru_cache(maxsize=4096)
 def text_width(text: str, px: int, bold: bool = False) -> int:
-    return int(math.ceil(font(px, bold).getlength(text)))
+    """Width of ``text`` as :func:`text` draws it (word by word), in whole pixels."""
+    return int(math.ceil(_words(text, px, bold)[1]))
+
+
+@lru_cache(maxsize=2048)
+def _word_mask(word: str, px: int, bold: bool) -> tuple[Image.Image, int, int]:
+    """``word`` rendered once by Pillow as an 8-bit mask, and the mask's offset from the left/ascender anchor."""
+    f = font(px, bold)
+    left, top, right, bottom = (int(v) for v in f.getbbox(word, anchor="la"))
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(mask).text((-left, -top), word, font=f, fill=255, anchor="la")
+    mask.load()
+    return mask, left, top
 
 
 @lru_cache(maxsize=1024)
 def _glyphs(text: str, px: int, bold: bool) -> tuple[Image.Image, int, int]:
-    """``text`` rendered once as an 8-bit mask, and the mask's offset from the left/ascender anchor."""
-    f = font(px, bold)
-    left, top, right, bottom = (int(v) for v in f.getbbox(text, anchor="la"))
-    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
-    ImageDraw.Draw(mask).text((-left, -top), text, font=f, fill=255, anchor="la")
+    """``text`` as an 8-bit mask, and the mask's offset from the left/ascender anchor: its words' cached masks
+    placed at their pen positions (rendering a new string costs a few pastes, not a shaping and rendering pass:
+    most words - class names, probabilities, captions - recur from case to case)."""
+    placed, _ = _words(text, px, bold)
+    if not placed:
+        return Image.new("L", (1, 1), 0), 0, 0
+    pieces = [(*_word_mask(word, px, bold), round(x)) for word, x in placed]
+    if len(pieces) == 1 and pieces[0][3] == 0:
+        return pieces[0][0], pieces[0][1], pieces[0][2]
+    left = min(x + dx for _, dx, _, x in pieces)
+    top = min(dy for _, _, dy, _ in pieces)
+    right = max(x + dx + m.width for m, dx, _, x in pieces)
+    bottom = max(dy + m.height for m, _, dy, _ in pieces)
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    for m, dx, dy, x in pieces:
+        mask.paste(255, (x + dx - left, dy - top, x + dx - left + m.width, dy - top + m.height), m)
     mask.load()
     return mask, left, top
 
@@ -133,7 +183,8 @@ def text(
 ) -> None:
     """Draw ``string``; ``anchor`` is PIL's: ``l``/``m``/``r`` then ``a`` (ascender) or ``m`` (middle).
 
-    The rendered mask is cached (``cache=False`` for long one-off strings such as a title).
+    The rendered mask is cached, built from cached words (``cache=False`` for long one-off strings such as a title:
+    Pillow draws them whole).
     """
     if not string:
         return

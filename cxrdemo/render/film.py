@@ -87,6 +87,13 @@ class View:
 
 def film_view(radiograph: Radiograph, analysis: Analysis, size: int | None) -> View:
     """``radiograph`` with its longest side ``size`` (default :data:`DEFAULT_SIZE`), resized once."""
+    return view_of(radiograph, size, analysis.width, analysis.height, analysis.model_region)
+
+
+def view_of(radiograph: Radiograph, size: int | None, width: int, height: int, model_region: Box | None) -> View:
+    """:func:`film_view` from what it reads of an analysis, so it can start before the network runs: the size of
+    the film in the analysis' pixels (``width`` x ``height``, normally the radiograph's) and the region a cropping
+    model saw (``None``: the whole film)."""
     pixels = np.ascontiguousarray(radiograph.pixels, dtype=np.uint8)
     if pixels.ndim != 2:
         raise ValueError(f"radiograph pixels must be (H, W) uint8, got shape {pixels.shape}")
@@ -97,9 +104,9 @@ def film_view(radiograph: Radiograph, analysis: Analysis, size: int | None) -> V
         interpolation = cv2.INTER_AREA if 2 * dw <= w else cv2.INTER_LINEAR
         pixels = cv2.resize(pixels, (dw, dh), interpolation=interpolation)
     # Boxes are in the analysis' original pixels (those of this film, normally).
-    sx, sy = dw / max(analysis.width, 1), dh / max(analysis.height, 1)
-    if analysis.model_region is not None:
-        pixels = dim_outside(pixels, analysis.model_region, sx, sy)
+    sx, sy = dw / max(width, 1), dh / max(height, 1)
+    if model_region is not None:
+        pixels = dim_outside(pixels, model_region, sx, sy)
     film = Image.fromarray(pixels, "L").convert("RGB")  # much cheaper than building RGB in numpy first
     return View(film, pixels, sx, sy, scale_for(max(dw, dh)))
 

@@ -23,7 +23,8 @@ from ..cams import method_name
 from ..imaging import Radiograph
 from ..results import Analysis, CamResult
 from .draw import BACKGROUND, MUTED, TEXT, Row, block_size, canvas, draw_block, line_height, paint_box, scale_for, text, with_text_strip
-from .panels import CLASS_AGNOSTIC, DISCLAIMER, PANEL_NAMES, _overlay, render_panels
+from .panels import CLASS_AGNOSTIC, DISCLAIMER, PANEL_NAMES, _overlay
+from .staged import render_panels
 from .film import CAM, NO_HINTS, TRUTH, Hints, film_view, numbered_labels, pretty, probability_of
 
 #: Longest side of a method tile's film (and of each panel in a model row) by default.

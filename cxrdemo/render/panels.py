@@ -4,13 +4,13 @@
 - :func:`render_comparison` (b): ground truth vs the model's box vs the CAM box, IoUs in the legend;
 - :func:`~cxrdemo.render.chart.render_probabilities` (c): every class ranked, decision threshold ticked;
 - :func:`render_cam` (d): the CAM overlay with its box and a caption naming the method;
-- :func:`render_panels` (all four, the film resized once) and :func:`composite` (2x2 grid under a title line, above
-  :func:`footer_lines`: the disclaimer and, for an image the model was trained or validated on, that note).
+- :func:`composite` (2x2 grid under a title line, above :func:`footer_lines`: the disclaimer and, for an image
+  the model was trained or validated on, that note); all four panels at once are drawn by
+  :mod:`cxrdemo.render.staged` (:func:`~cxrdemo.render.staged.render_panels`).
 
 Cheap by construction: the film is resized once (:func:`~cxrdemo.render.film.film_view`) and copied per
 panel; the drawing is :mod:`cxrdemo.render.draw`'s; the CAM is coloured and blended with uint8 OpenCV lookup
-tables. :func:`render_panels` draws two of the four panels on a two-thread pool while the calling thread draws the
-other two (PIL and OpenCV release the GIL while filling pixels: a third less wall time on 2 cores).
+tables.
 
 Display size: the film's longest side becomes ``size`` (aspect kept) in one resize: big films are shrunk, small
 ones (256 px copies) enlarged to ``size`` and never beyond, so text and lines keep one legible scale. Text always
@@ -22,9 +22,6 @@ as :class:`~cxrdemo.render.film.Hints`. CAM method names come from :mod:`cxrdemo
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
@@ -37,7 +34,6 @@ from ..boxes import Box
 from ..cams import is_class_agnostic, method_name
 from ..imaging import Radiograph
 from ..results import CROP_NOTE, Analysis
-from .chart import render_probabilities
 from .draw import (
     BACKGROUND,
     MUTED,
@@ -58,7 +54,7 @@ from .draw import (
     text,
     with_text_strip,
 )
-from .film import CAM, DEFAULT_SIZE, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, numbered_labels, pretty, probability_of
+from .film import CAM, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view, numbered_labels, pretty, probability_of
 
 #: Most model boxes drawn on the prediction panel (readability).
 MAX_PREDICTION_BOXES = 3
@@ -367,57 +363,6 @@ def panel_titles(analysis: Analysis | None = None) -> dict[str, str]:
     if analysis is not None and analysis.cam is not None:
         titles["cam"] = f"(d) {method_name(analysis.cam.method)}"
     return titles
-
-
-def render_panels(
-    radiograph: Radiograph, analysis: Analysis, size: int = DEFAULT_SIZE, *, hints: Hints = NO_HINTS
-) -> Panels:
-    """All four panels of one analysis, the film resized only once.
-
-    Args:
-        radiograph: the decoded film.
-        analysis: its analysis.
-        size: longest side of the film panels, and side of the square chart, in pixels.
-        hints: what the interface tells a user to do when ground truth or the CAM is missing.
-
-    Returns:
-        :class:`Panels` with the prediction, comparison, probability and CAM panels (RGB), the title line (image
-        name, model architecture, top finding) and the footer lines (:func:`footer_lines`) for :func:`composite`.
-    """
-    view = film_view(radiograph, analysis, size)
-    pool = _panel_pool()
-    extra = dict(title=_title(analysis), footer=tuple(footer_lines(analysis)))
-    if pool is None:
-        return Panels(
-            prediction=_prediction(view, analysis),
-            comparison=_comparison(view, analysis, hints),
-            probabilities=render_probabilities(analysis, size),
-            cam=_cam(view, analysis, hints),
-            **extra,
-        )
-    # The panels are independent and only read the view; PIL and OpenCV release the GIL while they fill pixels, so
-    # two panels drawn by the pool while this thread draws the other two cut the wall time by a third on 2 cores.
-    cam = pool.submit(_cam, view, analysis, hints)
-    prediction = pool.submit(_prediction, view, analysis)
-    comparison = _comparison(view, analysis, hints)
-    probabilities = render_probabilities(analysis, size)
-    return Panels(prediction.result(), comparison, probabilities, cam.result(), **extra)
-
-
-_POOL_LOCK = threading.Lock()
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _panel_pool() -> ThreadPoolExecutor | None:
-    """Two worker threads that draw panels (``None`` on a single core), made once per process (a forked child,
-    whose copy of the pool has no threads, makes its own)."""
-    global _POOL
-    if (os.cpu_count() or 1) < 2:
-        return None
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrdemo-render"))
-        return _POOL[1]
 
 
 def composite(panels: Panels, footer_lines: Sequence[str] | None = None) -> Image.Image:

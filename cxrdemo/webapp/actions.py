@@ -21,10 +21,11 @@ from ..imaging import Radiograph
 from .boxes_text import parse_boxes_text, snap_to_nih
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, CaseView, Progress, Settings, no_progress
-from .view import VIEW_PANEL_SIZE, build_view, notes_to_show, render_view
+from .view import VIEW_PANEL_SIZE, build_view, finish_drawing, notes_to_show, start_drawing
 
 if TYPE_CHECKING:
     from ..predict import Inference, Predictor
+    from ..render import PanelDrawing
 
 #: ``update_case``'s ``truth`` value that keeps the case's ground truth.
 KEEP = "keep"
@@ -47,9 +48,10 @@ def analyse_case(
     key = model_key(settings.source, settings.device)
     predictor = cache.get(key, progress)
     checked = _ground_truth(predictor, radiograph, truth)  # before the network: bad boxes fail fast
+    drawing = start_drawing(predictor, radiograph, panel_size)  # the film is resized for display meanwhile
     progress(0.35, "running the model")
     inference = predictor.forward(radiograph)
-    return _case_view(predictor, radiograph, key, inference, settings, checked, progress, panel_size, True, previous)
+    return _case_view(predictor, radiograph, key, inference, settings, checked, progress, drawing, True, previous)
 
 
 def update_case(
@@ -74,12 +76,13 @@ def update_case(
     else:
         boxes = case.truth if isinstance(truth, str) else truth
         checked = _ground_truth(predictor, case.radiograph, boxes)
+    drawing = start_drawing(predictor, case.radiograph, panel_size)
     if same_model:
         inference, ran = case.inference, False
     else:
         progress(0.35, "running the new model")
         inference, ran = predictor.forward(case.radiograph), True
-    return _case_view(predictor, case.radiograph, key, inference, settings, checked, progress, panel_size, ran, case)
+    return _case_view(predictor, case.radiograph, key, inference, settings, checked, progress, drawing, ran, case)
 
 
 def apply_truth(
@@ -110,7 +113,7 @@ def _case_view(
     settings: Settings,
     truth: GroundTruth,
     progress: Progress,
-    panel_size: int,
+    drawing: "PanelDrawing",
     forward_ran: bool,
     previous: Case | None,
 ) -> CaseView:
@@ -120,7 +123,7 @@ def _case_view(
     timed = replace(inference, timings_ms={**inference.timings_ms, "cam": (time.perf_counter() - start) * 1000.0})
     analysis = predictor.assemble(timed, cam, truth)
     progress(0.8, "drawing the panels")
-    panels, render_ms = render_view(radiograph, analysis, panel_size)
+    panels, render_ms = finish_drawing(drawing, analysis)
     messages, shown = notes_to_show(previous, radiograph, analysis.notes)
     user = truth.boxes if truth.source == SOURCE_USER else None
     case = Case(radiograph, key, inference, settings, user, analysis, shown, truth)

@@ -102,7 +102,8 @@ class CaseView:
         target_choices: ``(label, value)`` pairs for the target-class control: top-1 first, then every class.
         messages: notes not yet shown for this radiograph, to show once as a warning (the summary lists all).
         forward_ran: whether this view needed a forward pass (``False`` when the cached one was reused).
-        render_ms: time taken to draw the panels (kept here: the analysis is never changed once built).
+        render_ms: time the case waited for its panels once the analysis was done (the film is resized for display
+            while the network runs); kept here: the analysis is never changed once built.
         redraw: the panels the page must replace (the others cannot have changed).
         target_info: a line under the target-class control (says when the method ignores the target).
         truth_table: Markdown shown beside *Apply ground truth*: the IoU table, or that there is no ground truth.

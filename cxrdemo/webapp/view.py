@@ -14,12 +14,13 @@ from ..cams import CamRequest, is_class_agnostic, method_name
 from ..errors import CxrDemoError
 from ..imaging import Radiograph
 from ..nih import TOP1
-from ..render import PANEL_NAMES, Hints, render_panels
+from ..render import PANEL_NAMES, Hints, PanelDrawing, render_panels
 from ..render.files import FILM_PANELS, remove_older_than, write_panels
 from ..results import Analysis, CamResult
 from .state import Case, CaseView
 
 if TYPE_CHECKING:
+    from ..predict import Predictor
     from ..render import Panels
 
 #: Side of the panels shown on the page.
@@ -42,6 +43,20 @@ def render_view(radiograph: Radiograph, analysis: Analysis, size: int = VIEW_PAN
     """The four panels of :mod:`cxrdemo.render` at ``size`` px, and the milliseconds taken to draw them."""
     start = time.perf_counter()
     panels = render_panels(radiograph, analysis, size=size, hints=PAGE_HINTS)
+    return panels, (time.perf_counter() - start) * 1000.0
+
+
+def start_drawing(predictor: "Predictor", radiograph: Radiograph, size: int = VIEW_PANEL_SIZE) -> PanelDrawing:
+    """Start the page's panels of ``radiograph`` at ``size`` px before the network runs (the film is resized for
+    display by :mod:`cxrdemo.render.staged`'s worker meanwhile); :func:`finish_drawing` draws them."""
+    return PanelDrawing(radiograph, size, PAGE_HINTS, model_region=predictor.region_of(radiograph.width, radiograph.height))
+
+
+def finish_drawing(drawing: PanelDrawing, analysis: Analysis) -> tuple["Panels", float]:
+    """The four panels of ``analysis`` and the milliseconds the case waited for them once the analysis was done
+    (the film view, made while the network ran, is not counted)."""
+    start = time.perf_counter()
+    panels = drawing.finish(analysis)
     return panels, (time.perf_counter() - start) * 1000.0
 
 
