@@ -125,7 +125,9 @@ def _words(text: str, px: int, bold: bool) -> tuple[list[tuple[str, float]], flo
     for i, word in enumerate(text.split(" ")):
         if i:
             x += space
-        for piece in (word if _NUMBER.fullmatch(word) else (word,) if word else ()):
+        if not word:
+            continue  # two spaces in a row
+        for piece in word if _NUMBER.fullmatch(word) else (word,):
             placed.append((piece, x))
             x += _advance(piece, px, bold)
     return placed, x

@@ -2,8 +2,8 @@
 
 A single case is decode -> preprocess -> forward -> CAM -> comparison -> panels. The film resized for display
 (:func:`~cxrdemo.render.film.view_of`) needs only the decoded film, so :class:`PanelDrawing` hands it to a worker
-thread before the network runs; torch and OpenCV release the GIL while they compute, so on two cores it costs the
-case no wall time. The panels themselves need the CAM and are drawn by :meth:`PanelDrawing.finish` on the calling
+thread before the network runs; torch and OpenCV release the GIL while they compute, so the resize overlaps the
+network (on this project's 2-vCPU VM it saved 0.4 of its 0.9 ms: bench/RESULTS.md). The panels themselves need the CAM and are drawn by :meth:`PanelDrawing.finish` on the calling
 thread, one after the other: their drawing is mostly Python holding the GIL (text, boxes, placement), and two
 threads drawing at once were measured no faster than one (bench/RESULTS.md)::
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+
 from ..boxes import Box
 from ..imaging import Radiograph
 from ..results import Analysis
