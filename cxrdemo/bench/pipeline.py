@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,12 +54,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .cold import REPO, measure_cold_start
 from .peer import encode_as_app
 from .table import TARGETS, check_targets, format_table
 
 __all__ = ["RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
 
-REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
 RESULT_KEYS = (
     "device",
@@ -385,36 +384,6 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
                 times[fn].append(time.perf_counter() - t0)
     n = len(files)
     return n / float(np.median(times[evaluate])), n / float(np.median(times[bare]))
-
-
-def measure_cold_start(
-    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: StageLog = _silent
-) -> float | None:
-    """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
-    from ..errors import CxrDemoError
-
-    if runs <= 0:
-        return None
-    cmd = [sys.executable, "-m", "cxrdemo", "predict", str(image), "--json", "-", "--device", device]
-    if weights:
-        cmd += ["--weights", str(weights)]
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)  # torch's default thread count in the child
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    seconds = []
-    for run in range(runs):
-        progress(f"cold start: fresh process {run + 1}/{runs}")
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = proc.stdout.readline() if proc.stdout else ""
-        elapsed = time.perf_counter() - start
-        _, err = proc.communicate()
-        if proc.returncode != 0 or not line.strip():
-            raise CxrDemoError(f"cold start: {' '.join(cmd)} failed (exit {proc.returncode}): {err.strip().splitlines()[-1:] or ''}")
-        json.loads(line)  # a real answer
-        seconds.append(elapsed)
-    return round(float(np.median(seconds)), 3)
 
 
 # ------------------------------------------------------------------------------------------------------ run
