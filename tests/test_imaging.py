@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from cxrdemo.preprocess import box_to_normalised, box_to_original, resize_gray, 
 from cxrdemo.config import ModelConfig
 from cxrdemo.boxes import Box
 
+from corpus import _png_chunk, _png_with_bad_crc
 from dicom_fixtures import write_dicom
 
 NAME = "00013125_000.png"
@@ -118,24 +117,13 @@ def test_truncated_png_and_tiny_and_bomb(film):
         load_image(buf.getvalue(), name="bomb.png")
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, int, int]]:
-    """(type, start of the chunk's length field, end of its CRC) of every chunk of a PNG."""
-    out, pos = [], 8
-    while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        out.append((kind, pos, pos + 12 + length))
-        pos += 12 + length
-    return out
-
-
 def test_a_bad_ancillary_checksum_is_refused(images_dir):
     """libpng (the fast path for NIH's format) would only warn about an ancillary chunk; the check refuses it."""
     data = (images_dir / NAME).read_bytes()
-    _, _, ihdr_end = _chunks(data)[0]
-    body = b"tEXtComment\0hello"
-    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", (zlib.crc32(body) ^ 1) & 0xFFFFFFFF)
+    ihdr_end = 8 + 12 + 13  # signature, then IHDR: length, type, 13 bytes, CRC
+    with_text = data[:ihdr_end] + _png_chunk(b"tEXt", b"Comment\0hello") + data[ihdr_end:]
     with pytest.raises(ImageError, match="bad checksum in its tEXt chunk"):
-        load_image(data[:ihdr_end] + chunk + data[ihdr_end:], name="bad.png")
+        load_image(_png_with_bad_crc(with_text, b"tEXt"), name="bad.png")
 
 
 def test_preprocess_contract(film):

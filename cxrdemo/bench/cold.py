@@ -16,14 +16,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def _silent(message: str) -> None:
-    pass
-
-
 def measure_cold_start(
-    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: Callable[[str], None] = _silent
+    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: Callable[[str], None]
 ) -> float | None:
-    """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout."""
+    """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout (``progress``:
+    one line per process, :data:`cxrdemo.bench.pipeline.StageLog`)."""
     from ..errors import CxrDemoError
 
     if runs <= 0:

@@ -15,9 +15,8 @@ What most Grad-CAM demos on Hugging Face run per request, on the SAME network, w
 7. the four panels encoded as PNG (Pillow's defaults), in memory.
 
 The panels have the size of cxrdemo's (``side``: the bench's ``--panel-size``), so neither side draws more pixels
-than the other. The
-peer is set up once (imports, transforms, font, the NIH box index): only per-request work is timed. Research demo,
-not a diagnostic device.
+than the other. The peer is set up once (imports, transforms, font, the NIH box index): only per-request work is
+timed. Research demo, not a diagnostic device.
 """
 
 from __future__ import annotations

@@ -244,10 +244,11 @@ def measure_single(
     sync: Callable[[], None],
     peer: bool = True,
     progress: StageLog = _silent,
-    panel_size: int = 768,
+    *,
+    panel_size: int,
 ) -> dict[str, Any]:
     """Forward, forward+backward, the whole pipeline (and the peer's), alternating, ``n`` timed iterations after
-    ``warmup``."""
+    ``warmup``; the panels' longest side is ``panel_size``."""
     import torch
 
     from ..imaging import load_image
@@ -409,7 +410,6 @@ def bench(
     from ..device import pick_device
     from ..errors import InputError
     from ..predict import Predictor
-
     from ..render import DEFAULT_SIZE
 
     if n < 1 or batch_size < 1 or warmup < 0:

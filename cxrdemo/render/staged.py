@@ -3,9 +3,10 @@
 A single case is decode -> preprocess -> forward -> CAM -> comparison -> panels. The film resized for display
 (:func:`~cxrdemo.render.film.view_of`) needs only the decoded film, so :class:`PanelDrawing` hands it to a worker
 thread before the network runs; torch and OpenCV release the GIL while they compute, so the resize overlaps the
-network (on this project's 2-vCPU VM it saved 0.4 of its 0.9 ms: bench/RESULTS.md). The panels themselves need the CAM and are drawn by :meth:`PanelDrawing.finish` on the calling
-thread, one after the other: their drawing is mostly Python holding the GIL (text, boxes, placement), and two
-threads drawing at once were measured no faster than one (bench/RESULTS.md)::
+network (on this project's 2-vCPU VM it saved 0.4 of its 0.9 ms: bench/RESULTS.md). The panels themselves need
+the CAM and are drawn by :meth:`PanelDrawing.finish` on the calling thread, one after the other: their drawing is
+mostly Python holding the GIL (text, boxes, placement), and two threads drawing at once were measured no faster
+than one (bench/RESULTS.md)::
 
     drawing = PanelDrawing(radiograph, size, hints, model_region=predictor.region_of(w, h))  # film view: worker
     inference = predictor.forward(radiograph)                    # meanwhile: preprocess + forward, this thread
