@@ -32,7 +32,7 @@ from cxrdemo.cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD,
 from cxrdemo.device import available_devices
 from cxrdemo.errors import CxrDemoError
 from cxrdemo.imaging import IMAGE_SUFFIXES
-from cxrdemo.nih import TOP1
+from cxrdemo.datasets.nih import TOP1
 from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
 from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view
 from cxrdemo.webapp import resources as res

@@ -62,9 +62,9 @@ def random_model(folder: Path, architecture: str, input_size: int) -> str:
     """Save a random ``architecture`` model whose batch-norm statistics come from random batches (see module doc)."""
     import torch
 
-    from cxrdemo.config import ModelConfig
-    from cxrdemo.model import build_model
-    from cxrdemo.weights import save_model
+    from cxrdemo.models.config import ModelConfig
+    from cxrdemo.models.cln import build_model
+    from cxrdemo.models.weights import save_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture=architecture, input_size=input_size))
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from cxrdemo.errors import CxrDemoError
     from cxrdemo.imaging import load_image
     from cxrdemo.predict import Predictor
-    from cxrdemo.weights import EMBEDDED_DIR, WEIGHTS_NAME
+    from cxrdemo.models.weights import EMBEDDED_DIR, WEIGHTS_NAME
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import ModelConfig
+from .models.config import ModelConfig
 
 #: Largest spread (max - min, as a share of the image side) of a coordinate across the probes for a "static" box.
 STATIC_TOLERANCE = 0.01

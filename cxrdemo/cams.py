@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
-from .nih import TOP1, is_top1
+from .datasets.nih import TOP1, is_top1
 from .publicmode import clip_text
 
 #: Method name -> how people write it (controls, captions), in the order the controls list them.

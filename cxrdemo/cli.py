@@ -47,7 +47,7 @@ def precheck_weights(source: str | None) -> None:
     Raises:
         ConfigError: the folder's config.json is wrong (one line).
     """
-    from .config import CONFIG_NAME, ModelConfig
+    from .models.config import CONFIG_NAME, ModelConfig
 
     if not source:
         return

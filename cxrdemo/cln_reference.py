@@ -10,7 +10,7 @@ can be compared with as equals.
 
 from __future__ import annotations
 
-from .nih import NIH_BOX_CLASSES
+from .datasets.nih import NIH_BOX_CLASSES
 
 CLN_CLASSES: tuple[str, ...] = NIH_BOX_CLASSES
 

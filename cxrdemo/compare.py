@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from .boxes import Box, iou
-from .nih import NIH_SIDE
+from .datasets.nih import NIH_SIDE
 from .results import IouRow
-from .truth import nih_boxes, user_boxes
+from .datasets.truth import nih_boxes, user_boxes
 
 #: Where a ground-truth box came from (the review CSV's ``ground_truth_source``).
 SOURCE_NIH = "NIH"

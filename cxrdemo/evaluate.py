@@ -30,11 +30,11 @@ import torch
 
 from .audit.engine import AuditOptions, run_audit
 from .audit.selection import read_names, seen_images
-from .samples import Sample
+from .datasets.samples import Sample
 from .audit.result import AUDIT_KEYS
 from .errors import InputError
 from .evalresult import REPORT_KEYS, EvalResult
-from .model import MultiTaskNet
+from .models.cln import MultiTaskNet
 
 __all__ = ["AUDIT_KEYS", "REPORT_KEYS", "EvalResult", "evaluate_samples", "write_report", "read_names", "seen_images", "run_evaluate"]
 

@@ -31,7 +31,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa:
 from .boxes import Box
 from .cams import CAM_METHOD_KEYS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
 from .errors import InputError
-from .model import MultiTaskNet
+from .models.cln import MultiTaskNet
 
 def first_component_projection(activation_batch: np.ndarray) -> np.ndarray:
     """pytorch-grad-cam's ``get_2d_projection`` (activations projected on their first principal component), with

@@ -5,7 +5,7 @@ file of any size. Caps (see docs/security.md, "Public mode and model sources"):
 
 - ``model.safetensors``: ``CXRDEMO_MAX_WEIGHTS_MB`` megabytes (default :data:`DEFAULT_MAX_WEIGHTS_MB`; the embedded
   model is 17 MB, a ResNet-50 model about 100 MB);
-- ``config.json``: :data:`cxrdemo.config.MAX_CONFIG_BYTES` (1 MiB; a cxrdemo config is a few KB);
+- ``config.json``: :data:`cxrdemo.models.config.MAX_CONFIG_BYTES` (1 MiB; a cxrdemo config is a few KB);
 - ``data_splits.json``: :data:`MAX_SPLITS_BYTES` (the names of all 112,120 NIH images take about 2 MB).
 
 Online, the sizes come from the Hub's metadata (:func:`huggingface_hub.get_hf_file_metadata`, a HEAD request, no
@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import CONFIG_NAME, MAX_CONFIG_BYTES
+from .models.config import CONFIG_NAME, MAX_CONFIG_BYTES
 from .errors import WeightsError
 
 #: The variable that caps the size of a Hub model's ``model.safetensors`` (megabytes, 10^6 bytes).

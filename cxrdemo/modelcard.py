@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import ModelConfig
+from .models.config import ModelConfig
 
 NIH_ATTRIBUTION = (
     "Data: NIH Clinical Center ChestX-ray14, https://nihcc.app.box.com/v/ChestXray-NIHCC. X. Wang, Y. Peng, L. Lu, "

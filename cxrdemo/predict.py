@@ -26,16 +26,16 @@ from .boxes import Box
 from .boxcheck import STATIC_BOXES_NOTE, BoxProbe, probe_boxes
 from .cams import DEFAULT_CAM_THRESHOLD, CamRequest
 from .compare import GroundTruth, ground_truth, iou_rows
-from .config import ModelConfig
+from .models.config import ModelConfig
 from .errors import InputError, WeightsError
 from .explain import cam_box, cam_heatmaps
 from .imaging import Radiograph
 from .models.geometry import FilmView
-from .nih import TOP1, is_top1, match_class
+from .datasets.nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original
 from .publicmode import clip_text
 from .results import Analysis, CamResult, ClassProbability
-from .weights import LoadedModel, describe_model, load_model
+from .models.weights import LoadedModel, describe_model, load_model
 
 if TYPE_CHECKING:
     from .models.base import AdapterBase

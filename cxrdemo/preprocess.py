@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from .boxes import Box
-from .config import ModelConfig
+from .models.config import ModelConfig
 from .imaging import Radiograph
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import ConfigError
-from .nih import nih_key
+from .datasets.nih import nih_key
 
 SPLITS_NAME = "data_splits.json"
 

@@ -41,8 +41,8 @@ def calibrated_model(input_size: int, batches: int = 4):
     """
     import torch
 
-    from cxrdemo.config import ModelConfig
-    from cxrdemo.model import build_model
+    from cxrdemo.models.config import ModelConfig
+    from cxrdemo.models.cln import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(architecture="mobilenet_v3_small", input_size=input_size))
@@ -58,7 +58,7 @@ def calibrated_model(input_size: int, batches: int = 4):
 
 def calibrated_model_folder(folder: Path, input_size: int, batches: int = 4) -> Path:
     """:func:`calibrated_model` saved as a model folder (config.json + model.safetensors) in ``folder``."""
-    from cxrdemo.weights import save_model
+    from cxrdemo.models.weights import save_model
 
     return save_model(calibrated_model(input_size, batches), folder)
 

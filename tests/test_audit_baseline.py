@@ -9,7 +9,7 @@ import pytest
 
 from cxrdemo.audit.baseline import match_images, read_predictions, write_predictions
 from cxrdemo.errors import InputError
-from cxrdemo.nih import NIH_CLASSES
+from cxrdemo.datasets.nih import NIH_CLASSES
 
 TEACHER = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "teacher" / "reproduce-chexnet_predictions.csv"
 CLASSES = ["Atelectasis", "Cardiomegaly", "Pleural_Thickening"]

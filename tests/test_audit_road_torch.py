@@ -20,7 +20,7 @@ SIZE = 64  # small enough for the library's scipy solves to stay cheap, large en
 @pytest.fixture(scope="module")
 def nih_inputs(images_dir):
     """Three real NIH radiographs at ``SIZE`` px, the demo's normalisation (gray repeated to 3 channels)."""
-    from cxrdemo.config import ModelConfig
+    from cxrdemo.models.config import ModelConfig
     from cxrdemo.imaging import load_image
     from cxrdemo.preprocess import to_tensor
 

@@ -122,7 +122,7 @@ def test_evaluate_limit_takes_the_first_labelled_images_boxed_first(data_dir) ->
     from cxrdemo.audit.selection import limit_names
     from cxrdemo.errors import InputError
     from cxrdemo.evaluate import add_evaluate_arguments, options_from_args
-    from cxrdemo.nih import read_box_csv
+    from cxrdemo.datasets.nih import read_box_csv
 
     images, labels, boxes = data_dir / "images", data_dir / "labels.csv", data_dir / "boxes.csv"
     boxed = sorted(read_box_csv(boxes))

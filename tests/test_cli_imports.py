@@ -24,7 +24,7 @@ def test_help_does_not_import_heavy_packages(args):
 
 
 def test_vocabulary_modules_are_torch_free():
-    code = "import sys\nimport cxrdemo.cams, cxrdemo.nih, cxrdemo.config\nprint('torch' in sys.modules)"
+    code = "import sys\nimport cxrdemo.cams, cxrdemo.datasets.nih, cxrdemo.models.config\nprint('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
@@ -32,7 +32,7 @@ def test_vocabulary_modules_are_torch_free():
 def test_sample_and_cross_validation_modules_are_torch_free():
     """The CSV/Sample layer (used by the audit and the app), the threshold rule and the out-of-fold statistics load
     without torch; only the training Dataset (cxrdemo.training.dataset) needs it."""
-    code = "import sys\nimport cxrdemo.samples, cxrdemo.training.thresholds, cxrdemo.training.cv, cxrdemo.training.cv_card, cxrdemo.training.cv_command\nprint('torch' in sys.modules)"
+    code = "import sys\nimport cxrdemo.datasets.samples, cxrdemo.training.thresholds, cxrdemo.training.cv, cxrdemo.training.cv_card, cxrdemo.training.cv_command\nprint('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

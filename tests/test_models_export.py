@@ -10,7 +10,7 @@ import torch
 
 from cxrdemo.imaging import load_image
 from cxrdemo.models.export import export_timm
-from cxrdemo.weights import EMBEDDED_DIR, load_model
+from cxrdemo.models.weights import EMBEDDED_DIR, load_model
 
 
 def test_timm_export_of_the_shipped_network(tmp_path: Path, images_dir: Path) -> None:

@@ -15,7 +15,7 @@ from cxrdemo.cams import CAM_METHOD_KEYS
 from cxrdemo.imaging import load_image
 from cxrdemo.predict import Predictor
 from cxrdemo.sidebyside import compare_methods, compare_models
-from cxrdemo.weights import file_sha256, load_model
+from cxrdemo.models.weights import file_sha256, load_model
 
 NAME = "00013125_000.png"  # NIH box: Cardiomegaly, near the middle of the film
 LABELS = ["Atelectasis", "Cardiomegaly", "Pleural Effusion", "No Finding"]

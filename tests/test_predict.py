@@ -14,7 +14,7 @@ from conftest import BOXED
 from cxrdemo.cams import CamRequest
 from cxrdemo.errors import BoxError, InputError
 from cxrdemo.imaging import load_image
-from cxrdemo.truth import nih_boxes, nih_key, read_box_csv
+from cxrdemo.datasets.truth import nih_boxes, nih_key, read_box_csv
 
 
 @pytest.mark.parametrize("name", sorted(BOXED))
@@ -51,7 +51,7 @@ def test_nih_boxes_are_scaled_for_256px_copies(predictor, images_dir):
 
 
 def test_box_list_parsing_and_multiple_boxes_per_image():
-    index = read_box_csv(__import__("cxrdemo.truth", fromlist=["NIH_BOX_LIST"]).NIH_BOX_LIST)
+    index = read_box_csv(__import__("cxrdemo.datasets.truth", fromlist=["NIH_BOX_LIST"]).NIH_BOX_LIST)
     assert sum(len(v) for v in index.values()) == 984 and len(index) == 880
     multi = [k for k, v in index.items() if len(v) > 1]
     assert len(multi) == 93 and max(len(index[k]) for k in multi) == 4

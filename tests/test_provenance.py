@@ -70,7 +70,7 @@ def test_cli_prints_the_note_on_stderr_and_keeps_stdout_json(split_model: Path, 
 
 
 def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
-    from cxrdemo.samples import Sample
+    from cxrdemo.datasets.samples import Sample
     from cxrdemo.evaluate import seen_images
 
     splits = read_splits(split_model)
@@ -86,7 +86,7 @@ def test_evaluate_flags_or_drops_seen_images(split_model: Path) -> None:
 def test_hub_model_brings_its_splits_offline(split_model: Path, tmp_path: Path, monkeypatch) -> None:
     from test_config_weights import _build_hub_cache  # tests/ is on sys.path (pytest's prepend import mode)
 
-    from cxrdemo.weights import load_model
+    from cxrdemo.models.weights import load_model
 
     cache = tmp_path / "hub"
     commit = "fedcba9876543210fedcba9876543210fedcba98"

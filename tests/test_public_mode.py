@@ -86,7 +86,7 @@ def test_hub_ids_pass_as_hub_ids_only(public, text):
 def test_a_hub_id_never_reads_a_folder_of_the_same_name(monkeypatch, tmp_path):
     import huggingface_hub.constants as c
 
-    from cxrdemo.weights import resolve_source
+    from cxrdemo.models.weights import resolve_source
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
@@ -177,7 +177,7 @@ def test_error_lines_hide_server_paths_in_public_mode(monkeypatch):
 
 
 def test_public_describe_model_shows_no_folder(monkeypatch, model_dir):
-    from cxrdemo.weights import describe_model, load_model
+    from cxrdemo.models.weights import describe_model, load_model
 
     loaded = load_model(str(model_dir), device="cpu")
     monkeypatch.setenv("CXRDEMO_PUBLIC", "1")

@@ -36,7 +36,7 @@ from cxrdemo.cli import main as cli_main
 from cxrdemo.errors import CxrDemoError
 from cxrdemo.imaging import load_image
 from cxrdemo.predict import Predictor
-from cxrdemo.weights import load_model
+from cxrdemo.models.weights import load_model
 
 from corpus import Case, PickleBomb, build_corpus
 
@@ -237,7 +237,7 @@ def assert_no_crash(outcomes: list[Outcome], surface: str) -> None:
 # ================================================================================================ surfaces
 def _n_classes(model_dir: Path) -> int:
     """Classes of the good model (every case expected to be valid runs on it)."""
-    from cxrdemo.config import ModelConfig
+    from cxrdemo.models.config import ModelConfig
 
     return len(ModelConfig.load(model_dir).classes)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrdemo import nih
+from cxrdemo.datasets import nih
 from cxrdemo.cams import CamRequest
 from cxrdemo.webapp import actions, boxes_text, models, resources, review, state, upload
 from cxrdemo.webapp import view as webview
@@ -328,7 +328,7 @@ def test_examples_manifest_covers_every_shared_box_class(data_dir: Path) -> None
     assert {"Atelectasis", "Cardiomegaly", "Infiltration", "Nodule", "Pneumonia"} <= box_classes
     assert sum(1 for ex in examples if not ex.boxes) >= 2
     labels = {r["Image Index"]: r["Finding Labels"] for r in csv.DictReader((data_dir / "labels.csv").open())}
-    from cxrdemo.truth import nih_boxes
+    from cxrdemo.datasets.truth import nih_boxes
 
     for ex in examples:
         assert labels[ex.image] == ex.finding_labels  # facts from NIH's label list

@@ -20,7 +20,7 @@ def _ingredient(folder: Path, shift: float, train=TRAIN, val=VAL) -> Path:
     import torch
 
     from cxrdemo.provenance import write_splits
-    from cxrdemo.weights import save_model
+    from cxrdemo.models.weights import save_model
 
     model = calibrated_model(128)
     with torch.no_grad():
@@ -47,7 +47,7 @@ def test_average_states_means_floats_keeps_box_head_and_counters_of_the_first():
 
 
 def test_check_compatible_refuses_what_cannot_be_averaged():
-    from cxrdemo.config import ModelConfig
+    from cxrdemo.models.config import ModelConfig
     from cxrdemo.errors import ConfigError
     from cxrdemo.provenance import DataSplits
     from cxrdemo.training.soup import check_compatible
@@ -72,7 +72,7 @@ def test_soup_averages_chooses_thresholds_and_writes_a_loadable_folder_with_its_
 
     from cxrdemo.provenance import read_splits
     from cxrdemo.training.soup import make_soup
-    from cxrdemo.weights import load_model
+    from cxrdemo.models.weights import load_model
 
     a = _ingredient(tmp_path / "a", 0.0)
     b = _ingredient(tmp_path / "b", 0.01)

@@ -12,14 +12,14 @@ import torch
 
 from conftest import write_csv
 from cxrdemo.training.checkpoint import load_checkpoint, save_checkpoint
-from cxrdemo.config import ModelConfig
+from cxrdemo.models.config import ModelConfig
 from cxrdemo.cli import main as cli_main
 from cxrdemo.audit.result import AUDIT_KEYS
 from cxrdemo.evalresult import REPORT_KEYS
-from cxrdemo.model import MultiTaskNet
-from cxrdemo.backbones import backbone_stages
+from cxrdemo.models.cln import MultiTaskNet
+from cxrdemo.models.backbones import backbone_stages
 from cxrdemo.training.prepare import init_box_head_at_priors
-from cxrdemo.weights import load_model
+from cxrdemo.models.weights import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 NIH = Path(os.environ.get("CXRDEMO_DATA", REPO.parent / "shared" / "data" / "nih"))
@@ -75,8 +75,8 @@ def test_training_produces_a_loadable_folder(trained: Path):
     assert set(cfg.prior_boxes) == set(cfg.box_classes)
     assert cfg.extra["training"]["seed"] == 3 and cfg.extra["training"]["split_seed"] == 0  # --split-seed fixes the split
     assert cfg.extra["training"]["init_seed"] == 1 and "heads initialised with seed 1" in (folder / "README.md").read_text()
-    from cxrdemo.samples import load_samples, split_patients
-    from cxrdemo.nih import NIH_CLASSES
+    from cxrdemo.datasets.samples import load_samples, split_patients
+    from cxrdemo.datasets.nih import NIH_CLASSES
 
     samples = load_samples(NIH / "images", trained.parent / "labels.csv", NIH / "boxes.csv", NIH_CLASSES).samples
     assert split["seed"] == 0 and split["val"] == [s.name for s in split_patients(samples, 0.3, 0)[1]]

@@ -15,7 +15,7 @@ from conftest import write_csv
 from cxrdemo.cli import main as cli_main
 from cxrdemo.training.cv import gather_out_of_fold
 from cxrdemo.errors import InputError
-from cxrdemo.samples import Sample, fold_split, patient_folds, split_patients
+from cxrdemo.datasets.samples import Sample, fold_split, patient_folds, split_patients
 
 REPO = Path(__file__).resolve().parent.parent
 NIH = Path(os.environ.get("CXRDEMO_DATA", REPO.parent / "shared" / "data" / "nih"))
@@ -126,7 +126,7 @@ def test_folds_hold_out_every_image_once_and_the_refit_trains_on_all(fold_runs):
 
 
 def test_cv_writes_the_final_model_with_oof_thresholds(fold_runs, capsys):
-    from cxrdemo.weights import load_model
+    from cxrdemo.models.weights import load_model
 
     out = fold_runs["tmp"] / "final"
     runs = [str(fold_runs[f"fold{f}"]) for f in range(3)]

@@ -36,8 +36,8 @@ def test_datasets_entries_relative_paths_and_what_is_left_out(data_dir: Path) ->
 
 
 def test_examples_dataset_from_the_manifest(tmp_path: Path, images_dir: Path, monkeypatch) -> None:
-    from cxrdemo.samples import read_label_csv
-    from cxrdemo.nih import read_box_csv
+    from cxrdemo.datasets.samples import read_label_csv
+    from cxrdemo.datasets.nih import read_box_csv
     from cxrdemo.webapp.resources import make_resources
 
     monkeypatch.delenv(ENV, raising=False)

@@ -52,7 +52,7 @@ def test_user_boxes_are_checked_once(cache, first: state.CaseView, monkeypatch: 
     monkeypatch.setattr(compare, "user_boxes", counting)
     mine = actions.apply_truth(cache, first.case, "600, 300, 800, 500, pleural-thickening")
     assert calls == [1]
-    assert mine.json["ground_truth"][0]["label"] == "Pleural_Thickening"  # matched by cxrdemo.nih.match_class
+    assert mine.json["ground_truth"][0]["label"] == "Pleural_Thickening"  # matched by cxrdemo.datasets.nih.match_class
     settings = mine.case.settings
     actions.update_case(cache, mine.case, replace(settings, cam=replace(settings.cam, method="gradcam++")))
     assert calls == [1]  # same model: the checked ground truth is reused

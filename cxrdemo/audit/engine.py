@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 
-from ..samples import Sample, load_samples, read_label_csv
+from ..datasets.samples import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
 from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
@@ -178,8 +178,8 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     import torch
 
     from ..cams import check_threshold
-    from ..model import MultiTaskNet
-    from ..weights import load_model
+    from ..models.cln import MultiTaskNet
+    from ..models.weights import load_model
     from .perimage import Plan
 
     methods = check_methods(options.cam_methods)
@@ -338,7 +338,7 @@ def _finish(
 ) -> AuditResult:
     """Rank 0: what was skipped, the statistics, the outputs (``partial``: the run was stopped, see AuditResult)."""
     from ..cams import is_class_agnostic, method_name
-    from ..weights import describe_model
+    from ..models.weights import describe_model
     from .summary import SummaryInputs, part_seconds, summarise
 
     methods = setup.plan.methods

@@ -64,7 +64,7 @@ SCORE_TARGETS = {"logit": ClassifierOutputTarget, "softmax": ClassifierOutputSof
 
 
 def logits_fn(model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
-    """``images -> class logits`` of a :class:`cxrdemo.model.MultiTaskNet` (the ``model_fn`` of :func:`road_scores`)."""
+    """``images -> class logits`` of a :class:`cxrdemo.models.cln.MultiTaskNet` (the ``model_fn`` of :func:`road_scores`)."""
 
     def run(x: Tensor) -> Tensor:
         return model(x).logits

@@ -29,12 +29,12 @@ from torch.utils.data import Dataset
 
 from ..boxes import Box, iou
 from ..compare import model_box_for
-from ..samples import Sample
+from ..datasets.samples import Sample
 from ..errors import CxrDemoError
 from .result import CaseRow
 from ..imaging import load_image
-from ..model import MultiTaskNet
-from ..nih import NIH_CLASSES
+from ..models.cln import MultiTaskNet
+from ..datasets.nih import NIH_CLASSES
 from ..predict import model_boxes_in_pixels, network_outputs
 from ..preprocess import box_to_original, normalise, resize_gray
 from .records import ImageRecord

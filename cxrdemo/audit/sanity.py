@@ -3,7 +3,7 @@
 Cascading randomization. A map that explains the model must change when the model's learned parameters are
 destroyed. Starting from the trained model, the parameters are re-initialised cumulatively from the top of the
 network down: first the classification head, then the backbone's stages from the last to the first (the stages of
-:func:`cxrdemo.backbones.backbone_stages`: for efficientnet_lite0 ``stage 8`` = head conv + BN, ``stage 7`` ... ``stage 1``
+:func:`cxrdemo.models.backbones.backbone_stages`: for efficientnet_lite0 ``stage 8`` = head conv + BN, ``stage 7`` ... ``stage 1``
 = the block groups, ``stage 0`` = the stem; stages without parameters are skipped). After each step the features
 are recomputed with the randomized network and the maps with :func:`cxrdemo.explain.cam_heatmaps` for the same
 target classes, and each map is compared with the trained model's map of the same image:
@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..explain import cam_heatmaps
-from ..model import MultiTaskNet
+from ..models.cln import MultiTaskNet
 from .stats import bootstrap_mean
 
 TRAINED = "trained"
@@ -51,7 +51,7 @@ STAGE_PREFIX = "stage "
 
 
 def _stages(model: MultiTaskNet) -> list[nn.Module]:
-    from ..backbones import backbone_stages
+    from ..models.backbones import backbone_stages
 
     return backbone_stages(model.backbone)
 
@@ -63,7 +63,7 @@ def _has_parameters(module: nn.Module) -> bool:
 def randomization_steps(model: MultiTaskNet) -> list[str]:
     """The cascade's cumulative steps: ``"trained"``, ``"class head"``, then ``"stage K"`` ... ``"stage 0"``.
 
-    ``K`` indexes :func:`cxrdemo.backbones.backbone_stages` (0 = stem); stages without parameters are left out.
+    ``K`` indexes :func:`cxrdemo.models.backbones.backbone_stages` (0 = stem); stages without parameters are left out.
     """
     stages = _stages(model)
     names = [f"{STAGE_PREFIX}{i}" for i in reversed(range(len(stages))) if _has_parameters(stages[i])]

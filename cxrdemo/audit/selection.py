@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..samples import Sample, read_label_csv
+from ..datasets.samples import Sample, read_label_csv
 
 if TYPE_CHECKING:
     from ..provenance import DataSplits
@@ -59,7 +59,7 @@ def limit_names(images: str | Path, labels: str | Path, boxes: str | Path | None
     Raises:
         InputError: no image of the folder has a label row.
     """
-    from ..nih import read_box_csv
+    from ..datasets.nih import read_box_csv
 
     files = sorted(_folder_images(images))
     if names is not None:

@@ -13,12 +13,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import ModelConfig
-from ..samples import Sample
+from ..models.config import ModelConfig
+from ..datasets.samples import Sample
 from ..evalresult import EvalResult
 from .result import AuditResult, CaseRow, Skipped
 from ..metrics import IOU_THRESHOLDS, BoxMatch, iou_accuracy, mean_of, per_class_auc, threshold_key
-from ..nih import NIH_BOX_CLASSES, NIH_CLASSES
+from ..datasets.nih import NIH_BOX_CLASSES, NIH_CLASSES
 from .maps import MAP_METRICS
 from .records import ImageRecord
 from .stats import bootstrap_mean, paired_auc_difference

@@ -170,7 +170,7 @@ class PeerPipeline:
 
     def _boxes(self, display, probs, boxes, top, path, width, height, ImageDraw):
         """(a) the predicted boxes; (b) the ground truth against the predicted box of its class, with the IoU."""
-        from ..truth import nih_boxes
+        from ..datasets.truth import nih_boxes
 
         cfg = self.config
         sx, sy = display.width / width, display.height / height

@@ -345,7 +345,7 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
     from ..cams import DEFAULT_CAM_THRESHOLD
     from ..explain import cam_box, cam_heatmaps
     from ..imaging import load_image
-    from ..model import MultiTaskNet
+    from ..models.cln import MultiTaskNet
     from ..preprocess import normalise, resize_gray
 
     model, config, device = predictor.model, predictor.config, predictor.device

@@ -38,7 +38,7 @@ def _inputs(weights: str | None, files: Sequence[Path], methods: Sequence[str]) 
     from ..explain import cam_heatmaps
     from ..imaging import load_image
     from ..preprocess import to_tensor
-    from ..weights import load_model
+    from ..models.weights import load_model
 
     loaded = load_model(weights, device="cpu")
     x = torch.cat([to_tensor(load_image(f), loaded.config) for f in files])

@@ -2,7 +2,7 @@
 
 :class:`AdapterBase` is what the predictor, the audit, ``evaluate`` and ``bench`` talk to, whatever the format:
 
-- ``config``: a :class:`~cxrdemo.config.ModelConfig` (the shown labels, input size, class mode, box mode);
+- ``config``: a :class:`~cxrdemo.models.config.ModelConfig` (the shown labels, input size, class mode, box mode);
 - ``preprocess(pixels)``: an 8-bit grayscale film ``(H, W)`` -> the ``(C, S, S)`` input the model's files declare;
 - ``view(width, height)``: the :class:`~cxrdemo.models.geometry.FilmView` of the film that input shows;
 - ``forward_features(x)`` -> the CAM layer's activations; ``heads(features)`` -> logits and boxes (one forward pass,
@@ -11,7 +11,7 @@
   reshape of token activations ``(N, T, D)`` / ``(N, H, W, C)`` to ``(N, C, h, w)``;
 - ``has_box_head``, ``labels`` (:class:`~cxrdemo.models.labels.LabelMap`), ``format_name``, ``card``.
 
-The CLN-family :class:`~cxrdemo.model.MultiTaskNet` is one such adapter; :mod:`cxrdemo.models.timm_adapter`,
+The CLN-family :class:`~cxrdemo.models.cln.MultiTaskNet` is one such adapter; :mod:`cxrdemo.models.timm_adapter`,
 :mod:`~cxrdemo.models.hf_adapter` and :mod:`~cxrdemo.models.xrv_adapter` are the others.
 """
 

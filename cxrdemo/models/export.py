@@ -17,7 +17,7 @@ from ..errors import ConfigError
 
 
 def export_timm(model: torch.nn.Module, folder: str | Path, alphabetical: bool = False) -> Path:
-    """Write ``model`` (a :class:`~cxrdemo.model.MultiTaskNet` on a timm backbone) as a timm folder; returns it."""
+    """Write ``model`` (a :class:`~cxrdemo.models.cln.MultiTaskNet` on a timm backbone) as a timm folder; returns it."""
     import timm
     from timm.models import save_for_hf
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from ..errors import ConfigError
 from .base import AdapterBase, sequence_to_grid, tokens_to_grid
 from .files import read_card, read_json

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..nih import NIH_CLASSES
+from ..datasets.nih import NIH_CLASSES
 
 #: Synonyms of NIH names seen in CXR models' label lists (keys are normalised with :func:`label_key`).
 SYNONYMS: dict[str, str] = {

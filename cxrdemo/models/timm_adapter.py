@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from ..errors import ConfigError
 from .base import AdapterBase, DeclaredPreprocessing, channels_last_to_first, tokens_to_grid
 from .files import load_into, read_card, read_state, weights_file

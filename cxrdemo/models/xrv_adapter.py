@@ -16,7 +16,7 @@ import os
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from .config import ModelConfig
 from ..errors import WeightsError
 from .base import AdapterBase
 from .geometry import FilmView

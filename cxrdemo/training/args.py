@@ -16,7 +16,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--labels", required=True, help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok)")
     p.add_argument("--boxes", default=None, help="NIH-format box CSV (BBox_List_2017.csv; .gz ok)")
     p.add_argument("--out", required=True, help="run folder (model/ inside it is the Hub-ready result)")
-    p.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see cxrdemo.backbones)")
+    p.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see cxrdemo.models.backbones)")
     p.add_argument("--pretrained", default="imagenet", help="starting weights: imagenet, none, or a .safetensors backbone state dict")
     p.add_argument("--input-size", type=int, default=224, help="square input side in pixels (images are resized to it)")
     p.add_argument("--epochs", type=int, default=30, help="most epochs of stage 1 (classification)")

@@ -145,7 +145,7 @@ def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: i
 
 def targets_for(names: Sequence[str], labels_csv: str | Path, classes: Sequence[str]) -> np.ndarray:
     """Multi-hot NIH labels ``(images, classes)`` for ``names`` from an NIH label CSV (every name must have a row)."""
-    from ..samples import read_label_csv
+    from ..datasets.samples import read_label_csv
 
     rows = read_label_csv(labels_csv)
     missing = [n for n in names if n not in rows]

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ModelConfig
+from ..models.config import ModelConfig
 from .cv import OutOfFold, gather_out_of_fold, paired_difference, recipe_estimate, targets_for, teacher_comparison
 from .cv_card import commands_section, estimate_section, refit_card_text, threshold_section
 from ..errors import InputError
 from ..metrics import choose_thresholds
-from ..nih import NIH_CLASSES
+from ..datasets.nih import NIH_CLASSES
 from .thresholds import choose_specificity_thresholds, default_specificity, findings_per_image
 
 
@@ -127,7 +127,7 @@ def apply_to_refit(refit: str | Path, out: Path, chosen: OutOfFold, thresholds: 
     """Copy the refit model into ``out`` with the thresholds, the estimate in ``config.extra`` and the full card."""
     from ..modelcard import render_card
     from ..provenance import SPLITS_NAME, image_key, read_splits
-    from ..weights import CARD_NAME, CHECKSUM_NAME, WEIGHTS_NAME, file_sha256
+    from ..models.weights import CARD_NAME, CHECKSUM_NAME, WEIGHTS_NAME, file_sha256
 
     refit = Path(refit)
     config = ModelConfig.load(refit)

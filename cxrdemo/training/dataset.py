@@ -1,7 +1,7 @@
 """The torch side of training: an image cache, box-consistent augmentation, the Dataset and its loader.
 
 The labelled images themselves (CSV readers, :class:`Sample`, patient-wise splits and folds) are torch-free, in
-:mod:`cxrdemo.samples`; their names are re-exported here so ``from cxrdemo.training.dataset import Sample`` keeps working.
+:mod:`cxrdemo.datasets.samples`; their names are re-exported here so ``from cxrdemo.training.dataset import Sample`` keeps working.
 
 Decoding a 1024 px PNG costs ~20 ms; :class:`ImageCache` decodes each file once, resized to the training size, and
 keeps it in memory and (optionally) as ``.npy`` in a cache folder keyed by file, size and modification time, so
@@ -24,9 +24,9 @@ from torch.utils.data import Dataset
 
 from ..boxes import Box  # noqa: F401  (re-exported, as before the split)
 from ..imaging import IMAGE_SUFFIXES, load_image  # noqa: F401
-from ..nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text  # noqa: F401  (re-exported, as before the split)
+from ..datasets.nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text  # noqa: F401  (re-exported, as before the split)
 from ..preprocess import resize_gray
-from ..samples import (  # noqa: F401  (re-exported: the names importers used before the split)
+from ..datasets.samples import (  # noqa: F401  (re-exported: the names importers used before the split)
     LabelRow, Sample, SampleSet, fold_split, label_counts, load_samples, patient_folds, read_label_csv, split_patients,
 )
 

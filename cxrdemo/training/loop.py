@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..models.config import ModelConfig
 from .losses import cln_loss
 from ..metrics import mean_of, per_class_auc
-from ..model import MultiTaskNet
+from ..models.cln import MultiTaskNet
 from ..preprocess import normalise
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backbones import backbone_stages
-from ..samples import Sample
-from ..model import MultiTaskNet
+from ..models.backbones import backbone_stages
+from ..datasets.samples import Sample
+from ..models.cln import MultiTaskNet
 
 #: Used when no training image has a box at all: a central box over both lungs.
 FALLBACK_PRIOR = [0.2, 0.2, 0.8, 0.8]

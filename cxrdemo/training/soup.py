@@ -95,7 +95,7 @@ def make_soup(
     progress: bool = True,
 ) -> SoupResult:
     """Average ``folders`` into ``out`` (config, weights, sha256, data_splits.json, card); returns its figures."""
-    from ..samples import load_samples
+    from ..datasets.samples import load_samples
     from ..evaluate import evaluate_samples
     from ..metrics import choose_thresholds
     from ..modelcard import render_card
@@ -103,7 +103,7 @@ def make_soup(
     from ..provenance import image_key, write_splits
     from ..report import report_markdown
     from .teacher import bootstrap_mean_auc, read_teacher_predictions, validation_comparison
-    from ..weights import load_model, save_model
+    from ..models.weights import load_model, save_model
 
     loaded = [load_model(f, device="cpu") for f in folders]
     check_compatible([m.config for m in loaded], [m.splits for m in loaded], list(folders))

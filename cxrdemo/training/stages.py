@@ -20,9 +20,9 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import load_checkpoint, model_state, save_checkpoint
-from ..config import ModelConfig
+from ..models.config import ModelConfig
 from .losses import cln_loss
-from ..model import MultiTaskNet
+from ..models.cln import MultiTaskNet
 from .loop import (
     StagePlan, ValResult, WeightEma, autocast_for, batch_inputs, improved, jsonable_args, make_optimizer, make_scheduler,
     monitor_value, record_val_probs, step_scheduler, validate,

@@ -44,14 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backbones import get_spec
+from ..models.backbones import get_spec
 from .checkpoint import read_state
-from ..config import ModelConfig
-from ..samples import Sample
+from ..models.config import ModelConfig
+from ..datasets.samples import Sample
 from .losses import positive_weights
 from ..metrics import choose_thresholds
-from ..model import MultiTaskNet
-from ..nih import NIH_BOX_CLASSES, NIH_CLASSES
+from ..models.cln import MultiTaskNet
+from ..datasets.nih import NIH_BOX_CLASSES, NIH_CLASSES
 from .args import add_train_arguments, check_train_arguments  # noqa: F401  (add_train_arguments: the CLI's)
 from .card import training_card_body
 from .loop import StagePlan, validate
@@ -146,7 +146,7 @@ def select_data(args: argparse.Namespace, main: bool, out: Path, say) -> RunData
     rank 0 writes ``split.json`` and ``val_images.txt``."""
     import json
 
-    from ..samples import fold_split, load_samples, split_patients
+    from ..datasets.samples import fold_split, load_samples, split_patients
 
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
     samples = found.samples[: args.limit] if args.limit else found.samples
@@ -294,13 +294,13 @@ def run_info(run: TrainRun, data: RunData, threads: int, teacher) -> dict[str, A
 
 def finish_validated(run: TrainRun, data: RunData, info: dict[str, Any], teacher) -> Path:
     """Thresholds on validation (Youden's J), the validation evaluation, the card; returns the model folder."""
-    from ..samples import label_counts
+    from ..datasets.samples import label_counts
     from ..evaluate import evaluate_samples, write_report
     from ..modelcard import render_card
     from ..provenance import write_splits
     from ..report import report_markdown
     from .teacher import validation_comparison
-    from ..weights import save_model
+    from ..models.weights import save_model
 
     args, model, config, val_set = run.args, run.model, run.config, data.val_set
     val = validate(model, run.val_loader, run.pos_weight, args.lam, True, args.box_loss, run.device)
@@ -337,7 +337,7 @@ def finish_refit(run: TrainRun, data: RunData, info: dict[str, Any]) -> Path:
     from ..modelcard import render_card
     from ..provenance import write_splits
     from .card import refit_card_body
-    from ..weights import save_model
+    from ..models.weights import save_model
 
     config = run.config
     config.extra = {"training": info}

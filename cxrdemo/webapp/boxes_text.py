@@ -21,7 +21,7 @@ from PIL import Image
 from ..boxes import Box
 from ..errors import BoxError
 from ..imaging import Radiograph
-from ..nih import canonical_label, match_class
+from ..datasets.nih import canonical_label, match_class
 from ..publicmode import clip_text
 from .state import Case
 
@@ -59,7 +59,7 @@ def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> 
     """Boxes typed one per line as ``x1, y1, x2, y2, Class`` (pixels of the original image).
 
     Blank lines and lines starting with ``#`` are skipped. With ``classes``, each class is matched to them by
-    :func:`cxrdemo.nih.match_class` (NIH's "Infiltrate" names "Infiltration"). Raises :class:`BoxError` naming the
+    :func:`cxrdemo.datasets.nih.match_class` (NIH's "Infiltrate" names "Infiltration"). Raises :class:`BoxError` naming the
     offending line, or when the text is over :func:`check_truth_text`'s caps.
     """
     boxes: list[Box] = []
@@ -106,7 +106,7 @@ def snap_to_nih(boxes: Sequence[Box], radiograph: Radiograph) -> tuple[list[Box]
 
 def truth_nih_boxes(radiograph: Radiograph) -> list[Box]:
     """NIH's boxes of ``radiograph`` (by its file name) in its pixels; empty when NIH's list does not know it."""
-    from ..truth import nih_boxes
+    from ..datasets.truth import nih_boxes
 
     return nih_boxes(radiograph.name, radiograph.width, radiograph.height)
 

@@ -200,8 +200,8 @@ def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
     folder, those with a ground-truth box first (the map metrics and the gallery need boxes)."""
     if limit <= 0:
         return list(dataset.names) if dataset.names is not None else None
-    from ..samples import read_label_csv
-    from ..nih import read_box_csv
+    from ..datasets.samples import read_label_csv
+    from ..datasets.nih import read_box_csv
 
     from ..audit.selection import first_labelled
 

@@ -51,7 +51,7 @@ def model_key(
     """
     from ..device import pick_device
     from ..locations import default_source, path_exists
-    from ..weights import HUB_PREFIX
+    from ..models.weights import HUB_PREFIX
     from .sources import check_source, named_models, source_label
 
     public = is_public() if public is None else public

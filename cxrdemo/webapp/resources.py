@@ -15,7 +15,7 @@ from PIL import Image
 from ..boxes import Box
 from ..errors import CxrDemoError, InputError
 from ..imaging import load_image
-from ..nih import canonical_label
+from ..datasets.nih import canonical_label
 from ..provenance import DataSplits, read_splits
 from .case_store import CaseStore
 from .models import ModelCache
@@ -154,9 +154,9 @@ class AppResources:
 
     def default_classes(self) -> list[str]:
         """Classes of the default model, read from its config.json only (the 14 NIH labels when it is missing)."""
-        from ..config import ModelConfig
-        from ..nih import NIH_CLASSES
-        from ..weights import resolve_source
+        from ..models.config import ModelConfig
+        from ..datasets.nih import NIH_CLASSES
+        from ..models.weights import resolve_source
 
         try:
             return list(ModelConfig.load(resolve_source(self.default.source or None).folder).classes)

@@ -160,7 +160,7 @@ def analyse_with(
     except CxrDemoError as exc:  # name the box the user typed this model into, not the first model's
         raise type(exc)(page_wording(str(exc), box=f"Model {tag} source")) from None
     if request.target is not None and request.target not in predictor.config.classes:
-        from ..nih import match_class
+        from ..datasets.nih import match_class
 
         if match_class(request.target, predictor.config.classes) is None:
             raise InputError(f"model {tag} has no class {clip_text(request.target)!r}; pick top-1 or one of its classes as the CAM target")

@@ -39,7 +39,7 @@ _ABSOLUTE = re.compile(r"(?<![\w.:/-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`,;()]+[
 
 def repo_root() -> Path:
     """The repository root (where relative ``CXRDEMO_MODELS`` folders are looked up)."""
-    from ..weights import EMBEDDED_DIR
+    from ..models.weights import EMBEDDED_DIR
 
     return EMBEDDED_DIR.parent
 
@@ -48,7 +48,7 @@ def parse_models(text: str | None, root: str | os.PathLike | None = None) -> tup
     """The named models of a ``CXRDEMO_MODELS`` value (name -> what to resolve: an absolute folder, or
     ``hf://owner/name[@revision]``), and one note per entry left out. ``default`` is not among them (it is always
     offered, see :func:`named_models`)."""
-    from ..weights import HUB_PREFIX, parse_hub_id, path_exists
+    from ..models.weights import HUB_PREFIX, parse_hub_id, path_exists
 
     base = Path(root) if root is not None else repo_root()
     found: dict[str, str] = {}
@@ -89,7 +89,7 @@ def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> st
     Raises:
         InputError: in public mode, :data:`REFUSED` for any text that is neither a name of ``named`` nor a Hub id.
     """
-    from ..weights import HUB_PREFIX, parse_hub_id
+    from ..models.weights import HUB_PREFIX, parse_hub_id
 
     value = str(text or "").strip()
     if value in ("", DEFAULT_NAME):
@@ -114,7 +114,7 @@ def _prefixed_public_source(value: str) -> str:
     torchxrayvision's own weight names (fetched by the library from its own addresses, never a path). Anything else
     is :data:`REFUSED`."""
     from ..models.loader import is_xrv_name, parse_source
-    from ..weights import HUB_PREFIX, parse_hub_id
+    from ..models.weights import HUB_PREFIX, parse_hub_id
 
     spec = parse_source(value)
     where = spec.where[len(HUB_PREFIX):] if spec.where.startswith(HUB_PREFIX) else spec.where
@@ -128,7 +128,7 @@ def _prefixed_public_source(value: str) -> str:
 def source_label(text: str | None, public: bool, named: Mapping[str, str]) -> str:
     """What the outputs call the model of ``text`` (after :func:`check_source` accepted it): in public mode its name,
     ``default`` or its Hub id; outside it a name of ``CXRDEMO_MODELS``, else ``""`` (the outputs name the folder)."""
-    from ..weights import HUB_PREFIX
+    from ..models.weights import HUB_PREFIX
 
     value = str(text or "").strip()
     if public:

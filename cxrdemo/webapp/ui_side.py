@@ -14,7 +14,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..cams import CAM_METHOD_KEYS, DEFAULT_CAM_THRESHOLD, method_name
-from ..nih import TOP1
+from ..datasets.nih import TOP1
 from ..render import PANEL_NAMES, model_heading
 from . import side
 from .boxes_text import parse_boxes_text

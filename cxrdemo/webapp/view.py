@@ -13,7 +13,7 @@ import numpy as np
 from ..cams import CamRequest, is_class_agnostic, method_name
 from ..errors import CxrDemoError
 from ..imaging import Radiograph
-from ..nih import TOP1
+from ..datasets.nih import TOP1
 from ..render import PANEL_NAMES, Hints, PanelDrawing, render_panels
 from ..render.files import FILM_PANELS, remove_older_than, write_panels
 from ..results import Analysis, CamResult
@@ -236,7 +236,7 @@ def page_wording(message: str, box: str = "Model source") -> str:
     """A package message in the page's words: CLI flags become the page's controls (``box``: the text box the model
     came from, "Model B source" for the second model), and advice to unset ``HF_HUB_OFFLINE`` is dropped when it is
     not set."""
-    from ..weights import hub_offline
+    from ..models.weights import hub_offline
 
     for pattern, words in _PAGE_WORDS:
         message = pattern.sub(words.replace("{box}", box), message)

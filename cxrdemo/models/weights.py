@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 
 from .config import CONFIG_NAME, ModelConfig
-from .errors import ConfigError, WeightsError
-from .hubsize import check_local_size, check_remote_size
-from .locations import EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
-from .model import MultiTaskNet, build_model, estimate_parameters
-from .provenance import SPLITS_NAME, DataSplits, read_splits
-from .publicmode import clip_text
+from ..errors import ConfigError, WeightsError
+from ..hubsize import check_local_size, check_remote_size
+from ..locations import EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
+from .cln import MultiTaskNet, build_model, estimate_parameters
+from ..provenance import SPLITS_NAME, DataSplits, read_splits
+from ..publicmode import clip_text
 
 WEIGHTS_NAME = "model.safetensors"
 CHECKSUM_NAME = "model.safetensors.sha256"
@@ -254,9 +254,9 @@ def load_model(
     sha256: str | None = None,
 ) -> LoadedModel:
     """Load a model from ``source`` (see module doc) onto ``device`` (default: :func:`cxrdemo.device.pick_device`)."""
-    from .device import pick_device
+    from ..device import pick_device
 
-    from .models.loader import is_xrv_name, parse_source
+    from .loader import is_xrv_name, parse_source
 
     spec = parse_source(str(source)) if source is not None else None
     if spec is not None and (spec.format == "torchxrayvision" or (spec.format is None and is_xrv_name(spec.where) and not path_exists(Path(spec.where)))):
@@ -296,7 +296,7 @@ def check_weights_size(config: ModelConfig, weights: Path) -> None:
     The weights must hold every parameter (loading is strict: no tensor missing, every shape equal to the
     parameter's), safetensors stores tensors side by side without overlap, and every dtype torch loads takes at
     least one byte per element (bool, int8, uint8, float8); so a matching file has at least as many bytes as the
-    model has parameters, and :func:`~cxrdemo.model.estimate_parameters` is a lower bound of that count. A config failing this cannot match its weights: building its model would only spend memory (a
+    model has parameters, and :func:`~cxrdemo.models.cln.estimate_parameters` is a lower bound of that count. A config failing this cannot match its weights: building its model would only spend memory (a
     ``box_hidden`` of 4096-wide layers is 67 MB per layer, allocated and initialised before the weights are read).
     """
     needed = estimate_parameters(config)
@@ -317,7 +317,7 @@ def _folder_format(folder: Path) -> str:
     import dataclasses
     import json
 
-    from .models.loader import detect_format
+    from .loader import detect_format
 
     try:
         cfg = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
@@ -333,9 +333,9 @@ def _folder_format(folder: Path) -> str:
 
 def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, device, sha256: str | None) -> LoadedModel:
     """A foreign model (timm, transformers, torchxrayvision) through its adapter, as a :class:`LoadedModel`."""
-    from .device import pick_device
-    from .models.files import weights_file
-    from .models.loader import build_adapter
+    from ..device import pick_device
+    from .files import weights_file
+    from .loader import build_adapter
 
     adapter = build_adapter(fmt, where)
     if resolved is None:  # torchxrayvision: the library's own cache
@@ -385,7 +385,7 @@ def _load_state(model: MultiTaskNet, weights: Path) -> None:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise _unreadable(weights, exc) from None
-    from .models.files import check_state
+    from .files import check_state
 
     config = model.config
     check_state(model, state, weights, f"config.json ({config.architecture}, {len(config.classes)} classes, {config.num_boxes} boxes)")
@@ -404,7 +404,7 @@ def save_model(model: MultiTaskNet, folder: str | os.PathLike, card: str | None 
     """
     from safetensors.torch import save_file
 
-    from .modelcard import render_card
+    from ..modelcard import render_card
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -420,7 +420,7 @@ def save_model(model: MultiTaskNet, folder: str | os.PathLike, card: str | None 
 
 def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
     """The ``model`` block of the JSON outputs: source, revision, architecture."""
-    from .publicmode import is_public
+    from ..publicmode import is_public
 
     src = loaded.source
     folder = src.folder.name if is_public() else str(src.folder)  # a public server shows no server path
@@ -431,7 +431,7 @@ def describe_model(loaded: LoadedModel) -> dict[str, str | None]:
     }
     fmt = getattr(loaded.model, "format_name", "cxrdemo")
     if fmt != "cxrdemo":
-        from .models.files import card_summary
+        from .files import card_summary
 
         info["format"] = fmt
         summary = card_summary(getattr(loaded.model, "card", None))

@@ -10,11 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .boxes import Box, validate_box
-from .errors import BoxError
-from .locations import NIH_BOX_LIST
+from ..boxes import Box, validate_box
+from ..errors import BoxError
+from ..locations import NIH_BOX_LIST
 from .nih import NIH_SIDE, match_class, nih_key, read_box_csv
-from .publicmode import clip_text
+from ..publicmode import clip_text
 
 
 @lru_cache(maxsize=4)

