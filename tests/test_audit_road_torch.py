@@ -150,3 +150,34 @@ def test_road_scores_refuses_bad_seeds_and_percentiles(nih_inputs, model_and_map
         road_scores(fn, nih_inputs, maps, top1, batch_size=0)
     with pytest.raises(ValueError):
         linear_impute(torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8, dtype=torch.bool))
+
+
+def test_the_solver_runs_on_one_thread_and_restores_the_callers_count(monkeypatch) -> None:
+    """Issue 27 D1: the solver's many small operations run on one intra-op thread (a second thread, descheduled on
+    a busy machine, made every operation wait for it), and the calling thread's count is restored afterwards."""
+    import threading
+
+    from cxrdemo.audit import road_impute
+
+    seen: list[int] = []
+    real_solve = road_impute._solve
+
+    def recording_solve(levels, b, settings):
+        seen.append(torch.get_num_threads())
+        return real_solve(levels, b, settings)
+
+    monkeypatch.setattr(road_impute, "_solve", recording_solve)
+    values = torch.rand(2, 1, 16, 16)
+    kept = torch.rand(2, 1, 16, 16) > 0.5
+    counts: dict[str, int] = {}
+
+    def run() -> None:  # a fresh thread: the fixture's one-thread setting is the main thread's own
+        torch.set_num_threads(2)
+        road_impute.linear_impute(values, kept)
+        counts["after"] = torch.get_num_threads()
+        road_impute.linear_impute(values, kept, SolverSettings(threads=None))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen == [1, 2] and counts["after"] == 2

@@ -33,7 +33,9 @@ with ``tol`` 1e-6 reaches 9e-6 at twice the cost), 4 % of the 0.01 noise ROAD ad
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +65,12 @@ class SolverSettings:
             iterations there.
         coarse_iter: CG iterations on the coarsest level.
         check_every: test convergence every this many outer iterations (each test is one device sync).
+        threads: torch's intra-op threads of the calling thread while it solves on the CPU (restored after;
+            ``None``: leave them as they are). The solver is hundreds of small operations (the coarse levels are
+            8-32 px grids); with two OpenMP threads every one of them ends in a barrier, and on a busy machine the
+            second thread is often descheduled, so each barrier waits for a scheduler time slice: beside other work
+            the two-thread solver slowed far more than the single-threaded library did (bench/RESULTS.md). One
+            thread costs little on a quiet machine and keeps the solver's slowdown that of any single-threaded job.
     """
 
     tol: float = 3e-5
@@ -72,6 +80,26 @@ class SolverSettings:
     min_side: int = 8
     coarse_iter: int = 20
     check_every: int = 1
+    threads: int | None = 1
+
+
+@contextmanager
+def intra_op_threads(n: int | None, device: torch.device) -> Iterator[None]:
+    """Run the body with ``n`` torch intra-op threads on the CPU, then restore the previous count.
+
+    With PyTorch's OpenMP backend the count is the calling thread's own (OpenMP's ``nthreads-var`` is per thread),
+    so other threads of the process (a web server's other requests) keep theirs. ``None``, a non-CPU device, or a
+    count already in force change nothing.
+    """
+    before = torch.get_num_threads()
+    if n is None or device.type != "cpu" or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Neighbours:
@@ -216,9 +244,10 @@ def linear_impute(values: Tensor, kept: Tensor, settings: SolverSettings = Solve
         return values.clone(), 0
     keptf = kept.to(values.dtype)
     removed = 1.0 - keptf
-    levels = _levels(removed, settings.min_side)
-    b = levels[0].neighbours(values * keptf).mul_(removed)
-    x, iters = _solve(levels, b, settings)
+    with intra_op_threads(settings.threads, values.device):
+        levels = _levels(removed, settings.min_side)
+        b = levels[0].neighbours(values * keptf).mul_(removed)
+        x, iters = _solve(levels, b, settings)
     filled = values * keptf + x * removed
     empty = keptf.sum(dim=(1, 2, 3)) == 0
     if bool(empty.any()):  # singular: nothing kept, 0 as scipy (see the module doc)
