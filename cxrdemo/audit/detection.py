@@ -46,6 +46,13 @@ at a rate ``f`` (1/8, 1/4, 1/2, 1, 2, 4, 8) is that of the lowest cut whose FP r
 point not exceeding ``f``; no interpolation; when the detector never makes ``f`` FPs per image, its sensitivity with
 every box kept). The summary is the mean over the seven rates (the CAD / LUNA16 "competition performance metric").
 
+**Detectors in the audit** (:class:`BoxPredictor`): a loaded model object with a ``predict_boxes(images)`` method
+is a detector for ``cxrdemo evaluate`` and the audit page: the engine hands it each batch's decoded radiographs
+(2-D ``uint8`` arrays in original pixels, as :func:`cxrdemo.imaging.load_image` returns them) and it returns, per
+image, its boxes (:class:`~cxrdemo.boxes.Box` with ``label`` and ``score``, original pixels). Its optional
+``score_threshold`` attribute is the operating point of IoU accuracy and of the gallery's errors
+(:data:`DEFAULT_SCORE_THRESHOLD` without one). A model without the method gets no detection figures.
+
 **Confidence intervals**: percentile bootstrap over images (:mod:`cxrdemo.audit.stats`: the same
 :func:`~cxrdemo.audit.stats.resample_indices` stream, ``n_resamples`` (1,000) resamples, ``seed`` fixed). Each
 resample recomputes every figure from the per-image matches: an image drawn ``k`` times counts as ``k`` copies
@@ -61,7 +68,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -79,6 +86,41 @@ DEFAULT_SCORE_THRESHOLD = 0.5
 INTERPOLATIONS: tuple[str, ...] = ("voc", "coco")
 #: COCO's recall thresholds, built as pycocotools builds them (``np.linspace``, not ``arange``).
 COCO_RECALLS = np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01)) + 1, endpoint=True)
+
+
+@runtime_checkable
+class BoxPredictor(Protocol):
+    """What makes a model a detector for the audit (see the module doc)."""
+
+    def predict_boxes(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Per image (2-D uint8, original pixels), its scored, labelled boxes in the same pixels."""
+        ...
+
+
+def detector_of(model: Any) -> Callable[[Sequence[np.ndarray]], list[list[Box]]] | None:
+    """``model.predict_boxes`` when ``model`` is a :class:`BoxPredictor`, else ``None``."""
+    method = getattr(model, "predict_boxes", None)
+    return method if callable(method) else None
+
+
+def score_threshold_of(model: Any) -> float:
+    """The detector's documented score threshold (its ``score_threshold``), else :data:`DEFAULT_SCORE_THRESHOLD`."""
+    value = getattr(model, "score_threshold", None)
+    try:
+        value = float(value) if value is not None else DEFAULT_SCORE_THRESHOLD
+    except (TypeError, ValueError):
+        return DEFAULT_SCORE_THRESHOLD
+    return value if 0.0 <= value <= 1.0 else DEFAULT_SCORE_THRESHOLD
+
+
+def boxes_to_rows(boxes: Sequence[Box]) -> list[list[Any]]:
+    """Boxes as JSON rows ``[x1, y1, x2, y2, label, score]`` (the per-image cache keeps them so)."""
+    return [[float(b.x1), float(b.y1), float(b.x2), float(b.y2), str(b.label), float(_score(b))] for b in boxes]
+
+
+def rows_to_boxes(rows: Sequence[Sequence[Any]]) -> tuple[Box, ...]:
+    """Inverse of :func:`boxes_to_rows`."""
+    return tuple(Box(float(r[0]), float(r[1]), float(r[2]), float(r[3]), str(r[4]), float(r[5])) for r in rows)
 
 
 def rate_key(rate: float) -> str:

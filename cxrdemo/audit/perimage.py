@@ -140,6 +140,10 @@ class BatchAuditor:
         # every NIH class the model predicts (labels with no NIH match are never scored).
         self.box_classes = list(cfg.box_classes) if cfg.box_mode != "none" else [c for c in cfg.classes if c in NIH_CLASSES]
         self.priors = {c: cfg.prior_boxes[c] for c in self.box_classes if c in cfg.prior_boxes}
+        from .detection import detector_of
+
+        # a detector (cxrdemo.audit.detection.BoxPredictor): its scored boxes of every image, for AP / FROC
+        self.detect = detector_of(model)
         self.notify: Callable[[str, int], None] = lambda stage, n: None
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
 
@@ -172,11 +176,13 @@ class BatchAuditor:
         t0 = time.perf_counter()
         x, feats, probs, boxes = self._forward(self.model, good)
         compare = self._forward(self.compare, good)[2][:, self.compare_order] if self.compare is not None else None
+        detections = self._detections(good)
         self.seconds["model"] += time.perf_counter() - t0
         for j, (it, rec) in enumerate(zip(good, recs)):
             rec.width, rec.height = int(it["width"]), int(it["height"])
             rec.probabilities = [float(v) for v in probs[j]]
             rec.compare = None if compare is None else [float(v) for v in compare[j]]
+            rec.detections = None if detections is None else detections[j]
         t1 = time.perf_counter()
         self._cases(good, recs, feats, probs, boxes)
         self.seconds["cam"] += time.perf_counter() - t1
@@ -195,6 +201,17 @@ class BatchAuditor:
         if self.plan.sanity:
             self._sanity(good, recs, x, top1)
         return records
+
+    def _detections(self, items: list[dict[str, Any]]) -> list[list[list[Any]]] | None:
+        """A detector's boxes of each image as JSON rows (``None`` for a model that is not a detector)."""
+        if self.detect is None:
+            return None
+        from .detection import boxes_to_rows
+
+        found = self.detect([it["pixels"] for it in items])
+        if len(found) != len(items):
+            raise CxrDemoError(f"the detector returned boxes for {len(found)} of {len(items)} images; it must return one list per image")
+        return [boxes_to_rows(boxes) for boxes in found]
 
     # ------------------------------------------------------------------------------------------------- boxes
     def _cases(self, items: list[dict[str, Any]], recs: list[ImageRecord], feats: torch.Tensor, probs: np.ndarray, boxes: np.ndarray) -> None:
