@@ -147,6 +147,10 @@ def test_detection_figures_equal_the_hand_computation(detector_run: Path):
     errors = doc["errors"]["images"]
     assert [e["image"] for e in errors] == [PNEUMO, CLEAN]
     assert errors[1]["false_boxes"][0]["score"] == 0.95 and errors[0]["missed"][0]["label"] == "Pneumonia"
+    from cxrdemo.evaluate import detection_line
+
+    line = detection_line(doc)  # what the command prints after its summary
+    assert "mAP@0.5 0.167 over 3 classes; mAP@0.4 0.500 over 3 classes" in line and "(IoU 0.4) 0.571" in line
 
 
 def test_report_and_gallery_show_the_detection_section(detector_run: Path):
