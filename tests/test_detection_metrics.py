@@ -359,3 +359,12 @@ def test_bad_arguments_are_refused():
         detection_figures([], ["A", "A"])
     empty = detection_figures([], ["A"], n_resamples=10)
     assert math.isnan(empty.ap["0.4"].mean.value) and empty.n_images == 0
+
+
+def test_module_is_torch_free():
+    import subprocess
+    import sys
+
+    code = "import sys\nimport cxrdemo.audit.detection\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -161,6 +161,10 @@ def test_report_and_gallery_show_the_detection_section(detector_run: Path):
     page = (detector_run / "gallery.html").read_text()
     assert "Detector: the cases it got wrong, worst first" in page
     assert page.index(f"data-image='{PNEUMO}'") < page.index(f"data-image='{CLEAN}'")
+    errors = json.loads((detector_run / "report.json").read_text())["detection"]["errors"]["images"]
+    for e in errors:  # each image with an error has its picture: ground truth and the detector's boxes
+        assert e["thumbnail"] == f"gallery/{Path(e['image']).stem}_detector.jpg"
+        assert (detector_run / e["thumbnail"]).stat().st_size > 0 and f"src='{e['thumbnail']}'" in page
 
 
 def test_without_a_detector_nothing_changes(setup, tmp_path: Path):

@@ -246,7 +246,8 @@ def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threa
     auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None)
     auditor.notify = _stage_counter(emit, todo, setup.plan)
     loader = DataLoader(
-        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None), batch_size=max(1, options.batch_size),
+        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None, all_thumbs=auditor.detect is not None),
+        batch_size=max(1, options.batch_size),
         shuffle=False, num_workers=max(0, options.workers), collate_fn=collate,
     )  # fmt: skip
     mine: list[ImageRecord] = []

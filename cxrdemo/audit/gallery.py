@@ -64,6 +64,22 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
     return f"{folder.name}/{name}"
 
 
+def write_detection_thumbnail(folder: str | Path, film: np.ndarray, name: str, width: int, height: int,
+                              truth: list, predicted: list) -> str:  # fmt: skip
+    """Write a detector's picture of one image (ground-truth boxes and its boxes at the operating point) into
+    ``folder``; returns its path relative to ``folder``'s parent."""
+    from ..render.casepicture import render_detection_picture
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = render_detection_picture(film, width, height, truth, predicted)
+    file = f"{_safe(Path(name).stem)}_detector.jpg"
+    tmp = folder / f".{file}.{os.getpid()}.tmp"
+    picture.save(tmp, format="JPEG", quality=85)
+    os.replace(tmp, folder / file)
+    return f"{folder.name}/{file}"
+
+
 def _value(case: CaseRow, key: str) -> float | None:
     if key in ("probability", "model_iou", "cam_iou"):
         v = getattr(case, key)
@@ -225,13 +241,15 @@ def detection_errors_html(result: AuditResult) -> list[str]:
         if c.thumbnail:
             pictures.setdefault(c.image, []).append(c.thumbnail)
     rows = ["<tr><th class='l'>image</th><th>missed findings</th><th class='l'>missed</th><th>false boxes</th>"
-            "<th class='l'>false boxes (class score)</th><th class='l'>pictures</th></tr>"]  # fmt: skip
+            "<th class='l'>false boxes (class score)</th><th class='l'>CAM pictures</th></tr>"]  # fmt: skip
     for e in errs["images"]:
         missed = ", ".join(esc(m["label"]) for m in e["missed"]) or "-"
         false = ", ".join(f"{esc(b['label'])} {b['score']:.2f}" for b in e["false_boxes"]) or "-"
         links = " ".join(f"<a href='{esc(t)}'>{k + 1}</a>" for k, t in enumerate(dict.fromkeys(pictures.get(e["image"], [])))) or "-"
+        pic = e.get("thumbnail") or ""
+        img = f"<a href='{esc(pic)}'><img loading='lazy' src='{esc(pic)}' alt='{esc(e['image'])}'></a>" if pic else ""
         rows.append(
-            f"<tr class='deterr' data-image='{esc(e['image'])}'><td class='l'>{esc(e['image'])}</td><td>{len(e['missed'])}</td>"
+            f"<tr class='deterr' data-image='{esc(e['image'])}'><td class='l'>{img}{esc(e['image'])}</td><td>{len(e['missed'])}</td>"
             f"<td class='l'>{missed}</td><td>{len(e['false_boxes'])}</td><td class='l'>{false}</td><td class='l'>{links}</td></tr>"
         )  # fmt: skip
     ap = doc["ap"].get("0.4") or next(iter(doc["ap"].values()))
@@ -243,7 +261,8 @@ def detection_errors_html(result: AuditResult) -> list[str]:
         f"<p class='muted'>{doc['n_images']} images, {doc['n_truth']} ground-truth boxes, {doc['n_predicted']} predicted "
         f"boxes; {esc(summary)} (report.md has every figure with its CI). A box counts at score &ge; "
         f"{errs['score_threshold']:g}; a finding is found by a same-class box with IoU &ge; {errs['iou_threshold']:g}, "
-        "each box matched once.</p>",
+        "each box matched once. Pictures: the ground-truth boxes (solid) and the detector's boxes at that score "
+        "(dashed).</p>",
         body,
         "</div>",
     ]  # fmt: skip

@@ -218,7 +218,11 @@ def detection(records: Sequence[ImageRecord], inp: SummaryInputs, classes: Seque
         for r in scored
     ]  # fmt: skip
     result = detection_figures(cases, list(classes), score_threshold=inp.score_threshold, n_resamples=inp.n_resamples, seed=inp.seed)
-    return result.to_json()
+    doc = result.to_json()
+    pictures = {r.name: r.detection_thumbnail for r in scored if r.detection_thumbnail}
+    for entry in doc["errors"]["images"]:
+        entry["thumbnail"] = pictures.get(entry["image"], "")
+    return doc
 
 
 def evaluation(records: Sequence[ImageRecord], inp: SummaryInputs) -> EvalResult:
