@@ -347,7 +347,7 @@ def detection_tables(doc: Mapping[str, Any] | None) -> list[str]:
         "## Detection: the detector's boxes against the ground-truth boxes",
         "",
         f"{doc['n_images']} images, {doc['n_truth']} ground-truth boxes, {doc['n_predicted']} predicted boxes of the "
-        f"scored classes ({', '.join(classes)}; a predicted box of another label is not scored). Matching: "
+        f"scored classes ({', '.join(classes)}; {doc.get('n_unscored', 0)} boxes of other labels not scored). Matching: "
         f"{doc['matching']}. AP: {doc['ap_definition']}; IoU 0.4 is the VinDr-CXR challenge's (PASCAL VOC 2010 mAP "
         "at IoU > 0.4), 0.5 PASCAL VOC's. `-`: the class has no ground-truth box (AP undefined, left out of the mAP). "
         f"95% CIs: {boot['n_resamples']} bootstrap resamples of the images (seed {boot['seed']}). Definitions: "

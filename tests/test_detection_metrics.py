@@ -357,6 +357,8 @@ def test_bad_arguments_are_refused():
         detection_figures([], ["A"], interpolation="x")
     with pytest.raises(ValueError, match="distinct"):
         detection_figures([], ["A", "A"])
+    other = detection_figures([DetectionCase("a", (), (B(0, 0, 1, 1, "Q", 0.5),))], ["A"], n_resamples=0)
+    assert other.n_predicted == 0 and other.n_unscored == 1  # another label: counted, not scored
     empty = detection_figures([], ["A"], n_resamples=10)
     assert math.isnan(empty.ap["0.4"].mean.value) and empty.n_images == 0
 

@@ -117,7 +117,7 @@ def detector_run(setup, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_detection_figures_equal_the_hand_computation(detector_run: Path):
     doc = json.loads((detector_run / "report.json").read_text())["detection"]
-    assert doc["n_images"] == 5 and doc["n_truth"] == 3 and doc["n_predicted"] == 4
+    assert doc["n_images"] == 5 and doc["n_truth"] == 3 and doc["n_predicted"] == 4 and doc["n_unscored"] == 0
     ap4, ap5 = doc["ap"]["0.4"], doc["ap"]["0.5"]
     # Cardiomegaly: ranked 0.95 (false, CLEAN), 0.9 (exact): recall 1 reached at precision 1/2 -> AP 0.5
     # Atelectasis: its one box has IoU 0.45: a hit at 0.4 (AP 1), a false box at 0.5 (AP 0)
@@ -173,3 +173,24 @@ def test_without_a_detector_nothing_changes(setup, tmp_path: Path):
     md = (tmp_path / "plain" / "report.md").read_text()
     assert "## Detection" not in md
     assert "Detector:" not in (tmp_path / "plain" / "gallery.html").read_text()
+
+
+def test_a_detector_box_without_score_is_one_line(setup, tmp_path: Path, monkeypatch, capsys):
+    import cxrdemo.models.weights as weights
+
+    real = weights.load_model
+
+    def load_broken(source=None, *, device=None, sha256=None):
+        loaded = real(source, device=device, sha256=sha256)
+        loaded.model.predict_boxes = lambda images: [[Box(0, 0, 10, 10, "Cardiomegaly", None)] for _ in images]
+        return loaded
+
+    monkeypatch.setattr(weights, "load_model", load_broken)
+    argv = [
+        "evaluate", "--images", str(setup["images"]), "--labels", str(setup["labels"]), "--boxes", str(setup["boxes"]),
+        "--weights", str(setup["model"]), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet",
+        "--batch-size", "2", "--workers", "0", "--bootstrap", "10", "--no-plots", "--no-gallery",
+    ]  # fmt: skip
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the detector returned an unusable box") and "finite score" in err[0]

@@ -397,7 +397,8 @@ class ImageErrors:
 @dataclass
 class DetectionResult:
     """Every detection figure of one evaluation (see the module doc); :meth:`to_json` is ``report.json``'s
-    ``detection``."""
+    ``detection``. ``n_predicted``: the boxes of the scored classes; ``n_unscored``: the boxes of other labels,
+    left out."""
 
     classes: list[str]
     n_images: int
@@ -410,6 +411,7 @@ class DetectionResult:
     froc: dict[str, FrocFigures]
     errors: list[ImageErrors] = field(default_factory=list)
     error_iou_threshold: float = 0.4
+    n_unscored: int = 0
     n_resamples: int = 1000
     seed: int = 0
     level: float = 0.95
@@ -420,6 +422,7 @@ class DetectionResult:
             "n_images": self.n_images,
             "n_truth": self.n_truth,
             "n_predicted": self.n_predicted,
+            "n_unscored": self.n_unscored,
             "matching": "greedy by descending score (ties: image order, then the detector's order); each ground-truth box "
             "matched once, same class only, IoU >= threshold",
             "ap_definition": {"voc": "PASCAL VOC 2010 all-point AP (area under the interpolated PR curve)",
@@ -593,6 +596,7 @@ def detection_figures(
         n_images=n,
         n_truth=int(gt_per_class.sum()),
         n_predicted=sum(1 for c in cases for p in c.predicted if p.label in index),
+        n_unscored=sum(1 for c in cases for p in c.predicted if p.label not in index),
         score_threshold=float(score_threshold),
         interpolation=interpolation,
         ap=ap,

@@ -216,7 +216,10 @@ class BatchAuditor:
         found = self.detect([it["pixels"] for it in items])
         if len(found) != len(items):
             raise CxrDemoError(f"the detector returned boxes for {len(found)} of {len(items)} images; it must return one list per image")
-        return [boxes_to_rows(boxes) for boxes in found]
+        try:
+            return [boxes_to_rows(boxes) for boxes in found]
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CxrDemoError(f"the detector returned an unusable box ({exc}); each box needs x1, y1, x2, y2, a label and a finite score") from exc
 
     def _detection_picture(self, item: dict[str, Any], rec: ImageRecord) -> str:
         """The gallery's picture of a detector's image: every ground-truth box and its boxes at the operating point."""
