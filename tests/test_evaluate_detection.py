@@ -167,6 +167,16 @@ def test_report_and_gallery_show_the_detection_section(detector_run: Path):
         assert (detector_run / e["thumbnail"]).stat().st_size > 0 and f"src='{e['thumbnail']}'" in page
 
 
+def test_audit_page_summary_gives_the_detectors_headline(detector_run: Path):
+    from cxrdemo.webapp.audit_view import detection_lines
+
+    doc = json.loads((detector_run / "report.json").read_text())["detection"]
+    text = "\n".join(detection_lines(doc))
+    assert "| mAP@0.5 | mAP@0.4 | FROC mean, IoU 0.5 | FROC mean, IoU 0.4 |" in text
+    assert "| 0.167 (n = 5: too few for a CI) | 0.500 (n = 5: too few for a CI) |" in text
+    assert detection_lines(None) == []
+
+
 def test_without_a_detector_nothing_changes(setup, tmp_path: Path):
     doc = _run(setup, tmp_path / "plain")
     assert doc["detection"] is None
