@@ -56,9 +56,10 @@ image, its boxes (:class:`~cxrdemo.boxes.Box` with ``label`` and ``score``, orig
 **Confidence intervals**: percentile bootstrap over images (:mod:`cxrdemo.audit.stats`: the same
 :func:`~cxrdemo.audit.stats.resample_indices` stream, ``n_resamples`` (1,000) resamples, ``seed`` fixed). Each
 resample recomputes every figure from the per-image matches: an image drawn ``k`` times counts as ``k`` copies
-(its ground-truth boxes and its predicted boxes, with the same matches, since matching never crosses images),
-implemented by weighting each box by its image's draw count (equal to listing the copies side by side: a run of
-identical true positives or false positives never changes the interpolated curve at a recall step). A figure
+(its ground-truth boxes and its predicted boxes, with the same matches, since matching never crosses images): the
+resample is written out as a data set, the copies side by side in the data set's order, and its boxes ranked by the
+same stable sort (:meth:`Matching.resampled`; weighting each box by ``k`` instead would reorder boxes tied in score
+within an image). Counts (ground-truth boxes, images, IoU accuracy's shares) are weighted by ``k``. A figure
 undefined on a resample (a class without ground truth there) skips that resample; a mean over classes skips the
 resamples where one of its classes is undefined (every resample averages the same classes), as for the AUCs.
 """
