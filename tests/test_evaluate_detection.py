@@ -177,6 +177,19 @@ def test_audit_page_summary_gives_the_detectors_headline(detector_run: Path):
     assert detection_lines(None) == []
 
 
+def test_froc_plot(detector_run: Path, tmp_path: Path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from cxrdemo.audit.outputs import plot_froc
+
+    doc = json.loads((detector_run / "report.json").read_text())["detection"]
+    made = plot_froc(SimpleNamespace(detection=doc), tmp_path / "froc.png")
+    assert made is not None and Image.open(made).size[0] > 300
+    assert plot_froc(SimpleNamespace(detection=None), tmp_path / "none.png") is None
+
+
 def test_without_a_detector_nothing_changes(setup, tmp_path: Path):
     doc = _run(setup, tmp_path / "plain")
     assert doc["detection"] is None
