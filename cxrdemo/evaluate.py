@@ -228,7 +228,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{ev.n_images} images, {ev.n_boxes} boxes: mean AUC {mean}; {what} IoU accuracy at T=0.1, mean of the "
         f"per-class shares over the {n_classes} box classes with boxes: {iou_text}; report in {out}/report.md"
     )
+    if result.detection:
+        print(detection_line(result.detection))
     return 0
+
+
+def detection_line(doc: dict[str, Any]) -> str:
+    """One line of a detector's headline figures (``report.json``'s ``detection``) for the command line."""
+
+    def num(est: dict[str, Any] | None) -> str:
+        value = (est or {}).get("value")
+        return "n/a" if value is None else f"{value:.3f}"
+
+    aps = "; ".join(f"mAP@{k} {num(v['mean'])} over {len(v['classes_in_mean'])} classes" for k, v in doc["ap"].items())
+    froc = "; ".join(f"FROC mean sensitivity (IoU {k}) {num(v['mean'])}" for k, v in doc["froc"].items())
+    return (f"detector: {doc['n_predicted']} boxes on {doc['n_images']} images, {doc['n_truth']} ground-truth boxes: "
+            f"{aps}; {froc} (VOC all-point AP; CIs in report.md)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -329,9 +329,78 @@ def skipped_lines(result: AuditResult) -> list[str]:
     ]
 
 
+#: How many images the report's error table lists (report.json and gallery.html list every one).
+ERROR_ROWS = 20
+
+
+def detection_tables(doc: Mapping[str, Any] | None) -> list[str]:
+    """A detector's section (:mod:`cxrdemo.audit.detection`): AP per class and mAP at IoU 0.5 and 0.4, IoU accuracy
+    at T = 0.1..0.7, FROC, every figure ``value [95% CI]``, and the images with the most errors; nothing for a model
+    that predicts no scored boxes."""
+    if not doc:
+        return []
+    classes = list(doc["classes"])
+    ious = list(doc["ap"])
+    thr = doc["score_threshold"]
+    boot = doc["bootstrap"]
+    lines = [
+        "## Detection: the detector's boxes against the ground-truth boxes",
+        "",
+        f"{doc['n_images']} images, {doc['n_truth']} ground-truth boxes, {doc['n_predicted']} predicted boxes of the "
+        f"scored classes ({', '.join(classes)}; {doc.get('n_unscored', 0)} boxes of other labels not scored). Matching: "
+        f"{doc['matching']}. AP: {doc['ap_definition']}; IoU 0.4 is the VinDr-CXR challenge's (PASCAL VOC 2010 mAP "
+        "at IoU > 0.4), 0.5 PASCAL VOC's. `-`: the class has no ground-truth box (AP undefined, left out of the mAP). "
+        f"95% CIs: {boot['n_resamples']} bootstrap resamples of the images (seed {boot['seed']}). Definitions: "
+        "docs/audit.md.",
+        "",
+        *_header(["Class", "Ground-truth boxes", "Predicted boxes", *[f"AP@{t} [95% CI]" for t in ious]]),
+    ]
+    first = doc["ap"][ious[0]]
+    for c in classes:
+        lines.append(_row([c, str(first["n_truth"][c]), str(first["n_predicted"][c]), *[fmt_estimate(doc["ap"][t]["per_class"][c]) for t in ious]]))
+    lines.append(_row([f"**mAP ({len(first['classes_in_mean'])} classes)**", str(sum(first["n_truth"].values())),
+                       str(sum(first["n_predicted"].values())), *[f"**{fmt_estimate(doc['ap'][t]['mean'])}**" for t in ious]]))  # fmt: skip
+    lines += [
+        "",
+        f"**IoU accuracy** (CLN Table 1's definition): per class, the share of its ground-truth boxes whose best "
+        f"same-class box scored >= {thr:g} has IoU > T; `Mean of classes` unweighted, with its 95% CI.",
+        "",
+        *_header(["T(IoU)", *classes, "Mean of classes [95% CI]"]),
+    ]
+    for t, row in doc["iou_accuracy"].items():
+        lines.append(_row([t, *[fmt(row[c]["value"], 2) for c in classes], fmt_estimate(row["mean"])]))
+    rates = list(next(iter(doc["froc"].values()))["sensitivity"]) if doc["froc"] else []
+    lines += [
+        "",
+        "**FROC**: sensitivity (ground-truth boxes found by a same-class box with IoU >= the threshold, each box "
+        "matched once) at the lowest score cut with at most that many false boxes per image; the mean over the "
+        "seven rates is the summary.",
+        "",
+        *_header(["IoU", *[f"{r} FP/image" for r in rates], "Mean"]),
+    ]
+    for t, f in doc["froc"].items():
+        lines.append(_row([t, *[fmt_estimate(f["sensitivity"][r]) for r in rates], f"**{fmt_estimate(f['mean'])}**"]))
+    errors = doc["errors"]["images"]
+    lines += ["", f"**Errors** at score >= {thr:g} and IoU >= {doc['errors']['iou_threshold']:g}: images by missed "
+              "findings, then by false boxes, then by the most confident false box"]  # fmt: skip
+    if not errors:
+        lines += ["", "No missed finding and no false box.", ""]
+        return lines
+    lines += ["", *_header(["Image", "Missed findings", "False boxes (class score)"])]
+    for e in errors[:ERROR_ROWS]:
+        missed = ", ".join(m["label"] for m in e["missed"]) or "-"
+        false = ", ".join(f"{b['label']} {b['score']:.2f}" for b in e["false_boxes"]) or "-"
+        lines.append(_row([e["image"], missed, false]))
+    if len(errors) > ERROR_ROWS:
+        lines.append(f"\n... and {len(errors) - ERROR_ROWS} more images with errors (report.json's `detection.errors`).")
+    lines.append("")
+    return lines
+
+
 def audit_sections(result: AuditResult) -> list[str]:
     """The explanation audit's sections of ``report.md``."""
     return [
+        *detection_tables(result.detection),
         *plausibility_tables(result),
         *faithfulness_table(result),
         *sanity_tables(result),

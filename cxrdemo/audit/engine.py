@@ -246,7 +246,8 @@ def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threa
     auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None)
     auditor.notify = _stage_counter(emit, todo, setup.plan)
     loader = DataLoader(
-        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None), batch_size=max(1, options.batch_size),
+        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None, all_thumbs=auditor.detect is not None),
+        batch_size=max(1, options.batch_size),
         shuffle=False, num_workers=max(0, options.workers), collate_fn=collate,
     )  # fmt: skip
     mine: list[ImageRecord] = []
@@ -339,6 +340,7 @@ def _finish(
     """Rank 0: what was skipped, the statistics, the outputs (``partial``: the run was stopped, see AuditResult)."""
     from ..cams import is_class_agnostic, method_name
     from ..models.weights import describe_model
+    from .detection import score_threshold_of
     from .summary import SummaryInputs, part_seconds, summarise
 
     methods = setup.plan.methods
@@ -368,7 +370,7 @@ def _finish(
         skipped=skipped, skipped_files=skipped_files, timings=timings, notes=notes + list(options.extra_notes),
         options={**{k: _shown(v) for k, v in asdict(options).items() if k not in ("names", "extra_notes")},
                  "cam_methods": list(methods), "device": str(ctx.device)},
-        seen=_seen(setup.loaded.splits, setup.samples),
+        seen=_seen(setup.loaded.splits, setup.samples), score_threshold=score_threshold_of(setup.loaded.model),
     )  # fmt: skip
     result = summarise(records, inputs)
     result.partial = partial

@@ -4,7 +4,10 @@ One row per ground-truth box and CAM method: a picture of two panels (left: the 
 the model's box and the CAM box; right: the CAM over the film with the ground-truth and CAM boxes), drawn by
 :func:`cxrdemo.render.casepicture.render_case_picture` with the single-case panels' styles, colour map and legend,
 and the case's numbers. On a narrow screen (a phone) each row becomes a card: the picture full width, then the
-numbers with their names. The page opens with the references and each method's verdict.
+numbers with their names. The page opens with the references and each method's verdict and, for a detector
+(:mod:`cxrdemo.audit.detection`), its errors: the images ordered by missed findings, then by false boxes, then by
+the most confident false box, each with what was missed and the false boxes' classes and scores (and links to the
+image's pictures below).
 The page is plain HTML with a few lines of inline JavaScript (no server, no framework, no network): click a column
 header or pick a metric to sort, filter by method or class.
 
@@ -59,6 +62,22 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
     both.save(tmp, format="JPEG", quality=85)
     os.replace(tmp, folder / name)
     return f"{folder.name}/{name}"
+
+
+def write_detection_thumbnail(folder: str | Path, film: np.ndarray, name: str, width: int, height: int,
+                              truth: list, predicted: list) -> str:  # fmt: skip
+    """Write a detector's picture of one image (ground-truth boxes and its boxes at the operating point) into
+    ``folder``; returns its path relative to ``folder``'s parent."""
+    from ..render.casepicture import render_detection_picture
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = render_detection_picture(film, width, height, truth, predicted)
+    file = f"{_safe(Path(name).stem)}_detector.jpg"
+    tmp = folder / f".{file}.{os.getpid()}.tmp"
+    picture.save(tmp, format="JPEG", quality=85)
+    os.replace(tmp, folder / file)
+    return f"{folder.name}/{file}"
 
 
 def _value(case: CaseRow, key: str) -> float | None:
@@ -154,6 +173,7 @@ def gallery_html(result: AuditResult, title: str = "cxrdemo audit: boxed cases")
         "<span><b id='shown'></b> shown</span></div>",
     ]  # fmt: skip
     head += verdict_html(result)
+    head += detection_errors_html(result)
     header = "".join(f"<th data-key='{k}'>{esc(t)}</th>" for k, t in COLUMNS)
     body = [
         "<table class='cases'><thead><tr><th class='l'>Film and boxes | CAM</th><th class='l' data-key='image'>Case</th>"
@@ -205,6 +225,46 @@ def verdict_html(result: AuditResult) -> list[str]:
         "<p class='muted'>Mean over boxes [95% CI]; the references are maps that ignore the image, scored by the same "
         "code on the same boxes. Verdicts compare each method with them box by box (paired).</p>",
         f"<table>{''.join(rows)}</table><ul>{lines}</ul>{partial}</div>",
+    ]  # fmt: skip
+
+
+def detection_errors_html(result: AuditResult) -> list[str]:
+    """A detector's images with errors, worst first (missed findings, then false boxes, then the most confident
+    false box: :func:`cxrdemo.audit.detection.image_errors`); nothing for a model that predicts no scored boxes."""
+    doc = result.detection
+    if not doc:
+        return []
+    esc = html.escape
+    errs = doc["errors"]
+    pictures: dict[str, list[str]] = {}
+    for c in result.cases:
+        if c.thumbnail:
+            pictures.setdefault(c.image, []).append(c.thumbnail)
+    rows = ["<tr><th class='l'>image</th><th>missed findings</th><th class='l'>missed</th><th>false boxes</th>"
+            "<th class='l'>false boxes (class score)</th><th class='l'>CAM pictures</th></tr>"]  # fmt: skip
+    for e in errs["images"]:
+        missed = ", ".join(esc(m["label"]) for m in e["missed"]) or "-"
+        false = ", ".join(f"{esc(b['label'])} {b['score']:.2f}" for b in e["false_boxes"]) or "-"
+        links = " ".join(f"<a href='{esc(t)}'>{k + 1}</a>" for k, t in enumerate(dict.fromkeys(pictures.get(e["image"], [])))) or "-"
+        pic = e.get("thumbnail") or ""
+        img = f"<a href='{esc(pic)}'><img loading='lazy' src='{esc(pic)}' alt='{esc(e['image'])}'></a>" if pic else ""
+        rows.append(
+            f"<tr class='deterr' data-image='{esc(e['image'])}'><td class='l'>{img}{esc(e['image'])}</td><td>{len(e['missed'])}</td>"
+            f"<td class='l'>{missed}</td><td>{len(e['false_boxes'])}</td><td class='l'>{false}</td><td class='l'>{links}</td></tr>"
+        )  # fmt: skip
+    ap = doc["ap"].get("0.4") or next(iter(doc["ap"].values()))
+    mean = ap["mean"]["value"]
+    summary = (f"mAP@{ap['iou_threshold']:g} {mean:.3f}" if mean is not None else f"mAP@{ap['iou_threshold']:g} undefined (no ground truth)")
+    body = f"<table>{''.join(rows)}</table>" if errs["images"] else "<p>No missed finding and no false box.</p>"
+    return [
+        "<div class='verdicts'><b>Detector: the cases it got wrong, worst first</b>",
+        f"<p class='muted'>{doc['n_images']} images, {doc['n_truth']} ground-truth boxes, {doc['n_predicted']} predicted "
+        f"boxes; {esc(summary)} (report.md has every figure with its CI). A box counts at score &ge; "
+        f"{errs['score_threshold']:g}; a finding is found by a same-class box with IoU &ge; {errs['iou_threshold']:g}, "
+        "each box matched once. Pictures: the ground-truth boxes (solid) and the detector's boxes at that score "
+        "(dashed).</p>",
+        body,
+        "</div>",
     ]  # fmt: skip
 
 

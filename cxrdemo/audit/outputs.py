@@ -6,7 +6,8 @@
 - ``predictions.csv``: every image, ``Image Index`` + ``prob_<Label>`` in class order (``--baseline-predictions``
   reads it back); ``cases.csv``: one row per ground-truth box and method; ``skipped.csv``: file, reason;
 - plots: ``roc.png``, ``iou_accuracy.png``, ``plausibility.png`` (metric bars with CI whiskers per method),
-  ``sanity.png`` (randomization curves), ``auc_vs_<baseline>.png`` (per-label AUC beside the baseline's);
+  ``sanity.png`` (randomization curves), ``auc_vs_<baseline>.png`` (per-label AUC beside the baseline's),
+  ``froc.png`` (a detector's FROC curves);
 - ``gallery.html`` with its pictures in ``gallery/``.
 
 :func:`resolve_out` keeps outputs out of the repository: they hold thumbnails of radiographs.
@@ -213,6 +214,36 @@ def plot_sanity(result: AuditResult, path: Path) -> Path | None:
     return path
 
 
+def plot_froc(result: AuditResult, path: Path) -> Path | None:
+    """A detector's FROC curves (sensitivity against false boxes per image, log axis), one per IoU threshold, with
+    the sensitivities at the report's rates marked (:mod:`cxrdemo.audit.detection`)."""
+    doc = result.detection
+    if not doc or not doc.get("froc") or not doc.get("n_truth"):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (key, f) in enumerate(doc["froc"].items()):
+        curve = np.array(f["curve"], dtype=float).reshape(-1, 2)
+        colour = PALETTE[i % len(PALETTE)]
+        x = np.clip(curve[:, 0], 1 / 64, None)  # a log axis has no 0: the "no false box" points sit at 1/64
+        ax.step(x, curve[:, 1], where="post", color=colour, lw=1.6, label=f"IoU >= {key} (mean {f['mean']['value']:.3f})")
+        rates = [1 / int(k[2:]) if k.startswith("1/") else float(k) for k in f["sensitivity"]]
+        vals = [e["value"] for e in f["sensitivity"].values()]
+        ax.plot(rates, vals, "o", color=colour, ms=4)
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(1 / 10, 10)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("false boxes per image")
+    ax.set_ylabel("sensitivity (ground-truth boxes found)")
+    ax.set_title(f"FROC: {doc['n_truth']} boxes on {doc['n_images']} images", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_baseline(doc: dict[str, Any], path: Path) -> Path | None:
     """Per-label AUC of ours beside the baseline's (CI whiskers), and the paired difference with its CI."""
     if "per_label" not in doc:
@@ -267,7 +298,7 @@ def write_outputs(result: AuditResult, out: str | Path, *, plots: bool = True, g
     figures: list[str] = []
     if plots:
         figures = [plot_roc(ev, out / "roc.png").name, plot_iou_accuracy(ev, out / "iou_accuracy.png").name]
-        for made in (plot_plausibility(result, out / "plausibility.png"), plot_sanity(result, out / "sanity.png")):
+        for made in (plot_plausibility(result, out / "plausibility.png"), plot_sanity(result, out / "sanity.png"), plot_froc(result, out / "froc.png")):
             if made is not None:
                 figures.append(made.name)
         for doc in result.baseline or []:
@@ -276,7 +307,7 @@ def write_outputs(result: AuditResult, out: str | Path, *, plots: bool = True, g
             if made is not None:
                 figures.append(made.name)
     sections = audit_sections(result)
-    if gallery and result.cases:
+    if gallery and (result.cases or result.detection):
         from .gallery import write_gallery
 
         write_gallery(out, result)

@@ -69,12 +69,14 @@ class Plan:
 
 
 class DecodeSet(Dataset):
-    """``(index, Sample)`` items decoded and resized to ``sizes`` (plus a thumbnail for boxed images if ``thumbs``)."""
+    """``(index, Sample)`` items decoded and resized to ``sizes`` (plus a thumbnail for boxed images if ``thumbs``, for
+    every image if ``all_thumbs`` too: a detector's false boxes show on images without ground truth)."""
 
-    def __init__(self, items: Sequence[tuple[int, Sample]], sizes: Sequence[int], thumbs: bool = False) -> None:
+    def __init__(self, items: Sequence[tuple[int, Sample]], sizes: Sequence[int], thumbs: bool = False, all_thumbs: bool = False) -> None:
         self.items = list(items)
         self.sizes = tuple(dict.fromkeys(int(s) for s in sizes))
         self.thumbs = thumbs
+        self.all_thumbs = all_thumbs
 
     def __len__(self) -> int:
         return len(self.items)
@@ -93,7 +95,7 @@ class DecodeSet(Dataset):
         item["width"], item["height"] = rad.width, rad.height
         item["resized"] = {s: resize_gray(rad.pixels, s) for s in self.sizes}
         item["pixels"] = rad.pixels  # for a foreign model's own preprocessing (cxrdemo.models)
-        if self.thumbs and sample.boxes:
+        if self.thumbs and (sample.boxes or self.all_thumbs):
             scale = THUMB_SIDE / max(rad.width, rad.height)
             w, h = max(1, round(rad.width * scale)), max(1, round(rad.height * scale))
             from PIL import Image
@@ -140,6 +142,11 @@ class BatchAuditor:
         # every NIH class the model predicts (labels with no NIH match are never scored).
         self.box_classes = list(cfg.box_classes) if cfg.box_mode != "none" else [c for c in cfg.classes if c in NIH_CLASSES]
         self.priors = {c: cfg.prior_boxes[c] for c in self.box_classes if c in cfg.prior_boxes}
+        from .detection import detector_of, score_threshold_of
+
+        # a detector (cxrdemo.audit.detection.BoxPredictor): its scored boxes of every image, for AP / FROC
+        self.detect = detector_of(model)
+        self.score_threshold = score_threshold_of(model)
         self.notify: Callable[[str, int], None] = lambda stage, n: None
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
 
@@ -172,11 +179,15 @@ class BatchAuditor:
         t0 = time.perf_counter()
         x, feats, probs, boxes = self._forward(self.model, good)
         compare = self._forward(self.compare, good)[2][:, self.compare_order] if self.compare is not None else None
+        detections = self._detections(good)
         self.seconds["model"] += time.perf_counter() - t0
         for j, (it, rec) in enumerate(zip(good, recs)):
             rec.width, rec.height = int(it["width"]), int(it["height"])
             rec.probabilities = [float(v) for v in probs[j]]
             rec.compare = None if compare is None else [float(v) for v in compare[j]]
+            rec.detections = None if detections is None else detections[j]
+            if detections is not None and self.plan.gallery is not None and it.get("thumb") is not None:
+                rec.detection_thumbnail = self._detection_picture(it, rec)
         t1 = time.perf_counter()
         self._cases(good, recs, feats, probs, boxes)
         self.seconds["cam"] += time.perf_counter() - t1
@@ -195,6 +206,32 @@ class BatchAuditor:
         if self.plan.sanity:
             self._sanity(good, recs, x, top1)
         return records
+
+    def _detections(self, items: list[dict[str, Any]]) -> list[list[list[Any]]] | None:
+        """A detector's boxes of each image as JSON rows (``None`` for a model that is not a detector)."""
+        if self.detect is None:
+            return None
+        from .detection import boxes_to_rows
+
+        found = self.detect([it["pixels"] for it in items])
+        if len(found) != len(items):
+            raise CxrDemoError(f"the detector returned boxes for {len(found)} of {len(items)} images; it must return one list per image")
+        try:
+            return [boxes_to_rows(boxes) for boxes in found]
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CxrDemoError(f"the detector returned an unusable box ({exc}); each box needs x1, y1, x2, y2, a label and a finite score") from exc
+
+    def _detection_picture(self, item: dict[str, Any], rec: ImageRecord) -> str:
+        """The gallery's picture of a detector's image: every ground-truth box and its boxes at the operating point."""
+        from .detection import rows_to_boxes
+        from .gallery import write_detection_thumbnail
+
+        truth = item["sample"].boxes_in_pixels(rec.width, rec.height)
+        kept = [b for b in rows_to_boxes(rec.detections or []) if (b.score or 0.0) >= self.score_threshold]
+        if not truth and not kept:
+            return ""
+        assert self.plan.gallery is not None
+        return write_detection_thumbnail(self.plan.gallery, item["thumb"], rec.name, rec.width, rec.height, truth, kept)
 
     # ------------------------------------------------------------------------------------------------- boxes
     def _cases(self, items: list[dict[str, Any]], recs: list[ImageRecord], feats: torch.Tensor, probs: np.ndarray, boxes: np.ndarray) -> None:

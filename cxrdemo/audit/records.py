@@ -38,6 +38,9 @@ class ImageRecord:
         road: method -> ROAD-combined score of the top-1 class's map (images in the faithfulness subset).
         class_sensitivity: method -> Spearman between the top-1 and the lowest-ranked class's maps.
         sanity: method -> ``{"spearman": [...], "ssim": [...]}`` one value per randomization step (sanity subset).
+        detections: a detector's boxes (:class:`cxrdemo.audit.detection.BoxPredictor`) as ``[x1, y1, x2, y2,
+            label, score]`` rows in original pixels; ``None`` for a model that is not a detector.
+        detection_thumbnail: the gallery's picture of those boxes and the ground truth (``""``: none).
         error: why the file could not be used (then nothing else is set).
         seconds: wall-clock seconds spent on the parts of this image: ``{"road": s, "sanity": s}``.
     """
@@ -52,6 +55,8 @@ class ImageRecord:
     road: dict[str, float] | None = None
     class_sensitivity: dict[str, float] | None = None
     sanity: dict[str, dict[str, list[float]]] | None = None
+    detections: list[list[Any]] | None = None
+    detection_thumbnail: str = ""
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 

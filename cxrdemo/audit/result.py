@@ -22,7 +22,8 @@ from ..evalresult import EvalResult
 
 #: Keys the explanation audit adds after :data:`REPORT_KEYS` (``None`` where the part was not asked for).
 AUDIT_KEYS: tuple[str, ...] = (
-    "plausibility", "plausibility_reference", "faithfulness", "sanity", "class_sensitivity", "baseline", "skipped", "partial",
+    "plausibility", "plausibility_reference", "faithfulness", "sanity", "class_sensitivity", "baseline", "detection",
+    "skipped", "partial",
 )  # fmt: skip
 
 
@@ -92,6 +93,9 @@ class AuditResult:
         faithfulness: ROAD combined (top-1 class) per method, or ``None`` when not asked for.
         sanity: cascading randomization per method, or ``None``; ``class_sensitivity`` likewise.
         baseline: one paired comparison per baseline (predictions CSV, second model), or ``None``.
+        detection: a detector's figures (:meth:`cxrdemo.audit.detection.DetectionResult.to_json`: AP and mAP at IoU
+            0.5 and 0.4, IoU accuracy, FROC, each with its CI, and the images' errors), or ``None`` for a model that
+            predicts no scored boxes.
         skipped: counts of what was left out (``skipped_files`` lists the files, for ``skipped.csv``).
         auc_ci: per label, the AUC's 95 % CI; ``mean_auc_ci``: the mean AUC's.
         compare_scores: the second model's probabilities on ``evaluation.names`` (``--compare-weights``).
@@ -110,6 +114,7 @@ class AuditResult:
     sanity: dict[str, Any] | None = None
     class_sensitivity: dict[str, Any] | None = None
     baseline: list[dict[str, Any]] | None = None
+    detection: dict[str, Any] | None = None
     skipped: dict[str, Any] = field(default_factory=dict)
     skipped_files: list[Skipped] = field(default_factory=list)
     auc_ci: dict[str, dict[str, Any] | None] = field(default_factory=dict)

@@ -61,6 +61,7 @@ class SummaryInputs:
     notes: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     seen: frozenset[str] = frozenset()
+    score_threshold: float = 0.5  # a detector's operating point (cxrdemo.audit.detection.score_threshold_of)
 
 
 def _boot(values: Sequence[float], groups: Sequence[str], inp: SummaryInputs) -> dict[str, Any]:
@@ -201,6 +202,29 @@ def compare(names: list[str], y: np.ndarray, ours: np.ndarray, base: Baseline, i
     return doc
 
 
+def detection(records: Sequence[ImageRecord], inp: SummaryInputs, classes: Sequence[str]) -> dict[str, Any] | None:
+    """A detector's figures (:func:`cxrdemo.audit.detection.detection_figures`) on the readable records that carry
+    its boxes, against every ground-truth box of the ``classes`` in original pixels; ``None`` for a model that
+    predicts no scored boxes (then nothing changes)."""
+    from .detection import DetectionCase, detection_figures, rows_to_boxes
+
+    scored = [r for r in records if r.error is None and r.detections is not None]
+    if not scored:
+        return None
+    by_name = {s.name: s for s in inp.samples}
+    keep = set(classes)
+    cases = [
+        DetectionCase(r.name, tuple(b for b in by_name[r.name].boxes_in_pixels(r.width, r.height) if b.label in keep), rows_to_boxes(r.detections or []))
+        for r in scored
+    ]  # fmt: skip
+    result = detection_figures(cases, list(classes), score_threshold=inp.score_threshold, n_resamples=inp.n_resamples, seed=inp.seed)
+    doc = result.to_json()
+    pictures = {r.name: r.detection_thumbnail for r in scored if r.detection_thumbnail}
+    for entry in doc["errors"]["images"]:
+        entry["thumbnail"] = pictures.get(entry["image"], "")
+    return doc
+
+
 def evaluation(records: Sequence[ImageRecord], inp: SummaryInputs) -> EvalResult:
     """CLN's protocol on the readable records (in index order): AUC per class, IoU accuracies of the first method."""
     cfg = inp.config
@@ -277,6 +301,7 @@ def summarise(records: Sequence[ImageRecord], inp: SummaryInputs) -> AuditResult
         sanity=withhold_intervals(sanity(good, inp)),
         class_sensitivity=withhold_intervals(class_sensitivity(good, inp)),
         baseline=withhold_intervals([compare(names, y, scores, b, inp) for b in baselines]) if baselines else None,
+        detection=withhold_intervals(detection(good, inp, ev.box_classes)),
         skipped=dict(inp.skipped),
         skipped_files=list(inp.skipped_files),
         auc_ci=auc_ci,

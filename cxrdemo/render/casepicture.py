@@ -62,6 +62,16 @@ def render_case_picture(
     return both
 
 
+def render_detection_picture(film: np.ndarray, width: int, height: int, truth: Sequence[Box], predicted: Sequence[Box]) -> Image.Image:
+    """A detector's image for the audit's gallery: the film with every ground-truth box (:data:`.film.TRUTH`) and
+    the detector's boxes at its operating point (:data:`.film.MODEL`), boxes in the original ``width`` x ``height``
+    pixels scaled to ``film`` (any size, e.g. a thumbnail)."""
+    view = _view(film, width, height)
+    img = view.film.copy()
+    _paint(img, view, [*((b, MODEL) for b in predicted), *((b, TRUTH) for b in truth)])
+    return img
+
+
 _CSS_LINE = {"solid": "solid", "dashed": "dashed", "dotted": "dotted"}
 
 

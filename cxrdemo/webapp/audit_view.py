@@ -71,6 +71,25 @@ def _demote(lines: Sequence[str]) -> str:
     return "\n".join(("#### " + ln[3:]) if ln.startswith("## ") else ln for ln in lines).strip()
 
 
+def detection_lines(doc: dict | None) -> list[str]:
+    """A detector's headline for the summary: mAP at IoU 0.5 and 0.4 and FROC's mean sensitivity [95% CI] (every
+    figure is in the report's zip); nothing for a model that predicts no scored boxes."""
+    if not doc:
+        return []
+    keys = list(doc["ap"])
+    return [
+        "",
+        f"Detector: {doc['n_predicted']} boxes, {doc['n_truth']} ground-truth boxes.",
+        "",
+        "| " + " | ".join([*(f"mAP@{k}" for k in keys), *(f"FROC mean, IoU {k}" for k in doc["froc"])]) + " |",
+        "|" + "---|" * (len(keys) + len(doc["froc"])),
+        "| " + " | ".join([*(_fmt(doc["ap"][k]["mean"]) for k in keys), *(_fmt(f["mean"]) for f in doc["froc"].values())]) + " |",
+        "",
+        "AP per class, IoU accuracy, the FROC table and the errors: report.md in the downloaded report; the worst "
+        "images first in gallery.html.",
+    ]
+
+
 def summary(run: AuditRun) -> str:
     """The run at a glance: data set, model, images and boxes, mean AUC [95% CI], and per method the CAM-box IoU,
     pointing game and energy in box [95% CI]; the notes (e.g. that the model saw these images)."""
@@ -83,6 +102,7 @@ def summary(run: AuditRun) -> str:
         f"Mean AUC over the classes: **{_fmt(r.mean_auc_ci) if r.mean_auc_ci else _fmt({'value': ev.mean_auc})}** "
         "(95% CI, 1,000 bootstrap resamples of images).",
     ]
+    lines += detection_lines(r.detection)
     doc = r.plausibility
     if doc:
         lines += ["", "| method | CAM-box IoU | pointing game | energy in box |", "|---|---|---|---|"]
