@@ -23,6 +23,7 @@ from . import audit_view
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
 from .ui_common import guarded, guarded_stream, owner, source_field
+from .zerogpu import audit_seconds, on_gpu
 
 INTRO = (
     "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
@@ -304,7 +305,8 @@ def wire_audit(
     ui.dataset.input(h.describe, ui.dataset, ui.dataset_info, show_progress="hidden", **light)
     audit_group = dict(concurrency_id="audit", concurrency_limit=1)
     announced = ui.run_btn.click(h.announce, None, ui.status, show_progress="hidden", **light)
-    running = announced.success(h.run, ui.request_inputs, ui.result_outputs, api_visibility="private",
+    run = on_gpu(h.run, audit_seconds, ui.result_outputs)  # a GPU per audit on a ZeroGPU Space; elsewhere unchanged
+    running = announced.success(run, ui.request_inputs, ui.result_outputs, api_visibility="private",
                                 show_progress_on=[ui.progress], **audit_group)  # fmt: skip
     running.failure(h.failed, None, ui.status, show_progress="hidden", **light)
     ui.stop_btn.click(h.stop, None, ui.result_outputs, cancels=[running], show_progress="hidden", **light)
@@ -326,6 +328,6 @@ def wire_audit(
     api_inputs = [api[k] for k in ("dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness",
                                    "faithfulness_images", "sanity", "sanity_images", "unseen")]  # fmt: skip
     trigger = gr.Button("audit", visible=False)
-    trigger.click(h.audit, api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
+    trigger.click(on_gpu(h.audit, audit_seconds), api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
                   **audit_group)  # fmt: skip
     return h
