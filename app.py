@@ -32,6 +32,7 @@ from cxrdemo.cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD,
 from cxrdemo.device import available_devices
 from cxrdemo.errors import CxrDemoError
 from cxrdemo.imaging import IMAGE_SUFFIXES
+from cxrdemo.publicmode import is_public
 from cxrdemo.datasets.nih import TOP1
 from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
 from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view, zerogpu
@@ -57,8 +58,9 @@ DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clin
 TITLE = "cxrdemo: what does your chest X-ray model see?"
 #: Browser sessions whose state (a case handle, the review log) is kept; the oldest are dropped beyond this.
 STATE_SESSIONS = 200
-#: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it.
-NOTE_SECONDS = 6
+#: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it. Short: the
+#: toast sits over the example gallery (top right) while it shows.
+NOTE_SECONDS = 3
 START = "Upload a radiograph or click an example."
 RANKED = "Ranked probabilities (top 5; every class in panel c)"
 TRUTH_HELP = (
@@ -155,8 +157,8 @@ def create_ui(resources: res.AppResources) -> UI:
                     gallery = gr.Gallery(thumbnails, label="Examples: click one", columns=4, height=200,
                                          allow_preview=False, object_fit="contain", elem_id="examples")  # fmt: skip
                 else:
-                    gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
-                                "(see examples/README.md).")  # fmt: skip
+                    where = "on this server" if is_public() else f"in `{resources.examples_folder}`"  # no server path
+                    gr.Markdown(f"No example images {where}: set `CXRDEMO_EXAMPLES_DIR` (see examples/README.md).")
                 status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)  # top finding
         with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
             panels = {}

@@ -22,6 +22,7 @@ from .resources import AppResources
 from .state import Settings
 from .ui_common import guarded, progress_reporter, source_field
 from .upload import read_upload
+from .view import sentence
 from .zerogpu import CASE_SECONDS, COMPARE_MODELS_SECONDS, on_gpu
 
 METHODS_HELP = "Every CAM method for this case's target class and threshold, from the cached forward pass (no network pass)."
@@ -123,10 +124,10 @@ class SideHandlers:
         step = progress_reporter(progress)
         step(0.1, "running model B")
         view = side.case_models(self.cache, case, source_b, device)
-        for note in view.notes:
-            gr.Warning(note, duration=6)
         paths = side.write_pictures([img for img, _ in view.panels], self.resources.panel_root)
         status = f"{case.analysis.image}: model B run; A and B side by side below the panels."
+        if view.notes:  # in the status line, not a toast over the example gallery
+            status += " Note: " + " ".join(sentence(n) for n in view.notes)
         comparison = view.comparison
         titles = [f"**{heading}**" for heading in (model_heading(comparison.a, "Model A"), model_heading(comparison.b, "Model B"))]
         return {
