@@ -223,3 +223,30 @@ def test_rehearsal_reads_the_front_matter_and_the_answer(tmp_path):
     assert not rehearsal.check_answer((doc, *panels[:3], None)).ok
     assert not rehearsal.check_answer(({"probabilities": []}, *panels)).ok
     assert not rehearsal.check_answer("error").ok
+
+
+def test_zero_gpu_skips_the_start_up_warm_up(monkeypatch, fake_spaces, model_dir, tmp_path):
+    """On ZeroGPU the model is loaded by the first GPU call (in ZeroGPU's worker), not by a warm-up thread here."""
+    import threading
+
+    from app_server import load_app_module
+    from cxrdemo.webapp.resources import make_resources
+    from cxrdemo.webapp.state import Settings
+
+    app = load_app_module()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def record(thread):
+        started.append(thread.name)
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", record)
+    monkeypatch.setattr(app, "_warm", lambda resources: None)  # a warm-up thread, if started, does nothing here
+    for value, warm_threads in (("true", 0), ("", 1)):
+        monkeypatch.setenv(zerogpu.ENV, value)
+        started.clear()
+        resources = make_resources(REPO, export_root=tmp_path / f"exports{value}")
+        resources.default = Settings(source=str(model_dir), device="cpu")
+        app.prepare(resources, warm=True)
+        assert started.count("cxrdemo-warm-up") == warm_threads
