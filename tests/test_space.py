@@ -170,6 +170,13 @@ def test_audit_duration_follows_the_request(monkeypatch):
     assert zerogpu.audit_seconds("x", "", "auto", ["a", "b"], 127, 10**9, True, 10**9, True, 10**9) <= zerogpu.AUDIT_MAX_SECONDS
     # text where a count goes counts as the cap (the audit itself refuses it at once)
     assert zerogpu.audit_seconds("x", "", "auto", ["gradcam"], 127, "lots") == base + 60 * image
+    # a public audit at every cap (2 methods, 60 images, ROAD 32, sanity 4) stays under the ceiling
+    at_caps = base + 2 * (60 * image + 32 * road + 4 * sanity)
+    assert zerogpu.audit_seconds("x", "", "auto", ["a", "b"], 127, 0, True, 0, True, 0) == at_caps < zerogpu.AUDIT_MAX_SECONDS
+    # without caps (a server out of public mode) "all" counts AUDIT_ALL_IMAGES, and the ceiling holds
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    assert zerogpu.audit_seconds("x", "", "auto", ["gradcam"], 127, 0) == base + zerogpu.AUDIT_ALL_IMAGES * image
+    assert zerogpu.audit_seconds("x", "", "auto", ["a", "b"], 127, 0, True, 0, True, 0) == zerogpu.AUDIT_MAX_SECONDS
 
 
 # ---------------------------------------------------------------------------------------------------- rehearsal
