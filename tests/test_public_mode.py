@@ -383,3 +383,22 @@ def test_refusal_lists_the_servers_models(public, monkeypatch, model_dir):
     many = {f"m{i}": "" for i in range(20)}
     listed = sources.refusal(many)
     assert f"m{sources.LISTED_NAMES - 1}, ...)" in listed and f"m{sources.LISTED_NAMES}," not in listed
+
+
+def test_model_b_notes_go_to_the_status_line_not_a_toast(monkeypatch, tmp_path, model_dir, images_dir):
+    """C10: a note about model B is read in the status line; no toast covers the example gallery."""
+    import gradio as gr
+
+    from cxrdemo.webapp.resources import make_resources
+    from cxrdemo.webapp.ui_side import SideHandlers, create_side
+
+    monkeypatch.setenv("CXRDEMO_PUBLIC", "0")
+    monkeypatch.setattr(gr, "Warning", lambda *a, **k: pytest.fail(f"a toast: {a}"))
+    resources = make_resources(REPO, export_root=tmp_path / "exports")
+    settings = Settings(source=str(model_dir), device="cpu")
+    case = actions.analyse_case(resources.cache, upload.read_upload(images_dir / WEBAPP_IMAGE), settings).case
+    handle = resources.cases.put(case)
+    with gr.Blocks():
+        side_ui, status = create_side(), gr.Markdown()
+    out = SideHandlers(side_ui, resources, status).models(handle, str(model_dir), "cpu")
+    assert out[status].endswith("Note: Model B is the same model as A: enter another model source for B.")
