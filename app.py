@@ -32,9 +32,10 @@ from cxrdemo.cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD,
 from cxrdemo.device import available_devices
 from cxrdemo.errors import CxrDemoError
 from cxrdemo.imaging import IMAGE_SUFFIXES
+from cxrdemo.publicmode import is_public
 from cxrdemo.datasets.nih import TOP1
 from cxrdemo.render import PANEL_NAMES, PANEL_TITLES
-from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view
+from cxrdemo.webapp import actions, boxes_text, housekeeping, review, view, zerogpu
 from cxrdemo.webapp import resources as res
 from cxrdemo.webapp.audit_runs import AuditRun, AuditService
 from cxrdemo.webapp.case_store import CaseHandle
@@ -57,8 +58,9 @@ DISCLAIMER = "Research demo, not a diagnostic device: do not use it to make clin
 TITLE = "cxrdemo: what does your chest X-ray model see?"
 #: Browser sessions whose state (a case handle, the review log) is kept; the oldest are dropped beyond this.
 STATE_SESSIONS = 200
-#: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it.
-NOTE_SECONDS = 6
+#: Seconds a note (e.g. "one of this model's training images") stays on screen; the summary keeps it. Short: the
+#: toast sits over the example gallery (top right) while it shows.
+NOTE_SECONDS = 3
 START = "Upload a radiograph or click an example."
 RANKED = "Ranked probabilities (top 5; every class in panel c)"
 TRUTH_HELP = (
@@ -155,8 +157,8 @@ def create_ui(resources: res.AppResources) -> UI:
                     gallery = gr.Gallery(thumbnails, label="Examples: click one", columns=4, height=200,
                                          allow_preview=False, object_fit="contain", elem_id="examples")  # fmt: skip
                 else:
-                    gr.Markdown(f"No example images in `{resources.examples_folder}`: set `CXRDEMO_EXAMPLES_DIR` "
-                                "(see examples/README.md).")  # fmt: skip
+                    where = "on this server" if is_public() else f"in `{resources.examples_folder}`"  # no server path
+                    gr.Markdown(f"No example images {where}: set `CXRDEMO_EXAMPLES_DIR` (see examples/README.md).")
                 status = gr.Markdown(START, elem_id="status", min_height=48, container=True, padding=True)  # top finding
         with gr.Row(elem_id="panels"):  # 4 across, 2x2 below 1100 px, one column below 700 px (CSS above)
             panels = {}
@@ -349,17 +351,22 @@ def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
     def then_say_failures(dependency: Any) -> None:
         dependency.failure(h.failed, None, ui.status, **quiet)
 
+    # On a ZeroGPU Space the handlers that run the model borrow a GPU per call (zerogpu.on_gpu; elsewhere unchanged).
+    gpu = zerogpu.on_gpu
+    analyse = gpu(h.analyse, zerogpu.CASE_SECONDS, ui.case_outputs)
     analyse_inputs = [ui.upload, *ui.controls, ui.case_state, ui.review_state]
     analyse_triggers = [ui.analyse_btn.click, ui.upload.upload]
-    then_say_failures(gr.on(analyse_triggers, h.analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
+    then_say_failures(gr.on(analyse_triggers, analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
     cam_triggers = [ui.method.input, ui.target.input, ui.threshold.input]
     settings_inputs = [ui.case_state, *ui.controls, ui.review_state]
-    settings_event = gr.on(cam_triggers, h.settings, settings_inputs, ui.view_outputs, trigger_mode="always_last", **ui_heavy)
+    settings = gpu(h.settings, zerogpu.CASE_SECONDS, ui.view_outputs)
+    settings_event = gr.on(cam_triggers, settings, settings_inputs, ui.view_outputs, trigger_mode="always_last", **ui_heavy)
     then_say_failures(settings_event)
     drawn = ui.annotator if ui.annotator is not None else gr.State(None)
     apply_inputs = [ui.case_state, ui.truth_text, drawn, ui.drawn_state, ui.review_state]
-    then_say_failures(ui.apply_btn.click(h.apply, apply_inputs, ui.case_outputs, **ui_heavy))
-    then_say_failures(ui.nih_btn.click(h.nih, [ui.case_state, ui.review_state], ui.case_outputs, **ui_heavy))
+    apply, nih = (gpu(fn, zerogpu.CASE_SECONDS, ui.case_outputs) for fn in (h.apply, h.nih))
+    then_say_failures(ui.apply_btn.click(apply, apply_inputs, ui.case_outputs, **ui_heavy))
+    then_say_failures(ui.nih_btn.click(nih, [ui.case_state, ui.review_state], ui.case_outputs, **ui_heavy))
     if ui.annotator is not None:
         draw_inputs = [ui.annotator, ui.case_state, ui.truth_text, ui.drawn_state]
         ui.annotator.change(h.draw, draw_inputs, [ui.truth_text, ui.drawn_state], **quiet)
@@ -369,13 +376,14 @@ def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
     then_say_failures(ui.report_btn.click(h.export_report, ui.case_state, ui.downloads, **ui_heavy))
     if ui.gallery is not None:
         chosen = ui.gallery.select(h.example, None, ui.upload, **ui_light)
-        then_say_failures(chosen.success(h.analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
+        then_say_failures(chosen.success(analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
     api = ui.api
     api_inputs = [ui.upload, ui.source, api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
     api_outputs = [ui.json_view, *ui.panels.values()]
-    api["trigger"].click(h.predict, api_inputs, api_outputs, api_name="predict", api_description=h.predict.__doc__, **heavy)
+    predict = gpu(h.predict, zerogpu.CASE_SECONDS)
+    api["trigger"].click(predict, api_inputs, api_outputs, api_name="predict", api_description=h.predict.__doc__, **heavy)
     wire_side(ui.side, ui, resources, heavy, then_say_failures)
-    h.analyse_event = (h.analyse, analyse_inputs, ui.case_outputs, ui_heavy)
+    h.analyse_event = (analyse, analyse_inputs, ui.case_outputs, ui_heavy)
     return h
 
 
@@ -424,13 +432,16 @@ def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tup
     housekeeping.limit_malloc_arenas(2)
     housekeeping.harden_gradio_cache_cleanup()
     resources = resources or res.make_resources(REPO)
+    # On a ZeroGPU Space, spaces is imported before any layout asks torch for devices (it emulates CUDA there), and
+    # the model is loaded by the first GPU call (in ZeroGPU's worker process), not by a warm-up in this one.
+    zero_gpu = zerogpu.load_spaces() is not None
     # Gradio sets matplotlib's backend around every queued event; with the backend set to "agg" now (what it sets)
     # that is a no-op, and never races the warm-up thread while it imports grad-cam with matplotlib stood in for
     # (cxrdemo.lazy_imports): a first request during the warm-up otherwise failed with a RecursionError.
     import matplotlib
 
     matplotlib.use("agg")
-    if warm:
+    if warm and not zero_gpu:
         threading.Thread(target=_warm, args=(resources,), name="cxrdemo-warm-up", daemon=True).start()
     demo = build_app(resources)
     # Queue: model jobs wait their turn (see docs/app.md, "Concurrency"); a bounded queue refuses floods.

@@ -14,6 +14,7 @@ nothing here computes a CAM or an IoU: the tiles show what :func:`cxrdemo.sideby
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, Sequence
 
 from PIL import Image, ImageDraw
@@ -191,12 +192,20 @@ def render_method_grid(
 
 
 # ------------------------------------------------------------------------------------------------ two models
+def model_name(source: str) -> str:
+    """What a heading calls the model of ``source``: a folder (an absolute path: ``/``, ``~``, ``C:\\``) by its own
+    name, anything else (a named model, a Hub id ``owner/name``, a format prefix before one) as it is."""
+    text = source.strip()
+    if re.match(r"^(?:[/\\~]|[A-Za-z]:[/\\])", text):
+        return re.split(r"[/\\]", text.rstrip("/\\"))[-1] or text
+    return text
+
+
 def model_heading(analysis: Analysis, tag: str) -> str:
-    """``A: efficientnet_lite0 from weights (revision 4c08eb72) · top Atelectasis 0.62``."""
+    """``A: efficientnet_lite0 from weights (revision 4c08eb72) · top Atelectasis 0.62``: the model's name (a named
+    model's, a Hub id, or its folder's name: never a fragment of a path)."""
     m = analysis.model
-    source = str(m.get("source") or "")
-    short = source.rstrip("/").rsplit("/", 2)
-    source = "/".join(short[-2:]) if source.startswith("/") else source
+    source = model_name(str(m.get("source") or ""))
     top = f" \u00b7 top {pretty(analysis.top.label)} {analysis.top.probability:.2f}" if analysis.probabilities else ""
     return f"{tag}: {m.get('architecture') or 'model'} from {source} (revision {m.get('revision')}){top}"
 

@@ -37,6 +37,13 @@ CAP_VARIABLES: dict[str, tuple[str, int]] = {
 }
 
 
+#: The ROAD images an audit asks for unless told otherwise (the page's field and the endpoint): ROAD costs about 8 s
+#: per image and CAM method on a busy 2-core CPU (docs/audit.md), so 8 images finish in about a minute per method.
+DEFAULT_ROAD_IMAGES = 8
+#: The sanity images an audit asks for unless told otherwise.
+DEFAULT_SANITY_IMAGES = 4
+
+
 @dataclass(frozen=True)
 class AuditLimits:
     """The caps of one server (``None``: no cap, the private default)."""
@@ -64,6 +71,22 @@ class AuditLimits:
                 raise InputError(f"{variable}={clip_text(raw)} must be 1 or more (it caps what one visitor may ask)")
             caps[key] = value
         return cls(**caps)
+
+
+def field_limits(limits: AuditLimits) -> dict[str, tuple[int, int | None]]:
+    """``(default, maximum)`` of each count field of the audit page under ``limits``: a default never above its cap,
+    and the cap as the field's maximum (``None``: no cap). ``max_images``' default is 0 (all; the cap on a public
+    server)."""
+    road, sanity = DEFAULT_ROAD_IMAGES, DEFAULT_SANITY_IMAGES
+    if limits.faithfulness_images is not None:
+        road = min(road, limits.faithfulness_images)
+    if limits.sanity_images is not None:
+        sanity = min(sanity, limits.sanity_images)
+    return {
+        "max_images": (0, limits.images),
+        "faithfulness_images": (road, limits.faithfulness_images),
+        "sanity_images": (sanity, limits.sanity_images),
+    }
 
 
 def parse_count(value: Any, what: str) -> int:

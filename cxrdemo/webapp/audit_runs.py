@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import CxrDemoError, InputError
 from ..render.files import remove_older_than
-from .audit_limits import AuditLimits, check_request
+from .audit_limits import DEFAULT_ROAD_IMAGES, DEFAULT_SANITY_IMAGES, AuditLimits, check_request
 from .datasets import EXAMPLES, AuditDataset, DatasetRegistry, select_names
 from .models import model_key
 from .state import Progress, no_progress
@@ -216,9 +216,9 @@ class AuditRequest:
     threshold: int = 127
     max_images: Any = 0
     faithfulness: bool = False
-    faithfulness_images: Any = 64
+    faithfulness_images: Any = DEFAULT_ROAD_IMAGES
     sanity: bool = False
-    sanity_images: Any = 4
+    sanity_images: Any = DEFAULT_SANITY_IMAGES
     unseen: bool = False
 
 

@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from ..errors import InputError
 from ..imaging import IMAGE_SUFFIXES
-from ..publicmode import clip_text
+from ..publicmode import clip_text, is_public
 from .resources import Example
 
 #: The environment variable listing the configured data sets.
@@ -61,10 +61,13 @@ class AuditDataset:
         wanted = set(self.names)
         return [n for n in present if n in wanted]
 
-    def describe(self) -> str:
-        """One Markdown line: images, labels, boxes, baseline (counts the folder's images: call it lazily)."""
+    def describe(self, public: bool | None = None) -> str:
+        """One Markdown line: images, labels, boxes, baseline (counts the folder's images: call it lazily). In public
+        mode (default: the server's, :func:`cxrdemo.publicmode.is_public`) it names no folder of the server."""
         n = len(self.image_files())
-        parts = [f"**{self.name}**: {n} images in `{self.images}`", f"labels `{self.labels.name}`"]
+        public = is_public() if public is None else public
+        where = "" if public else f" in `{self.images}`"
+        parts = [f"**{self.name}**: {n} images{where}", f"labels `{self.labels.name}`"]
         parts.append(f"boxes `{self.boxes.name}`" if self.boxes else "no box list (no map metrics, no gallery)")
         if self.baseline:
             parts.append(f"baseline `{self.baseline.name}`")
@@ -172,9 +175,13 @@ class DatasetRegistry:
 
     @property
     def notes(self) -> list[str]:
-        """One line per ``CXRDEMO_AUDIT_DATASETS`` entry left out."""
+        """One line per ``CXRDEMO_AUDIT_DATASETS`` entry left out (in public mode each path cut to its last part)."""
         self.all()
-        return list(self._notes)
+        if not is_public():
+            return list(self._notes)
+        from .sources import hide_paths
+
+        return [hide_paths(n) for n in self._notes]
 
     def names(self) -> list[str]:
         return [d.name for d in self.all()]
@@ -209,5 +216,6 @@ def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:
     boxed = set(read_box_csv(dataset.boxes)) if dataset.boxes else set()
     chosen = first_labelled(dataset.image_files(), set(labelled), boxed, limit)  # the rule of ``evaluate --limit``
     if not chosen:
-        raise InputError(f"data set {dataset.name!r}: no image of {dataset.images} has a row in {dataset.labels.name}")
+        folder = "its folder" if is_public() else str(dataset.images)
+        raise InputError(f"data set {dataset.name!r}: no image of {folder} has a row in {dataset.labels.name}")
     return chosen

@@ -127,8 +127,9 @@ def _load_predictor(source: str, device: str) -> "Predictor":
 
 
 def _short_source(source: str) -> str:
-    path = Path(source)
-    return f"{path.parent.name}/{path.name}" if path.is_absolute() else source
+    from ..render.grid import model_name
+
+    return model_name(source)  # a folder by its own name, never a fragment of its path
 
 
 def warm_up(cache: ModelCache, settings: Settings = Settings()) -> float:

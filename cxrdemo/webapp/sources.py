@@ -3,7 +3,8 @@ it is resolved (:func:`check_source`).
 
 On a public server (:func:`cxrdemo.publicmode.is_public`) a visitor may only pick a named model or type a Hub id
 ``owner/name[@revision]``: a typed folder would let a stranger load (and probe the existence of) any folder of the
-server. Every other text gets the same one-line refusal, :data:`REFUSED`, whatever exists on the server. Outside
+server. Every other text gets the same one-line refusal (:func:`refusal`: it names the server's models), whatever
+exists on the server. Outside
 public mode (a local user) folders keep working.
 
 ``CXRDEMO_MODELS`` is ``name=source`` entries separated by ``;`` (like ``CXRDEMO_AUDIT_DATASETS``): a source is a
@@ -27,14 +28,23 @@ from ..errors import InputError
 ENV = "CXRDEMO_MODELS"
 #: The name of the default model (always offered).
 DEFAULT_NAME = "default"
-#: The one answer of a public server to any source that is neither a named model nor a Hub id. It must not depend on
-#: what the text is or what exists on the server (no echo, no "does not exist", no "is a file").
-REFUSED = (
-    "this server loads only the models in its list and Hugging Face Hub ids: "
-    "pick a model from the list, or type a Hub id owner/name or owner/name@revision"
-)
+#: How a public server's one answer (:func:`refusal`) to any source that is neither a named model nor a Hub id begins.
+#: The answer must not depend on what the text is or what exists on the server (no echo, no "does not exist", no "is a
+#: file"); it names the server's models (its configuration, the same for every visitor).
+REFUSED = "this server loads only its own models and Hugging Face Hub ids"
+#: At most this many model names are listed in the refusal.
+LISTED_NAMES = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ABSOLUTE = re.compile(r"(?<![\w.:/-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`,;()]+[/\\])*([^\s/\\'\"`,;()]*)")
+
+
+def refusal(named: Mapping[str, str]) -> str:
+    """The one line a public server answers to every source it refuses: :data:`REFUSED`, then the names the visitor
+    may pick (those of ``named``: ``default`` and ``CXRDEMO_MODELS``'s) and the Hub id forms."""
+    names = list(named)[:LISTED_NAMES]
+    more = ", ..." if len(named) > LISTED_NAMES else ""
+    listed = f" ({', '.join(names)}{more})" if names else ""
+    return f"{REFUSED}: pick one of its models{listed}, or type a Hub id owner/name or owner/name@revision"
 
 
 def repo_root() -> Path:
@@ -87,7 +97,7 @@ def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> st
     mode, so that it is never looked up as a folder), or, outside public mode, ``text`` itself (a folder).
 
     Raises:
-        InputError: in public mode, :data:`REFUSED` for any text that is neither a name of ``named`` nor a Hub id.
+        InputError: in public mode, :func:`refusal` for any text that is neither a name of ``named`` nor a Hub id.
     """
     from ..models.weights import HUB_PREFIX, parse_hub_id
 
@@ -101,18 +111,18 @@ def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> st
     hub = value[len(HUB_PREFIX):] if value.startswith(HUB_PREFIX) else value
     if parse_hub_id(hub) is not None:
         return HUB_PREFIX + hub
-    return _prefixed_public_source(value)
+    return _prefixed_public_source(value, named)
 
 
 #: The canonical prefix of each format that a public server accepts before a Hub id (cxrdemo.models.loader).
 _HUB_FORMAT_PREFIXES = {"cxrdemo": "cxrdemo:", "timm": "timm:", "transformers": "hf:"}
 
 
-def _prefixed_public_source(value: str) -> str:
+def _prefixed_public_source(value: str, named: Mapping[str, str]) -> str:
     """Public mode: a format prefix before a Hub id (``timm:owner/name``, ``hf:owner/name@rev``) becomes that prefix
     before the Hub-only form (never a server folder); ``xrv:NAME`` (or a bare name) is kept when NAME is one of
     torchxrayvision's own weight names (fetched by the library from its own addresses, never a path). Anything else
-    is :data:`REFUSED`."""
+    is refused (:func:`refusal`)."""
     from ..models.loader import is_xrv_name, parse_source
     from ..models.weights import HUB_PREFIX, parse_hub_id
 
@@ -122,7 +132,7 @@ def _prefixed_public_source(value: str) -> str:
         return _HUB_FORMAT_PREFIXES[spec.format] + HUB_PREFIX + where
     if spec.format in ("torchxrayvision", None) and is_xrv_name(spec.where):
         return "xrv:" + spec.where
-    raise InputError(REFUSED)
+    raise InputError(refusal(named))
 
 
 def source_label(text: str | None, public: bool, named: Mapping[str, str]) -> str:

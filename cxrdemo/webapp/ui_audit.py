@@ -18,11 +18,14 @@ import gradio as gr
 
 from ..cams import CAM_METHOD_KEYS, CAM_THRESHOLDS, DEFAULT_CAM_THRESHOLD, method_name
 from ..device import available_devices
+from ..errors import InputError
 from ..render.casepicture import legend_html
 from . import audit_view
+from .audit_limits import DEFAULT_ROAD_IMAGES, DEFAULT_SANITY_IMAGES, AuditLimits, field_limits
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
 from .ui_common import guarded, guarded_stream, owner, source_field
+from .zerogpu import audit_seconds, on_gpu
 
 INTRO = (
     "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
@@ -105,13 +108,20 @@ def create_audit_page(service: AuditService, default_source: str, default_device
                                        elem_id="audit-methods")  # fmt: skip
             threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
                                  elem_id="audit-threshold")  # fmt: skip
-            max_images = gr.Number(0, precision=0, minimum=0, label="Images (0 = all; boxed images first)", elem_id="audit-max")
+            counts = count_fields()  # (default, maximum): on a public server the caps are the maxima
+            max_images = gr.Number(counts["max_images"][0], precision=0, minimum=0, maximum=counts["max_images"][1],
+                                   label="Images (0 = all; boxed images first)", elem_id="audit-max",
+                                   info=_cap_info(counts["max_images"][1]))  # fmt: skip
             with gr.Row():
                 faithfulness = gr.Checkbox(False, label="Faithfulness (ROAD; slow)", elem_id="audit-faith")
-                faithfulness_images = gr.Number(64, precision=0, minimum=0, label="ROAD images", min_width=100)
+                road, road_cap = counts["faithfulness_images"]
+                faithfulness_images = gr.Number(road, precision=0, minimum=0, maximum=road_cap, label="ROAD images",
+                                                min_width=100, elem_id="audit-road", info=_cap_info(road_cap))  # fmt: skip
             with gr.Row():
                 sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
-                sanity_images = gr.Number(4, precision=0, minimum=0, label="Sanity images", min_width=100)
+                few, few_cap = counts["sanity_images"]
+                sanity_images = gr.Number(few, precision=0, minimum=0, maximum=few_cap, label="Sanity images", min_width=100,
+                                          elem_id="audit-sanity-n", info=_cap_info(few_cap))  # fmt: skip
             unseen = gr.Checkbox(False, label="Only images the model never saw", elem_id="audit-unseen",
                                  info="leave out the model's training and validation images (a test, not a re-check)")  # fmt: skip
             with gr.Row():
@@ -150,15 +160,29 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
         max_images=gr.Number(0, precision=0, visible=False),
         faithfulness=gr.Checkbox(False, visible=False),
-        faithfulness_images=gr.Number(64, precision=0, visible=False),
+        faithfulness_images=gr.Number(DEFAULT_ROAD_IMAGES, precision=0, visible=False),
         sanity=gr.Checkbox(False, visible=False),
-        sanity_images=gr.Number(4, precision=0, visible=False),
+        sanity_images=gr.Number(DEFAULT_SANITY_IMAGES, precision=0, visible=False),
         unseen=gr.Checkbox(False, visible=False),
         report=gr.JSON(visible=False),
         zip=gr.File(visible=False),
     )
     scope = locals()
     return AuditUI(**{f.name: scope[f.name] for f in fields(AuditUI)})
+
+
+def count_fields() -> dict[str, tuple[int, int | None]]:
+    """``(default, maximum)`` of the page's count fields on this server (:func:`.audit_limits.field_limits`); with a
+    malformed cap variable the fields have no maximum and every run says what is wrong."""
+    try:
+        limits = AuditLimits.from_env()
+    except InputError:
+        limits = AuditLimits()
+    return field_limits(limits)
+
+
+def _cap_info(cap: int | None) -> str | None:
+    return f"at most {cap} on this server" if cap is not None else None
 
 
 def _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity, sanity_images,
@@ -189,7 +213,7 @@ class AuditHandlers:
         position = self.service.board.join(owner(request))
         if position:
             message = waiting_message(position)
-            gr.Info(message, duration=8)
+            gr.Info(message, duration=4)  # the status line keeps it
             return message
         return "Starting the audit."
 
@@ -304,7 +328,8 @@ def wire_audit(
     ui.dataset.input(h.describe, ui.dataset, ui.dataset_info, show_progress="hidden", **light)
     audit_group = dict(concurrency_id="audit", concurrency_limit=1)
     announced = ui.run_btn.click(h.announce, None, ui.status, show_progress="hidden", **light)
-    running = announced.success(h.run, ui.request_inputs, ui.result_outputs, api_visibility="private",
+    run = on_gpu(h.run, audit_seconds, ui.result_outputs)  # a GPU per audit on a ZeroGPU Space; elsewhere unchanged
+    running = announced.success(run, ui.request_inputs, ui.result_outputs, api_visibility="private",
                                 show_progress_on=[ui.progress], **audit_group)  # fmt: skip
     running.failure(h.failed, None, ui.status, show_progress="hidden", **light)
     ui.stop_btn.click(h.stop, None, ui.result_outputs, cancels=[running], show_progress="hidden", **light)
@@ -326,6 +351,6 @@ def wire_audit(
     api_inputs = [api[k] for k in ("dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness",
                                    "faithfulness_images", "sanity", "sanity_images", "unseen")]  # fmt: skip
     trigger = gr.Button("audit", visible=False)
-    trigger.click(h.audit, api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
+    trigger.click(on_gpu(h.audit, audit_seconds), api_inputs, [api["report"], api["zip"]], api_name="audit", api_description=h.audit.__doc__,
                   **audit_group)  # fmt: skip
     return h

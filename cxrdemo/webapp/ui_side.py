@@ -22,6 +22,8 @@ from .resources import AppResources
 from .state import Settings
 from .ui_common import guarded, progress_reporter, source_field
 from .upload import read_upload
+from .view import sentence
+from .zerogpu import CASE_SECONDS, COMPARE_MODELS_SECONDS, on_gpu
 
 METHODS_HELP = "Every CAM method for this case's target class and threshold, from the cached forward pass (no network pass)."
 MODELS_HELP = "The same radiograph through a second model B, with the same CAM settings and ground truth."
@@ -122,10 +124,10 @@ class SideHandlers:
         step = progress_reporter(progress)
         step(0.1, "running model B")
         view = side.case_models(self.cache, case, source_b, device)
-        for note in view.notes:
-            gr.Warning(note, duration=6)
         paths = side.write_pictures([img for img, _ in view.panels], self.resources.panel_root)
         status = f"{case.analysis.image}: model B run; A and B side by side below the panels."
+        if view.notes:  # in the status line, not a toast over the example gallery
+            status += " Note: " + " ".join(sentence(n) for n in view.notes)
         comparison = view.comparison
         titles = [f"**{heading}**" for heading in (model_heading(comparison.a, "Model A"), model_heading(comparison.b, "Model B"))]
         return {
@@ -163,15 +165,17 @@ def wire_side(side_ui: SideUI, ui: Any, resources: AppResources, heavy: dict, on
     h = SideHandlers(side_ui, resources, ui.status)
     ui_heavy = dict(heavy, api_visibility="private", show_progress_on=[ui.status])
     outputs = [*side_ui.methods_outputs, ui.status]
-    on_failure(side_ui.methods_btn.click(h.methods, [ui.case_state], outputs, **ui_heavy))
+    methods = on_gpu(h.methods, CASE_SECONDS, outputs)  # a GPU per call on a ZeroGPU Space; elsewhere unchanged
+    on_failure(side_ui.methods_btn.click(methods, [ui.case_state], outputs, **ui_heavy))
     models_outputs = [*side_ui.models_outputs, ui.status]
-    on_failure(side_ui.models_btn.click(h.models, [ui.case_state, side_ui.source_b, ui.device], models_outputs, **ui_heavy))
+    models = on_gpu(h.models, COMPARE_MODELS_SECONDS, models_outputs)
+    on_failure(side_ui.models_btn.click(models, [ui.case_state, side_ui.source_b, ui.device], models_outputs, **ui_heavy))
     api = side_ui.api
     trigger = gr.Button("compare", visible=False)
     methods_in = [ui.upload, ui.source, api["device"], api["target"], api["threshold"], ui.truth_text]
-    trigger.click(h.compare_methods, methods_in, [api["methods_json"], api["picture"]], api_name="compare_methods",
+    trigger.click(on_gpu(h.compare_methods, CASE_SECONDS), methods_in, [api["methods_json"], api["picture"]], api_name="compare_methods",
                   api_description=h.compare_methods.__doc__, **heavy)  # fmt: skip
     models_in = [ui.upload, ui.source, api["source_b"], api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
-    trigger.click(h.compare_models, models_in, [api["models_json"], api["picture"]], api_name="compare_models",
+    trigger.click(on_gpu(h.compare_models, COMPARE_MODELS_SECONDS), models_in, [api["models_json"], api["picture"]], api_name="compare_models",
                   api_description=h.compare_models.__doc__, **heavy)  # fmt: skip
     return h
