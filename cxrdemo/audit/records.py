@@ -38,6 +38,8 @@ class ImageRecord:
         road: method -> ROAD-combined score of the top-1 class's map (images in the faithfulness subset).
         class_sensitivity: method -> Spearman between the top-1 and the lowest-ranked class's maps.
         sanity: method -> ``{"spearman": [...], "ssim": [...]}`` one value per randomization step (sanity subset).
+        agreement: class -> how well the readers agree on this image (:func:`cxrdemo.audit.regions.reader_agreement`),
+            for the classes that at least two readers marked; ``None`` when none did.
         error: why the file could not be used (then nothing else is set).
         seconds: wall-clock seconds spent on the parts of this image: ``{"road": s, "sanity": s}``.
     """
@@ -52,6 +54,7 @@ class ImageRecord:
     road: dict[str, float] | None = None
     class_sensitivity: dict[str, float] | None = None
     sanity: dict[str, dict[str, list[float]]] | None = None
+    agreement: dict[str, dict[str, float]] | None = None
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
