@@ -161,6 +161,4 @@ def reference_lines(doc: Mapping[str, Any] | None, methods: Mapping[str, Any]) -
     for entry in methods.values():
         if entry.get("verdict"):
             lines.append(f"- **{entry['verdict']['line']}**")
-    from .interreader import reader_lines
-
-    return lines + ["", *reader_lines(doc.get("readers"), methods)]
+    return lines + [""]
