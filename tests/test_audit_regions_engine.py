@@ -56,6 +56,10 @@ def test_nih_boxes_given_as_regions_give_the_same_report(setup, nih_run):
     assert not doc["plausibility_reference"]["readers"]["available"]
     assert "names no reader" in doc["plausibility_reference"]["readers"]["reason"]
     assert all(c.region == "box" and c.n_readers == 1 for c in result.cases)
+    from cxrdemo.webapp.audit_view import readers_summary
+
+    page = "\n".join(readers_summary(result.plausibility_reference["readers"], result.plausibility["methods"]))
+    assert "unavailable: the ground truth names no reader" in page
 
 
 def test_nih_boxes_given_as_masks_score_as_the_boxes(setup, nih_run):
@@ -122,6 +126,16 @@ def test_two_readers_give_the_inter_reader_reference_and_a_verdict(setup):
     assert "reader rule `per_reader`" in report
     thumbs = [c.thumbnail for c in result.cases if c.thumbnail]
     assert thumbs and all((setup["tmp"] / "two-readers" / t).is_file() for t in thumbs)
+    gallery = (setup["tmp"] / "two-readers" / "gallery.html").read_text()
+    assert "a second radiologist (inter-reader agreement)" in gallery and "second radiologist" in gallery.split("<ul>")[1]
+    from cxrdemo.webapp.audit_view import readers_summary
+
+    page = "\n".join(readers_summary(result.plausibility_reference["readers"], result.plausibility["methods"]))
+    assert "**A second radiologist**" in page and "11 (image, class) pairs" in page and verdict["line"] in page
+    import csv
+
+    rows = list(csv.DictReader((setup["tmp"] / "two-readers" / "cases.csv").open()))
+    assert rows and {r["region"] for r in rows} == {"mask"} and {r["n_readers"] for r in rows} == {"2"}
 
 
 def test_union_rule_scores_one_truth_per_class_and_says_so(setup):

@@ -197,6 +197,15 @@ def verdict_html(result: AuditResult) -> list[str]:
     rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['uniform'])}</i></td>" + "".join(f"<td>{fmt(ref['uniform'][k])}</td>" for k in keys) + "</tr>")
     rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['center'])}</i></td>" + "".join(f"<td>{esc(fmt_estimate(ref['center'][k]))}</td>" for k in keys) + "</tr>")
     lines = "".join(f"<li>{esc(e['verdict']['line'])}</li>" for e in doc["methods"].values() if e.get("verdict"))
+    readers = ref.get("readers") or {}
+    if readers.get("available"):
+        m = readers["metrics"]
+        rows.append(f"<tr><td class='l'><i>{esc(readers['what'])}</i></td><td>{esc(fmt_estimate(m['pointing_game']['overall']))}</td>"
+                    f"<td>{esc(fmt_estimate(m['energy_in_box']['overall']))}</td><td>IoU {esc(fmt_estimate(m['iou']['overall']))}</td></tr>")
+        lines += "".join(f"<li>{esc(e['verdict']['readers']['line'])}</li>" for e in doc["methods"].values()
+                         if (e.get("verdict") or {}).get("readers", {}).get("line"))  # fmt: skip
+    elif readers:
+        lines += f"<li>{esc(readers['what'])}: unavailable: {esc(str(readers.get('reason')))}.</li>"
     partial = ""
     if result.partial:
         partial = f"<p><b>Partial report:</b> {result.partial['images_done']} of {result.partial['images_planned']} images; {esc(result.partial['resume'])}.</p>"
