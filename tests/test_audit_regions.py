@@ -283,3 +283,26 @@ def test_union_mask_and_truth_helpers():
     assert int(union_mask(regions, 8, 8).sum()) == 8
     t = Truth("Mass", ("r1",), (tuple(regions),), 0)
     assert t.boxes()[0].xyxy == (0.0, 0.0, 6.0, 6.0)
+
+
+def test_gallery_draws_a_mask_truth_as_its_outline_in_the_truth_colour():
+    from cxrdemo.render.casepicture import mask_outline, render_case_picture
+    from cxrdemo.render.film import TRUTH
+
+    size = 200
+    film = np.full((size, size), 60, dtype=np.uint8)
+    mask = np.zeros((size, size), dtype=bool)
+    mask[40:160, 40:80] = True
+    mask[120:160, 80:160] = True  # an L: its bounding box corner (45, 155) region is not in the mask
+    outline = mask_outline(mask, (size, size), 2)
+    assert outline[40, 60] and outline[159, 120] and not outline[100, 60]  # the edge, not the inside
+    assert not outline[50, 150]  # the bounding box's empty corner
+    heat = np.zeros((16, 16), dtype=np.float32)
+    truth = Box(40, 40, 160, 160, "Mass")
+    with_mask = np.asarray(render_case_picture(film, heat, size, size, truth, None, None, [mask]))
+    with_box = np.asarray(render_case_picture(film, heat, size, size, truth, None, None))
+    left_mask, left_box = with_mask[:, :size], with_box[:, :size]
+    green = np.all(left_mask == TRUTH.colour, axis=-1)
+    assert green[outline].all() and int(green.sum()) == int(outline.sum())  # the outline, and only it
+    assert np.all(left_box[34:47, 155] == TRUTH.colour, axis=-1).any()  # the box's top edge (y = 40) is drawn there
+    assert not green[34:47, 155].any()  # with the mask, no box is drawn over its empty corner

@@ -18,6 +18,7 @@ import html
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("++", "pp")).strip("-") or "x"
 
 
-def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarray, case: CaseRow) -> str:
+def write_case_thumbnail(
+    folder: str | Path, film: np.ndarray, heatmap: np.ndarray, case: CaseRow, masks: Sequence[np.ndarray] | None = None
+) -> str:
     """Write the case's two-panel JPEG into ``folder``; returns its path relative to ``folder``'s parent.
 
     Args:
@@ -46,6 +49,7 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
         film: the film's thumbnail, ``(h, w)`` uint8, the whole image (any size; boxes are scaled to it).
         heatmap: the CAM of the case's class, model frame (square), values in [0, 1].
         case: the case (boxes in the original image's pixels).
+        masks: a mask case's truth masks (one per reader, original pixels), drawn as outlines; ``None``: the box.
     """
     from ..boxes import Box
     from ..render.casepicture import render_case_picture
@@ -53,7 +57,7 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     box = lambda b: Box(*b, case.label) if b is not None else None  # noqa: E731
-    both = render_case_picture(film, heatmap, case.width, case.height, Box(*case.box, case.label), box(case.model_box), box(case.cam_box))
+    both = render_case_picture(film, heatmap, case.width, case.height, Box(*case.box, case.label), box(case.model_box), box(case.cam_box), masks)
     name = f"{_safe(Path(case.image).stem)}_{case.box_index}_{_safe(case.label)}_{_safe(case.method)}.jpg"
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     both.save(tmp, format="JPEG", quality=85)

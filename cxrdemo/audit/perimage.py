@@ -314,7 +314,7 @@ class BatchAuditor:
                     if self.plan.gallery is not None and items[j].get("thumb") is not None:
                         from .gallery import write_case_thumbnail
 
-                        case.thumbnail = write_case_thumbnail(self.plan.gallery, items[j]["thumb"], heatmap, case)
+                        case.thumbnail = write_case_thumbnail(self.plan.gallery, items[j]["thumb"], heatmap, case, masks.get((j, t.index)))
                     rows[(j, t.index)].append(case)
                 del full
         for (j, _), cases in sorted(rows.items()):
