@@ -101,7 +101,8 @@ class AuditOptions:
     resume_hint: str = CLI_RESUME_HINT
     unseen_hint: str = CLI_UNSEEN_HINT
     #: the ground truth per image name (boxes or masks with their readers, :class:`cxrdemo.datasets.base.Region`,
-    #: in original pixels), e.g. from a data-set reader; ``None``: the NIH boxes of ``boxes``
+    #: in original pixels), e.g. from a data-set reader, with labels already in the model's class names (regions of
+    #: other classes are not scored); ``None``: the NIH boxes of ``boxes``
     regions: Mapping[str, Sequence[Region]] | None = None
     #: how several readers' regions are scored: ``per_reader`` (default) or ``union`` (:mod:`cxrdemo.audit.regions`)
     reader_rule: str = "per_reader"
