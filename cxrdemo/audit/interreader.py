@@ -111,8 +111,9 @@ def _signed(v: float | None) -> str:
 
 
 def reader_line(name: str, doc: Mapping[str, Any], rule: str) -> str:
-    """``Grad-CAM vs a second radiologist (12 class marks on 10 images): pointing game 0.500 vs 0.800: below
-    (difference -0.300 [-0.5, -0.1]); ...``."""
+    """One line: ``<method> vs a second radiologist (<n> (image, class) pairs ... on <m> images): <metric> <method's
+    mean> vs readers <readers' mean>: <call> (difference <d> [<low>, <high>]); ...`` (docs/audit-verdicts.md shows
+    a measured one)."""
     rests = f"{doc['n_pairs']} (image, class) pairs with two or more readers on {doc['n_images']} images"
     if not doc["n_pairs"]:
         return f"{name}: no case on the images that two readers marked, no comparison with a second radiologist."

@@ -222,8 +222,10 @@ def _as_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def energy_in_mask(heatmap: np.ndarray, mask: np.ndarray) -> float:
     """The share of the map's mass inside ``mask``; 0 for an all-zero map (negative values read as 0)."""
-    h = _as_map(heatmap)
-    return _metrics(h, _as_mask(mask, h.shape), False)["energy_in_box"]
+    h = np.clip(_as_map(heatmap), 0.0, None)
+    m = _as_mask(mask, h.shape)
+    total = float(h.sum())
+    return float(min(max(float(h[m].sum()) / total, 0.0), 1.0)) if total > 0.0 else 0.0
 
 
 def mask_metrics(heatmap: np.ndarray, mask: np.ndarray, tolerance_px: float = 0.0) -> dict[str, float]:
