@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from .audit.engine import AuditOptions, run_audit
+from .audit.regions import READER_RULES
 from .audit.selection import read_names, seen_images
 from .datasets.samples import Sample
 from .audit.result import AUDIT_KEYS
@@ -124,6 +125,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
              "cam_iou_accuracy (default: %(default)s)")  # fmt: skip
     add("--cam-threshold", type=int, default=127, metavar="N", help="CAM box threshold on the 0..255 map, 1..254 (CLN: 127 or 180) (default: %(default)s)")
     add("--pointing-tolerance", type=float, default=0.0, metavar="PX", help="pointing game: a hit when the map's maximum lies within PX original pixels of the box (default: %(default)s)")
+    add("--reader-rule", choices=READER_RULES, default=READER_RULES[0],
+        help="ground truth with several readers: score each figure against each reader's regions and average "
+             "(per_reader) or against the union of the readers' regions (union); docs/audit.md (default: %(default)s)")
     add("--faithfulness", action="store_true", help="ROAD combined of the top-1 class's map, per method (about 0.6 CPU-s per image and method, docs/faithfulness.md) (default: off)")
     add("--faithfulness-images", type=int, default=256, metavar="N", help="images scored with ROAD: a seeded choice spread over the data set; 0 = every image (default: %(default)s)")
     add("--sanity", action="store_true", help="cascading randomization (class head, then backbone stages from the top) and class sensitivity, per method (default: off)")
@@ -170,6 +174,7 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
         baseline_predictions=args.baseline_predictions, compare_weights=args.compare_weights,
         batch_size=args.batch_size, workers=args.workers, device=args.device, resume=args.resume,
         n_resamples=args.bootstrap, seed=args.seed, plots=not args.no_plots, gallery=not args.no_gallery,
+        reader_rule=getattr(args, "reader_rule", READER_RULES[0]),
     )  # fmt: skip
 
 

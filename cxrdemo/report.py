@@ -168,6 +168,21 @@ def _method(m: str) -> str:
     return method_name(m) + (" (class-agnostic)" if is_class_agnostic(m) else "")
 
 
+def _truth_note(doc: dict) -> list[str]:
+    """One line on masks and readers when the ground truth has them (nothing for plain boxes)."""
+    masks = int(doc.get("n_masks") or 0)
+    if not masks:
+        return []
+    rule = doc.get("reader_rule", "per_reader")
+    how = ("each reader's regions scored separately and averaged" if rule == "per_reader" else "every reader's regions united")
+    return [
+        "",
+        f"{masks} of the {doc['n_boxes']} truths are masks (several regions of a class, several readers, or a "
+        f"segmentation): the same metrics on the mask's pixels (cheXlocalize's hit and IoU), the box figures on "
+        f"its bounding box; reader rule `{rule}`: {how}.",
+    ]
+
+
 def plausibility_tables(result: AuditResult) -> list[str]:
     """Per method (and per method and class): every map metric and CAM-box IoU accuracy, value [95% CI]."""
     doc = result.plausibility
@@ -184,15 +199,18 @@ def plausibility_tables(result: AuditResult) -> list[str]:
         f"thresholded by Otsu, at 127 and at 180 of 255, against the box; CAM-box IoU: the box around the largest "
         f"region >= {doc['cam_threshold']}/255; IoU acc. @T: the share of boxes whose CAM-box IoU exceeds T. "
         "Each cell: mean over boxes [95% CI, 1,000 bootstrap resamples of images, seeded]. Higher is better.",
+        *_truth_note(doc),
         "",
         *_header(["Method", *[METRIC_NAMES[k] for k in keys], *[f"IoU acc. @{t}" for t in ts]]),
     ]
     for m, entry in doc["methods"].items():
         cells = [fmt_estimate(entry[k]["overall"]) for k in keys] + [fmt_estimate(entry["cam_iou_accuracy"][t]["overall"]) for t in ts]
         lines.append(_row([f"**{_method(m)}**", *cells]))
+    from .audit.interreader import reader_lines
     from .audit.verdict import reference_lines
 
     lines += ["", *reference_lines(result.plausibility_reference, doc["methods"])]
+    lines += reader_lines((result.plausibility_reference or {}).get("readers"), doc["methods"])
     lines += ["Per class (n = images with a box of the class):", ""]
     lines += _header(["Method", "Class", "n", *[METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
     for m, entry in doc["methods"].items():

@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from ..datasets.base import Region
 
 from ..datasets.samples import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
@@ -99,6 +100,12 @@ class AuditOptions:
     extra_notes: list[str] = field(default_factory=list)
     resume_hint: str = CLI_RESUME_HINT
     unseen_hint: str = CLI_UNSEEN_HINT
+    #: the ground truth per image name (boxes or masks with their readers, :class:`cxrdemo.datasets.base.Region`,
+    #: in original pixels), e.g. from a data-set reader, with labels already in the model's class names (regions of
+    #: other classes are not scored); ``None``: the NIH boxes of ``boxes``
+    regions: Mapping[str, Sequence[Region]] | None = None
+    #: how several readers' regions are scored: ``per_reader`` (default) or ``union`` (:mod:`cxrdemo.audit.regions`)
+    reader_rule: str = "per_reader"
 
 
 def check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
@@ -208,11 +215,15 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     road = choose_subset(names, options.faithfulness_images, options.seed) if options.faithfulness else frozenset()
     sanity = choose_subset(names, options.sanity_images, options.seed + 1) if options.sanity else frozenset()
     gallery = out / "gallery" if out is not None and options.gallery else None
-    plan = Plan(methods, threshold, float(options.pointing_tolerance), road, sanity, options.sanity, gallery, options.seed)
+    from .regions import READER_RULES
+
+    if options.reader_rule not in READER_RULES:
+        raise InputError(f"reader rule {options.reader_rule!r} is not one of {', '.join(READER_RULES)}")
+    plan = Plan(methods, threshold, float(options.pointing_tolerance), road, sanity, options.sanity, gallery, options.seed, options.reader_rule)
     settings = {
         "model": loaded.sha256, "compare": other.sha256 if other else None, "methods": methods, "threshold": threshold,
         "tolerance": plan.tolerance, "road": sorted(road), "sanity": sorted(sanity), "gallery": gallery is not None,
-        "seed": options.seed, "version": 1,
+        "seed": options.seed, "version": 1, "reader_rule": options.reader_rule, "regions": _regions_digest(options.regions),
     }  # fmt: skip
     return _Setup(loaded, other, found, samples, notes, baselines, plan, RecordCache(out, settings, ctx.rank), out)
 
@@ -243,10 +254,11 @@ def _run(options: AuditOptions, ctx, progress: AuditProgress | None, stop: threa
     ctx.barrier()
     cached = cache.load() if options.resume else {}
     todo = shard_batches([(i, s) for i, s in enumerate(samples) if s.name not in cached], options.batch_size, ctx.world, ctx.rank)
-    auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None)
+    auditor = BatchAuditor(setup.loaded.model, setup.plan, ctx.device, setup.other.model if setup.other else None, options.regions)
     auditor.notify = _stage_counter(emit, todo, setup.plan)
     loader = DataLoader(
-        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None, all_thumbs=auditor.detect is not None),
+        DecodeSet(todo, auditor.sizes, thumbs=setup.plan.gallery is not None, all_thumbs=auditor.detect is not None,
+                  boxed=frozenset(n for n, rs in options.regions.items() if rs) if options.regions is not None else None),
         batch_size=max(1, options.batch_size),
         shuffle=False, num_workers=max(0, options.workers), collate_fn=collate,
     )  # fmt: skip
@@ -368,9 +380,12 @@ def _finish(
         seed=options.seed, faithfulness=options.faithfulness, class_sensitivity=options.sanity,
         sanity_steps=_steps(setup.loaded.model) if options.sanity else None, baselines=setup.baselines,
         skipped=skipped, skipped_files=skipped_files, timings=timings, notes=notes + list(options.extra_notes),
-        options={**{k: _shown(v) for k, v in asdict(options).items() if k not in ("names", "extra_notes")},
+        options={**{k: _shown(v) for k, v in asdict(replace(options, regions=None)).items() if k not in ("names", "extra_notes", "regions")},
+                 "regions": None if options.regions is None else f"given for {len(options.regions)} images",
                  "cam_methods": list(methods), "device": str(ctx.device)},
         seen=_seen(setup.loaded.splits, setup.samples), score_threshold=score_threshold_of(setup.loaded.model),
+        reader_rule=options.reader_rule,
+        reader_ids=0 if options.regions is None else len({r.reader for rs in options.regions.values() for r in rs if r.reader is not None}),
     )  # fmt: skip
     result = summarise(records, inputs)
     result.partial = partial
@@ -385,6 +400,21 @@ def _finish(
         write_outputs(result, setup.out, plots=options.plots, gallery=options.gallery, title=options.title)
     result.evaluation.timings["total_seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _regions_digest(regions: Mapping[str, Sequence[Region]] | None) -> str | None:
+    """What the cache's settings record of given regions: a digest of every region's image, class, reader, box and
+    kind (a changed ground truth never reuses cached cases; masks are named by their shape, not hashed pixel by
+    pixel)."""
+    if regions is None:
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(regions):
+        for r in regions[name]:
+            h.update(repr((name, r.label, r.reader, r.box.xyxy if r.box is not None else None, r.is_mask, r.mask_shape)).encode())
+    return h.hexdigest()[:16]
 
 
 def _shown(value: Any) -> Any:

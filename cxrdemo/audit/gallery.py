@@ -21,6 +21,7 @@ import html
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +42,9 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace("++", "pp")).strip("-") or "x"
 
 
-def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarray, case: CaseRow) -> str:
+def write_case_thumbnail(
+    folder: str | Path, film: np.ndarray, heatmap: np.ndarray, case: CaseRow, masks: Sequence[np.ndarray] | None = None
+) -> str:
     """Write the case's two-panel JPEG into ``folder``; returns its path relative to ``folder``'s parent.
 
     Args:
@@ -49,6 +52,7 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
         film: the film's thumbnail, ``(h, w)`` uint8, the whole image (any size; boxes are scaled to it).
         heatmap: the CAM of the case's class, model frame (square), values in [0, 1].
         case: the case (boxes in the original image's pixels).
+        masks: a mask case's truth masks (one per reader, original pixels), drawn as outlines; ``None``: the box.
     """
     from ..boxes import Box
     from ..render.casepicture import render_case_picture
@@ -56,7 +60,7 @@ def write_case_thumbnail(folder: str | Path, film: np.ndarray, heatmap: np.ndarr
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     box = lambda b: Box(*b, case.label) if b is not None else None  # noqa: E731
-    both = render_case_picture(film, heatmap, case.width, case.height, Box(*case.box, case.label), box(case.model_box), box(case.cam_box))
+    both = render_case_picture(film, heatmap, case.width, case.height, Box(*case.box, case.label), box(case.model_box), box(case.cam_box), masks)
     name = f"{_safe(Path(case.image).stem)}_{case.box_index}_{_safe(case.label)}_{_safe(case.method)}.jpg"
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     both.save(tmp, format="JPEG", quality=85)
@@ -217,6 +221,15 @@ def verdict_html(result: AuditResult) -> list[str]:
     rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['uniform'])}</i></td>" + "".join(f"<td>{fmt(ref['uniform'][k])}</td>" for k in keys) + "</tr>")
     rows.append(f"<tr><td class='l'><i>{esc(REFERENCE_NAMES['center'])}</i></td>" + "".join(f"<td>{esc(fmt_estimate(ref['center'][k]))}</td>" for k in keys) + "</tr>")
     lines = "".join(f"<li>{esc(e['verdict']['line'])}</li>" for e in doc["methods"].values() if e.get("verdict"))
+    readers = ref.get("readers") or {}
+    if readers.get("available"):
+        m = readers["metrics"]
+        rows.append(f"<tr><td class='l'><i>{esc(readers['what'])}</i></td><td>{esc(fmt_estimate(m['pointing_game']['overall']))}</td>"
+                    f"<td>{esc(fmt_estimate(m['energy_in_box']['overall']))}</td><td>IoU {esc(fmt_estimate(m['iou']['overall']))}</td></tr>")
+        lines += "".join(f"<li>{esc(e['verdict']['readers']['line'])}</li>" for e in doc["methods"].values()
+                         if (e.get("verdict") or {}).get("readers", {}).get("line"))  # fmt: skip
+    elif readers:
+        lines += f"<li>{esc(readers['what'])}: unavailable: {esc(str(readers.get('reason')))}.</li>"
     partial = ""
     if result.partial:
         partial = f"<p><b>Partial report:</b> {result.partial['images_done']} of {result.partial['images_planned']} images; {esc(result.partial['resume'])}.</p>"

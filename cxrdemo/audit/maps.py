@@ -1,4 +1,11 @@
-"""Localisation of one heatmap against one ground-truth box (numpy only; no torch).
+"""Localisation of one heatmap against one ground-truth box or mask (numpy only; no torch).
+
+Two paths, clearly named: the BOX path (:func:`map_metrics`, :func:`pointing_hit`, :func:`energy_in_box`,
+:func:`mask_iou`) reads a :class:`~cxrdemo.boxes.Box` with the closed centre rule below; the REGION path
+(:func:`mask_metrics`, :func:`pointing_hit_mask`, :func:`energy_in_mask`) reads a boolean ground-truth mask, e.g.
+a :class:`cxrdemo.datasets.base.Region` as ``region.mask(h, w)`` (a box region rasterised by
+``datasets.base.box_mask``). Both compute the same definitions with one shared function; :func:`chexlocalize_iou`
+and :func:`chexlocalize_hit` add cheXlocalize's NaN rules for empty masks and negative images.
 
 Inputs: a heatmap, a float array in [0, 1] with the ORIGINAL image's shape ``(H, W)`` (:func:`resize_map` takes a
 model-frame CAM there), and a :class:`cxrdemo.boxes.Box` in the same pixels.
@@ -147,22 +154,113 @@ def mask_iou(heatmap: np.ndarray, box: Box, threshold: float) -> float:
     return _mask_iou((h >= threshold) & (h > 0.0), box)
 
 
-def map_metrics(heatmap: np.ndarray, box: Box, tolerance_px: float = 0.0) -> dict[str, float]:
-    """Every localisation metric of one map against one box, keyed by :data:`MAP_METRICS`.
-
-    ``pointing_game`` is 1.0 (hit) or 0.0 (miss); the others are in [0, 1]. ``mask_iou_127`` / ``mask_iou_180``
-    threshold ``heatmap * 255 >= 127`` / ``>= 180``.
-    """
-    h = _as_map(heatmap)
+def _metrics(h: np.ndarray, truth: np.ndarray, hit: bool) -> dict[str, float]:
+    """The metrics of :data:`MAP_METRICS` of the checked map ``h`` against the boolean ``truth`` mask (``hit``: the
+    pointing game's answer, decided by the caller's rule for the tolerance)."""
     positive = h > 0.0
     scaled = h * 255.0
+    clipped = np.clip(h, 0.0, None)
+    total = float(clipped.sum())
+    inside = float(clipped[truth].sum()) if total > 0.0 else 0.0
     out = {
-        "pointing_game": float(pointing_hit(h, box, tolerance_px)),
-        "energy_in_box": energy_in_box(h, box),
+        "pointing_game": float(hit),
+        "energy_in_box": float(min(max(inside / total, 0.0), 1.0)) if total > 0.0 else 0.0,
     }
     level = _otsu_level(h)
     otsu_mask = h >= h.min() if level is None else scaled >= level + 1
-    out["mask_iou_otsu"] = _mask_iou(otsu_mask & positive, box)
+    out["mask_iou_otsu"] = _masks_iou(otsu_mask & positive, truth)
     for t in FIXED_THRESHOLDS:
-        out[f"mask_iou_{t}"] = _mask_iou((scaled >= t) & positive, box)
+        out[f"mask_iou_{t}"] = _masks_iou((scaled >= t) & positive, truth)
     return {k: out[k] for k in MAP_METRICS}
+
+
+def _masks_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; 0 when both are empty (the audit's rule; cheXlocalize's: :func:`chexlocalize_iou`)."""
+    inter = int(np.count_nonzero(a & b))
+    union = int(np.count_nonzero(a)) + int(np.count_nonzero(b)) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def map_metrics(heatmap: np.ndarray, box: Box, tolerance_px: float = 0.0) -> dict[str, float]:
+    """Every localisation metric of one map against one box, keyed by :data:`MAP_METRICS` (the BOX path).
+
+    ``pointing_game`` is 1.0 (hit) or 0.0 (miss); the others are in [0, 1]. ``mask_iou_127`` / ``mask_iou_180``
+    threshold ``heatmap * 255 >= 127`` / ``>= 180``. The box is read with this module's closed centre rule
+    (:func:`box_mask`); :func:`mask_metrics` gives the same figures for the box's mask from that rule, and for
+    ``datasets.base.box_mask``'s half-open rule whenever no edge of the box lies exactly on a pixel centre
+    (``x2`` or ``y2`` equal to ``k + 0.5``), see :func:`mask_metrics`.
+    """
+    h = _as_map(heatmap)
+    return _metrics(h, box_mask(h.shape, box), pointing_hit(h, box, tolerance_px))
+
+
+# ------------------------------------------------------------------------------------------------ region path
+def pointing_hit_mask(heatmap: np.ndarray, mask: np.ndarray, tolerance_px: float = 0.0) -> bool:
+    """Whether the map's maximum (the first one in row-major order, as ``numpy.argmax`` and cheXlocalize's
+    ``eval.py`` take it) lies in ``mask`` dilated by ``floor(tolerance_px)`` pixels (a square neighbourhood).
+
+    With tolerance 0 this is cheXlocalize's hit: ``gt_mask[argmax] == 1``. For a box rasterised by
+    ``datasets.base.box_mask`` and an integer tolerance ``t``, dilating its mask by ``t`` is exactly rasterising the
+    box grown by ``t`` on every side (the columns whose centre lies in ``[x1 - t, x2 + t)`` are the box's columns
+    ``a..b`` widened to ``a - t..b + t``), so the mask and the box give the same answer.
+    """
+    if tolerance_px < 0:
+        raise ValueError(f"tolerance_px must be >= 0, not {tolerance_px}")
+    h = _as_map(heatmap)
+    m = _as_mask(mask, h.shape)
+    r, c = np.unravel_index(int(np.argmax(h)), h.shape)
+    k = int(np.floor(tolerance_px))
+    return bool(m[max(0, r - k) : r + k + 1, max(0, c - k) : c + k + 1].any())
+
+
+def _as_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != tuple(shape):
+        raise ValueError(f"a ground-truth mask must have the map's shape {tuple(shape)}, not {m.shape}")
+    return m
+
+
+def energy_in_mask(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """The share of the map's mass inside ``mask``; 0 for an all-zero map (negative values read as 0)."""
+    h = np.clip(_as_map(heatmap), 0.0, None)
+    m = _as_mask(mask, h.shape)
+    total = float(h.sum())
+    return float(min(max(float(h[m].sum()) / total, 0.0), 1.0)) if total > 0.0 else 0.0
+
+
+def mask_metrics(heatmap: np.ndarray, mask: np.ndarray, tolerance_px: float = 0.0) -> dict[str, float]:
+    """Every metric of :data:`MAP_METRICS` of one map against a boolean ground-truth ``mask`` (the REGION path).
+
+    The definitions are those of :func:`map_metrics` with the mask in place of the box's pixels: the pointing game
+    is :func:`pointing_hit_mask`, the energy is the map's share inside the mask, each mask IoU compares the
+    binarised map (pixels of value 0 excluded) with the mask. A box region reaches this function as its
+    rasterised mask (``Region.mask``, i.e. ``datasets.base.box_mask``), so the same region given as a box or as a
+    mask gives identical figures. That rasteriser is half-open (a centre on ``x2``/``y2`` is outside) where
+    :func:`box_mask` here is closed: the two differ only by the column (row) whose centre lies exactly on ``x2``
+    (``y2``), which never happens for NIH's 984 boxes at 1024 or 256 px (tests/test_audit_regions.py).
+    """
+    h = _as_map(heatmap)
+    m = _as_mask(mask, h.shape)
+    return _metrics(h, m, pointing_hit_mask(h, m, tolerance_px))
+
+
+def chexlocalize_iou(pred: np.ndarray, truth: np.ndarray, true_pos_only: bool = True) -> float:
+    """IoU of a binarised saliency map with a ground-truth segmentation, with cheXlocalize's rule for empty masks
+    (``eval.py``'s ``calculate_iou``): NaN (left out of the per-pathology mean) when either mask is empty and
+    ``true_pos_only`` (its default), else NaN only when both are. mIoU is the mean over images, NaNs skipped."""
+    a, b = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    inter = int(np.count_nonzero(a & b))
+    na, nb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    if (true_pos_only and (na == 0 or nb == 0)) or na + nb == 0:
+        return float("nan")
+    return inter / (na + nb - inter)
+
+
+def chexlocalize_hit(heatmap: np.ndarray, truth: np.ndarray) -> float:
+    """cheXlocalize's hit (``eval.py``'s ``get_hitrates``): 1.0 when the map's first maximum lies in ``truth``, 0.0
+    when it does not, NaN (left out of the hit rate) when ``truth`` is empty (an image without the finding)."""
+    h = _as_map(heatmap)
+    m = _as_mask(truth, h.shape)
+    if not m.any():
+        return float("nan")
+    return float(pointing_hit_mask(h, m))

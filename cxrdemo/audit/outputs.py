@@ -82,9 +82,10 @@ def strict_json(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------------ CSVs
 def write_cases(path: Path, result: AuditResult) -> Path:
-    """``cases.csv``: one row per ground-truth box and method."""
+    """``cases.csv``: one row per ground-truth truth (box or mask of one class on one image) and method; ``region``
+    says which (a mask's ``x1..y2`` is its bounding box), ``n_readers`` how many readers' figures were averaged."""
     head = ["image", "class", "box_index", "x1", "y1", "x2", "y2", "probability", "model_iou", "prior_iou", "method", "cam_iou",
-            *MAP_METRICS, "model_box", "cam_box", "thumbnail"]  # fmt: skip
+            *MAP_METRICS, "model_box", "cam_box", "thumbnail", "region", "n_readers"]  # fmt: skip
     with path.open("w", newline="", encoding="utf-8") as handle:
         w = csv.writer(handle, lineterminator="\n")
         w.writerow(head)
@@ -93,6 +94,7 @@ def write_cases(path: Path, result: AuditResult) -> Path:
                 c.image, c.label, c.box_index, *c.box, round(c.probability, 6), "" if c.model_iou is None else round(c.model_iou, 6), round(c.prior_iou, 6),
                 c.method, round(c.cam_iou, 6), *[round(c.metrics[m], 6) for m in MAP_METRICS],
                 " ".join(str(v) for v in c.model_box or []), " ".join(str(v) for v in c.cam_box or []), c.thumbnail,
+                c.region, c.n_readers,
             ])  # fmt: skip
     return path
 

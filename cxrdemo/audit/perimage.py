@@ -21,7 +21,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from ..boxes import Box, iou
 from ..compare import model_box_for
+from ..datasets.base import Region
 from ..datasets.samples import Sample
 from ..errors import CxrDemoError
 from .result import CaseRow
@@ -56,6 +57,7 @@ class Plan:
         class_sensitivity: compute class sensitivity on every image.
         gallery: folder for the gallery thumbnails (``None``: none written).
         seed: seeds ROAD's imputation noise (with the image name) and the cascade's re-initialisation.
+        reader_rule: how several readers' regions are scored (:data:`cxrdemo.audit.regions.READER_RULES`).
     """
 
     methods: tuple[str, ...]
@@ -66,14 +68,44 @@ class Plan:
     class_sensitivity: bool = False
     gallery: Path | None = None
     seed: int = 0
+    reader_rule: str = "per_reader"
+
+
+class _PackedMasks:
+    """A batch's truth masks kept as bits (``numpy.packbits``: 1/8 of a bool array, so a batch of 32 films of
+    3000 x 2500 px with 3 readers holds 90 MB, not 720 MB), unpacked when a metric needs them."""
+
+    def __init__(self) -> None:
+        self._packed: dict[tuple[int, int], list[tuple[np.ndarray, tuple[int, int]]]] = {}
+
+    def put(self, key: tuple[int, int], masks: Sequence[np.ndarray]) -> None:
+        self._packed[key] = [(np.packbits(m, axis=None), m.shape) for m in masks]
+
+    def get(self, key: tuple[int, int]) -> list[np.ndarray]:
+        return [np.unpackbits(p, count=shape[0] * shape[1]).reshape(shape).astype(bool) for p, shape in self._packed[key]]
+
+
+def _bounding(boxes: Sequence[Box], label: str) -> Box:
+    """The smallest box holding ``boxes``."""
+    return Box(min(b.x1 for b in boxes), min(b.y1 for b in boxes), max(b.x2 for b in boxes), max(b.y2 for b in boxes), label)
+
+
+def _mean_iou(truths: Sequence[Box], other: Box) -> float:
+    """The mean over the readers' boxes of their IoU with ``other`` (one box: its IoU)."""
+    return float(np.mean([iou(t, other) for t in truths]))
 
 
 class DecodeSet(Dataset):
-    """``(index, Sample)`` items decoded and resized to ``sizes`` (plus a thumbnail for boxed images if ``thumbs``, for
-    every image if ``all_thumbs`` too: a detector's false boxes show on images without ground truth)."""
+    """``(index, Sample)`` items decoded and resized to ``sizes`` (plus a thumbnail for boxed images if ``thumbs``:
+    the names in ``boxed``, or when it is ``None`` the samples with NIH boxes; for every image if ``all_thumbs`` too:
+    a detector's false boxes show on images without ground truth)."""
 
-    def __init__(self, items: Sequence[tuple[int, Sample]], sizes: Sequence[int], thumbs: bool = False, all_thumbs: bool = False) -> None:
+    def __init__(
+        self, items: Sequence[tuple[int, Sample]], sizes: Sequence[int], thumbs: bool = False, all_thumbs: bool = False,
+        boxed: frozenset[str] | None = None,
+    ) -> None:
         self.items = list(items)
+        self.boxed = boxed
         self.sizes = tuple(dict.fromkeys(int(s) for s in sizes))
         self.thumbs = thumbs
         self.all_thumbs = all_thumbs
@@ -95,7 +127,7 @@ class DecodeSet(Dataset):
         item["width"], item["height"] = rad.width, rad.height
         item["resized"] = {s: resize_gray(rad.pixels, s) for s in self.sizes}
         item["pixels"] = rad.pixels  # for a foreign model's own preprocessing (cxrdemo.models)
-        if self.thumbs and (sample.boxes or self.all_thumbs):
+        if self.thumbs and (self.all_thumbs or (sample.name in self.boxed if self.boxed is not None else sample.boxes)):
             scale = THUMB_SIDE / max(rad.width, rad.height)
             w, h = max(1, round(rad.width * scale)), max(1, round(rad.height * scale))
             from PIL import Image
@@ -122,13 +154,22 @@ class BatchAuditor:
         plan: what to compute.
         device: where the model runs.
         compare: a second model whose probabilities are recorded too (``--compare-weights``).
+        regions: the ground truth per image name, in original pixels (:class:`cxrdemo.datasets.base.Region`: boxes
+            or masks, with their readers); ``None``: each sample's NIH boxes (an image absent from a given mapping
+            has no truth).
 
     ``notify(stage, n)`` (set by the engine; default: nothing) hears of every unit of work as it ends: ``("images",
     batch size)`` after the forward pass and CAMs of a batch, ``("road", 1)`` after each image's ROAD, ``("sanity",
     k)`` after the randomization cascade of a batch's ``k`` chosen images.
     """
 
-    def __init__(self, model: MultiTaskNet, plan: Plan, device: torch.device, compare: MultiTaskNet | None = None) -> None:
+    def __init__(
+        self, model: MultiTaskNet, plan: Plan, device: torch.device, compare: MultiTaskNet | None = None,
+        regions: Mapping[str, Sequence[Region]] | None = None,
+    ) -> None:
+        from .reference import ReferenceMaps
+
+        self.regions = regions
         self.model = model.to(device).eval()
         self.compare = compare.to(device).eval() if compare is not None else None
         self.plan = plan
@@ -148,6 +189,7 @@ class BatchAuditor:
         self.detect = detector_of(model)
         self.score_threshold = score_threshold_of(model)
         self.notify: Callable[[str, int], None] = lambda stage, n: None
+        self.references = ReferenceMaps(cfg.input_size, plan.cam_threshold, plan.seed)
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
 
     @property
@@ -234,42 +276,69 @@ class BatchAuditor:
         return write_detection_thumbnail(self.plan.gallery, item["thumb"], rec.name, rec.width, rec.height, truth, kept)
 
     # ------------------------------------------------------------------------------------------------- boxes
+    def _truths(self, item: dict[str, Any], w: int, h: int) -> tuple[list[Any], list[Region]]:
+        """One image's truths (:func:`cxrdemo.audit.regions.group_truths` under the plan's reader rule) and its
+        visible regions of the box classes: the regions the engine was given for the image, else NIH's boxes of the
+        sample (:func:`cxrdemo.audit.regions.sample_regions`, the one place they enter)."""
+        from .regions import group_truths, sample_regions, visible_region
+
+        sample: Sample = item["sample"]
+        given = self.regions.get(sample.name) if self.regions is not None else None
+        regions = list(given) if given is not None else ([] if self.regions is not None else sample_regions(sample, w, h))
+        view = self.model.view(w, h)  # a centre crop: only the regions the model saw, clipped to what it saw
+        kept = [v for v in (visible_region(r, view, h, w) for r in regions if r.label in self.box_classes) if v is not None]
+        return group_truths(kept, self.box_classes, self.plan.reader_rule), kept
+
     def _cases(self, items: list[dict[str, Any]], recs: list[ImageRecord], feats: torch.Tensor, probs: np.ndarray, boxes: np.ndarray) -> None:
         from ..explain import cam_box, cam_heatmaps
-        from .maps import map_metrics, resize_map
+        from .maps import map_metrics, mask_metrics, resize_map
+        from .regions import group_truths, reader_agreement
 
         single = self.config.box_mode == "single"
-        truth: dict[int, list[tuple[int, Box]]] = {}
+        truth: dict[int, list[Any]] = {}
+        masks = _PackedMasks()
         pairs: list[tuple[int, str]] = []
         for j, it in enumerate(items):
             w, h = int(it["width"]), int(it["height"])
-            sample: Sample = it["sample"]
-            view = self.model.view(w, h)  # a centre crop: only the boxes the model saw, clipped to what it saw
-            seen = [(k, view.visible(b)) for k, b in enumerate(sample.boxes_in_pixels(w, h)) if b.label in self.box_classes]
-            kept = [(k, b) for k, b in seen if b is not None]
-            if not kept:
+            truths, kept = self._truths(it, w, h)
+            agreement = {}
+            for t in group_truths(kept, self.box_classes, "per_reader"):  # the readers, whatever the rule
+                value = reader_agreement(t.masks(h, w)) if len(t.readers) >= 2 else None
+                if value is not None:
+                    agreement[t.label] = value
+            recs[j].agreement = agreement or None
+            if not truths:
                 continue
-            truth[j] = kept
-            pairs += [(j, label) for label in dict.fromkeys(b.label for _, b in kept)]
+            truth[j] = truths
+            pairs += [(j, t.label) for t in truths]
+            for t in truths:
+                if t.single_box is None:
+                    masks.put((j, t.index), t.masks(h, w))
         if not pairs:
             return
         rows: dict[tuple[int, int], list[CaseRow]] = {}
         base: dict[tuple[int, int], dict[str, Any]] = {}
-        for j, kept in truth.items():
+        for j, truths in truth.items():
             w, h = recs[j].width, recs[j].height
             mine = model_boxes_in_pixels(self.config, probs[j], boxes[j], w, h)
-            for k, gt in kept:
-                model_box = model_box_for(gt.label, mine, single)
-                prior = self.priors.get(gt.label)
-                prior_box = box_to_original(prior, w, h, label=gt.label) if prior is not None else None
-                base[(j, k)] = {
-                    "image": recs[j].name, "width": w, "height": h, "label": gt.label, "box": gt.rounded(2),
-                    "box_index": k, "probability": float(probs[j][self.class_index[gt.label]]),
-                    "model_iou": (iou(gt, model_box) if model_box is not None else 0.0) if self.config.box_mode != "none" else None,
-                    "prior_iou": iou(gt, prior_box) if prior_box is not None else 0.0,
+            for t in truths:
+                model_box = model_box_for(t.label, mine, single)
+                prior = self.priors.get(t.label)
+                prior_box = box_to_original(prior, w, h, label=t.label) if prior is not None else None
+                gts = t.boxes()
+                one = t.single_box
+                shown = one if one is not None else _bounding(gts, t.label)
+                base[(j, t.index)] = {
+                    "image": recs[j].name, "width": w, "height": h, "label": t.label, "box": shown.rounded(2),
+                    "box_index": t.index, "probability": float(probs[j][self.class_index[t.label]]),
+                    "model_iou": (_mean_iou(gts, model_box) if model_box is not None else 0.0) if self.config.box_mode != "none" else None,
+                    "prior_iou": _mean_iou(gts, prior_box) if prior_box is not None else 0.0,
                     "model_box": model_box.rounded(2) if model_box is not None else None,
+                    "region": "box" if one is not None else "mask", "n_readers": len(t.readers),
                 }  # fmt: skip
-                rows[(j, k)] = []
+                if one is None:
+                    base[(j, t.index)]["references"] = self.references.values(masks.get((j, t.index)), gts, self.plan.tolerance)
+                rows[(j, t.index)] = []
         index = torch.tensor([j for j, _ in pairs], dtype=torch.long)
         targets = [self.class_index[label] for _, label in pairs]
         for method in self.plan.methods:
@@ -279,18 +348,26 @@ class BatchAuditor:
                 heatmap = self.model.view(w, h).map_to_film(heatmap, self.config.input_size)
                 cbox = cam_box(heatmap, self.plan.cam_threshold, width=w, height=h, label=label)
                 full = resize_map(heatmap, w, h)  # one image's map at a time in original pixels
-                for k, gt in truth[j]:
-                    if gt.label != label:
+                for t in truth[j]:
+                    if t.label != label:
                         continue
+                    one = t.single_box
+                    if one is not None:  # one box: the box path, as before masks
+                        metrics = map_metrics(full, one, self.plan.tolerance)
+                        cam = iou(one, cbox) if cbox is not None else 0.0
+                    else:  # the region path, averaged over the readers' truths
+                        per = [mask_metrics(full, m, self.plan.tolerance) for m in masks.get((j, t.index))]
+                        metrics = {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+                        cam = _mean_iou(t.boxes(), cbox) if cbox is not None else 0.0
                     case = CaseRow(
-                        **base[(j, k)], method=method, cam_iou=iou(gt, cbox) if cbox is not None else 0.0,
-                        metrics=map_metrics(full, gt, self.plan.tolerance), cam_box=cbox.rounded(2) if cbox is not None else None,
+                        **base[(j, t.index)], method=method, cam_iou=cam, metrics=metrics,
+                        cam_box=cbox.rounded(2) if cbox is not None else None,
                     )  # fmt: skip
                     if self.plan.gallery is not None and items[j].get("thumb") is not None:
                         from .gallery import write_case_thumbnail
 
-                        case.thumbnail = write_case_thumbnail(self.plan.gallery, items[j]["thumb"], heatmap, case)
-                    rows[(j, k)].append(case)
+                        case.thumbnail = write_case_thumbnail(self.plan.gallery, items[j]["thumb"], heatmap, case, masks.get((j, t.index)) if t.single_box is None else None)
+                    rows[(j, t.index)].append(case)
                 del full
         for (j, _), cases in sorted(rows.items()):
             recs[j].cases.extend(cases)

@@ -41,6 +41,8 @@ class ImageRecord:
         detections: a detector's boxes (:class:`cxrdemo.audit.detection.BoxPredictor`) as ``[x1, y1, x2, y2,
             label, score]`` rows in original pixels; ``None`` for a model that is not a detector.
         detection_thumbnail: the gallery's picture of those boxes and the ground truth (``""``: none).
+        agreement: class -> how well the readers agree on this image (:func:`cxrdemo.audit.regions.reader_agreement`),
+            for the classes that at least two readers marked; ``None`` when none did.
         error: why the file could not be used (then nothing else is set).
         seconds: wall-clock seconds spent on the parts of this image: ``{"road": s, "sanity": s}``.
     """
@@ -57,6 +59,7 @@ class ImageRecord:
     sanity: dict[str, dict[str, list[float]]] | None = None
     detections: list[list[Any]] | None = None
     detection_thumbnail: str = ""
+    agreement: dict[str, dict[str, float]] | None = None
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 

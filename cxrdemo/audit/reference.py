@@ -103,6 +103,72 @@ class _MapFacts:
         return out
 
 
+    def mask_metrics(self, mask: np.ndarray, box: Box, tolerance: float) -> dict[str, float]:
+        """The values :func:`~cxrdemo.audit.maps.mask_metrics` gives for ``mask`` (the region path), and the CAM-box
+        IoU with ``box`` (the mask's bounding box)."""
+        from .maps import pointing_hit_mask
+
+        out = {"pointing_game": float(pointing_hit_mask(self.full, mask, tolerance))}
+        inside = float(np.clip(self.full[mask], 0.0, None).sum())
+        out["energy_in_box"] = float(min(max(inside / self.total, 0.0), 1.0)) if self.total > 0 else 0.0
+        area = int(np.count_nonzero(mask))
+        for key, m in self.masks.items():
+            inter = int(np.count_nonzero(m & mask))
+            union = self.counts[key] + area - inter
+            out[key] = inter / union if union > 0 else 0.0
+        out["cam_iou"] = iou(box, self.cam_box) if self.cam_box is not None else 0.0
+        return out
+
+
+def mask_fraction(mask: np.ndarray, grow: float = 0.0) -> float:
+    """The share of the image's pixels in ``mask`` dilated by ``floor(grow)`` pixels (a square neighbourhood, the
+    region path's tolerance): the uniform map's analytic chance level of the pointing game (``grow`` = tolerance)
+    and of the energy in the region (``grow`` = 0)."""
+    m = np.asarray(mask, dtype=bool)
+    k = int(np.floor(grow))
+    if k > 0 and m.any():
+        from scipy.ndimage import binary_dilation
+
+        m = binary_dilation(m, structure=np.ones((2 * k + 1, 2 * k + 1), dtype=bool))
+    return int(np.count_nonzero(m)) / float(m.size)
+
+
+class ReferenceMaps:
+    """The reference maps of one run, resized per image size on demand (the last :attr:`keep` sizes are kept), for
+    the cases whose truth is a mask: their reference values are computed with the case (the masks are not kept)."""
+
+    keep = 4
+
+    def __init__(self, input_size: int, cam_threshold: int, seed: int = 0) -> None:
+        self.maps = {"uniform": uniform_map(int(input_size), seed), "center": center_map(int(input_size))}
+        self.cam_threshold = int(cam_threshold)
+        self._facts: dict[tuple[str, int, int], _MapFacts] = {}
+
+    def facts(self, name: str, width: int, height: int) -> _MapFacts:
+        """The map ``name`` resized to ``width`` x ``height`` (with its masks and CAM box)."""
+        key = (name, int(width), int(height))
+        if key not in self._facts:
+            while len(self._facts) >= self.keep * len(self.maps):
+                self._facts.pop(next(iter(self._facts)))
+            self._facts[key] = _MapFacts.of(self.maps[name], int(width), int(height), self.cam_threshold)
+        return self._facts[key]
+
+    def values(self, masks: Sequence[np.ndarray], boxes: Sequence[Box], tolerance: float) -> dict[str, dict[str, float]]:
+        """Per reference, every metric of :data:`REFERENCE_METRICS` averaged over the readers' ``masks`` (each with
+        its bounding box in ``boxes``), the uniform map's pointing game and energy analytic (module doc)."""
+        height, width = masks[0].shape
+        out: dict[str, dict[str, float]] = {}
+        for name in REFERENCES:
+            facts = self.facts(name, width, height)
+            per = [facts.mask_metrics(m, b, tolerance) for m, b in zip(masks, boxes)]
+            if name == "uniform":
+                for v, m in zip(per, masks):
+                    v["pointing_game"] = mask_fraction(m, tolerance)
+                    v["energy_in_box"] = mask_fraction(m)
+            out[name] = {k: float(np.mean([v[k] for v in per])) for k in REFERENCE_METRICS}
+        return out
+
+
 def _box_fraction(box: Box, width: int, height: int, grow: float = 0.0) -> float:
     """The share of the image's pixels in ``box`` grown by ``grow`` (the centre rule of :mod:`.maps`)."""
     rows = int(np.count_nonzero(_inside(height, box.y1 - grow, box.y2 + grow)))
@@ -119,6 +185,10 @@ def reference_values(
     facts: dict[tuple[str, int, int], _MapFacts] = {}
     out: dict[str, list[dict[str, float]]] = {name: [] for name in REFERENCES}
     for case in cases:
+        if case.references is not None:  # a mask case: computed with the case (ReferenceMaps)
+            for name in REFERENCES:
+                out[name].append(dict(case.references[name]))
+            continue
         box = Box(*case.box, case.label)
         for name in REFERENCES:
             key = (name, case.width, case.height)

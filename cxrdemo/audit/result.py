@@ -50,6 +50,13 @@ class CaseRow:
         metrics: map metrics of :data:`cxrdemo.audit.maps.MAP_METRICS` (pointing game, energy, mask IoUs).
         model_box, cam_box: the two predicted boxes (``None``: none), for the gallery.
         thumbnail: the gallery picture's path relative to the output folder (``""``: none written).
+        region: what the truth is: ``"box"`` (one box of one reader: the box path of :mod:`cxrdemo.audit.maps`,
+            ``box`` is that box) or ``"mask"`` (a mask, several regions or several readers: the region path;
+            ``box`` is the bounding box of every region, and with several readers every figure is the mean over
+            the readers, :mod:`cxrdemo.audit.regions`).
+        n_readers: how many readers' truths the figures average (1 under the ``union`` rule).
+        references: for a ``"mask"`` case, the reference maps' values on the same truth (computed with the case,
+            as the masks are not kept); ``None`` for a box (:mod:`cxrdemo.audit.reference` computes them from it).
     """
 
     image: str
@@ -67,6 +74,9 @@ class CaseRow:
     model_box: list[float] | None = None
     cam_box: list[float] | None = None
     thumbnail: str = ""
+    region: str = "box"
+    n_readers: int = 1
+    references: dict[str, dict[str, float]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the per-image cache stores it)."""

@@ -62,6 +62,9 @@ class SummaryInputs:
     options: dict[str, Any] = field(default_factory=dict)
     seen: frozenset[str] = frozenset()
     score_threshold: float = 0.5  # a detector's operating point (cxrdemo.audit.detection.score_threshold_of)
+    reader_rule: str = "per_reader"
+    #: how many distinct reader ids the ground truth names (0: none, e.g. NIH; ``None``: not known)
+    reader_ids: int | None = None
 
 
 def _boot(values: Sequence[float], groups: Sequence[str], inp: SummaryInputs) -> dict[str, Any]:
@@ -77,9 +80,18 @@ def _by_class(cases: Sequence[CaseRow], value, inp: SummaryInputs) -> dict[str, 
     return out
 
 
-def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def agreements(records: Sequence[ImageRecord]) -> list[tuple[str, str, dict[str, float]]]:
+    """Every (image, class, inter-reader agreement) of the records, in the records' order."""
+    return [(r.name, label, v) for r in records for label, v in (r.agreement or {}).items()]
+
+
+def plausibility(
+    cases: Sequence[CaseRow], inp: SummaryInputs, agreed: Sequence[tuple[str, str, Mapping[str, float]]] = ()
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Per method: every map metric and the CAM box's IoU accuracy at each T, overall (box-weighted) and per class,
-    and the method's verdict against the references; and the references themselves (:mod:`.reference`)."""
+    and the method's verdict against the references; and the references themselves (:mod:`.reference`), with the
+    inter-reader reference of ``agreed`` (:mod:`.interreader`) under ``"readers"``."""
+    from .interreader import reader_reference, reader_verdict
     from .reference import reference_values
     from .verdict import method_verdict, reference_summary
 
@@ -96,9 +108,15 @@ def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> tuple[dict[str
             threshold_key(t): _by_class(mine, lambda c, t=t: float(c.cam_iou > t), inp) for t in IOU_THRESHOLDS
         }
         entry["verdict"] = method_verdict(method, mine, refs, inp.n_resamples, inp.seed)
+        entry["verdict"]["readers"] = reader_verdict(method, mine, agreed, inp.reader_rule, inp.n_resamples, inp.seed)
         methods[method] = entry
+    reference = reference_summary(refs, first, inp.n_resamples, inp.seed)
+    reference["readers"] = reader_reference(agreed, inp.reader_rule, inp.n_resamples, inp.seed, inp.reader_ids)
     return {
-        "unit": "ground-truth box (overall: the mean over every box); the CIs resample images",
+        "unit": "ground-truth region of one class on one image (a box, or a mask; with several readers see "
+                "reader_rule); overall: the mean over every region; the CIs resample images",
+        "reader_rule": inp.reader_rule,
+        "n_masks": sum(1 for c in first if c.region == "mask"),
         "n_boxes": len(first),
         "n_images": len({c.image for c in first}),
         "pointing_tolerance_px": inp.tolerance,
@@ -106,7 +124,7 @@ def plausibility(cases: Sequence[CaseRow], inp: SummaryInputs) -> tuple[dict[str
         "mask_thresholds": {"mask_iou_otsu": "Otsu", "mask_iou_127": "127/255", "mask_iou_180": "180/255"},
         "bootstrap": {"n_resamples": inp.n_resamples, "seed": inp.seed, "level": 0.95, "unit": "image"},
         "methods": methods,
-    }, reference_summary(refs, first, inp.n_resamples, inp.seed)
+    }, reference
 
 
 def _method_means(values: Mapping[str, list[float]], groups: list[str], inp: SummaryInputs) -> dict[str, Any]:
@@ -290,7 +308,7 @@ def summarise(records: Sequence[ImageRecord], inp: SummaryInputs) -> AuditResult
         compare_scores = np.array(compare_rows, dtype=np.float64)
         src = str(inp.options.get("compare_weights") or "second model")
         baselines.append(Baseline(src, "weights", src, {n: compare_scores[k] for k, n in enumerate(names)}, len(names)))
-    plaus, reference = plausibility(cases, inp)
+    plaus, reference = plausibility(cases, inp, agreements(good))
     return AuditResult(
         evaluation=ev,
         methods=list(inp.methods),

@@ -39,8 +39,28 @@ def _paint(img: Image.Image, view: View, boxes: Sequence[tuple[Box | None, BoxSt
             paint_box(img, rect, style, view.scale.line)
 
 
+def mask_outline(mask: np.ndarray, size: tuple[int, int], line: int) -> np.ndarray:
+    """The outline, ``line`` pixels wide, of a ground-truth mask resized (nearest neighbour) to ``size`` = (w, h):
+    the mask's pixels that an erosion by ``line`` pixels removes (boolean ``(h, w)``)."""
+    from scipy.ndimage import binary_erosion
+
+    small = np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST)) > 127
+    if not small.any():
+        return small
+    inner = binary_erosion(small, iterations=max(1, int(line)), border_value=0)
+    return small & ~inner
+
+
+def _paint_masks(img: Image.Image, masks: Sequence[np.ndarray], line: int) -> None:
+    pixels = np.asarray(img).copy()
+    for m in masks:
+        pixels[mask_outline(m, img.size, line)] = TRUTH.colour
+    img.paste(Image.fromarray(pixels, "RGB"))
+
+
 def render_case_picture(
-    film: np.ndarray, heatmap: np.ndarray, width: int, height: int, truth: Box, model_box: Box | None, cam_box: Box | None
+    film: np.ndarray, heatmap: np.ndarray, width: int, height: int, truth: Box, model_box: Box | None, cam_box: Box | None,
+    truth_masks: Sequence[np.ndarray] | None = None,
 ) -> Image.Image:
     """The case's two panels side by side (see the module doc).
 
@@ -49,12 +69,18 @@ def render_case_picture(
         heatmap: the CAM of the case's class in the model frame, values in [0, 1].
         width, height: the original image's size (the boxes' pixels).
         truth: the ground-truth box; ``model_box``, ``cam_box``: the predicted boxes (``None``: none).
+        truth_masks: when the truth is a mask (one per reader), their outlines are drawn in the ground truth's
+            colour instead of the ``truth`` box (each mask ``(height, width)`` boolean).
     """
     view = _view(film, width, height)
     left = view.film.copy()
-    _paint(left, view, [(cam_box, CAM), (model_box, MODEL), (truth, TRUTH)])
+    shown = None if truth_masks else truth
+    _paint(left, view, [(cam_box, CAM), (model_box, MODEL), (shown, TRUTH)])
     right = _overlay(view.gray, heatmap)
-    _paint(right, view, [(cam_box, CAM), (truth, TRUTH)])
+    _paint(right, view, [(cam_box, CAM), (shown, TRUTH)])
+    if truth_masks:
+        _paint_masks(left, truth_masks, view.scale.line)
+        _paint_masks(right, truth_masks, view.scale.line)
     w, h = left.size
     both = Image.new("RGB", (2 * w + GAP, h), (255, 255, 255))
     both.paste(left, (0, 0))

@@ -90,6 +90,29 @@ def detection_lines(doc: dict | None) -> list[str]:
     ]
 
 
+def readers_summary(readers: dict[str, Any] | None, methods: dict[str, Any]) -> list[str]:
+    """The third reference level for the page: how well the radiologists agree with each other (pointing game,
+    share of one reader's region in another's, IoU of two readers' regions) and each method's comparison with it,
+    or why it is unavailable."""
+    if not readers:
+        return []
+    if not readers.get("available"):
+        return ["", f"**A second radiologist** (inter-reader agreement): unavailable: {readers.get('reason')}."]
+    m = readers["metrics"]
+    lines = [
+        "",
+        f"**A second radiologist** (inter-reader agreement, {readers['n_pairs']} (image, class) pairs on "
+        f"{readers['n_images']} images): pointing game {_fmt(m['pointing_game']['overall'])}, share of one reader's "
+        f"region in another's {_fmt(m['energy_in_box']['overall'])}, IoU of two readers' regions {_fmt(m['iou']['overall'])}.",
+        "",
+    ]
+    for entry in methods.values():
+        line = ((entry.get("verdict") or {}).get("readers") or {}).get("line")
+        if line:
+            lines.append(f"- {line}")
+    return lines
+
+
 def summary(run: AuditRun) -> str:
     """The run at a glance: data set, model, images and boxes, mean AUC [95% CI], and per method the CAM-box IoU,
     pointing game and energy in box [95% CI]; the notes (e.g. that the model saw these images)."""
@@ -119,6 +142,7 @@ def summary(run: AuditRun) -> str:
                          f"{_fmt(centre['energy_in_box'])} |")  # fmt: skip
         lines += ["", "**Verdicts** (paired against both references, box by box):", ""]
         lines += [f"- {entry['verdict']['line']}" for entry in doc["methods"].values() if entry.get("verdict")]
+        lines += readers_summary(ref.get("readers"), doc["methods"])
     if r.partial:
         lines += ["", f"> **Partial report:** {r.partial['images_done']} of {r.partial['images_planned']} images; "
                       f"{r.partial['resume']}."]  # fmt: skip
