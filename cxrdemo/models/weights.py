@@ -34,7 +34,8 @@ import torch
 from .config import CONFIG_NAME, ModelConfig
 from ..errors import ConfigError, WeightsError
 from ..hubsize import check_local_size, check_remote_size
-from ..locations import EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
+from ..locations import (EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, REVISION_REFUSED, check_revision, default_source, has_bad_revision,
+                         hub_id_or_error, parse_hub_id, path_exists)
 from .cln import MultiTaskNet, build_model, estimate_parameters
 from ..provenance import SPLITS_NAME, DataSplits, read_splits
 from ..publicmode import clip_text
@@ -103,6 +104,8 @@ def _refuse_pickle(path: Path) -> None:
 def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     """Turn what the user gave into a local folder holding ``config.json`` and ``model.safetensors``."""
     text = str(source).strip() if source is not None else ""
+    if has_bad_revision(text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text):
+        raise WeightsError(REVISION_REFUSED)  # before any file is looked at: such a revision reads as a path
     if text.startswith(HUB_PREFIX):
         hub = parse_hub_id(text[len(HUB_PREFIX):])
         if hub is None:
@@ -153,6 +156,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     from huggingface_hub import errors as hf_errors
 
+    check_revision(revision)  # the last gate: huggingface_hub reads refs/<revision> from its cache when offline
     label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
     offline = hub_offline()
     cache_only = offline or not hub_reachable()
