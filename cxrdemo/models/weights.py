@@ -46,7 +46,7 @@ CARD_NAME = "README.md"
 EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
 #: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
-OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME)
+OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME, CHECKSUM_NAME)
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,10 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
 
     check_revision(revision)  # the last gate: huggingface_hub reads refs/<revision> from its cache when offline
     label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
+    repo = clip_text(repo_id)
     offline = hub_offline()
-    cache_only = offline or not hub_reachable()
+    pinned_and_cached = _commit_cached(repo_id, revision)
+    cache_only = offline or (not pinned_and_cached and not hub_reachable())
     try:
         config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
         try:
@@ -180,28 +182,94 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
             f"{why} and {label} is not in the local Hub cache; {first}, or use a local model folder (config.json + model.safetensors) as the source"
         ) from None
     except hf_errors.RevisionNotFoundError:
-        raise WeightsError(f"Hub repo {clip_text(repo_id)} has no revision {clip_text(revision)!r}; check the branch, tag or commit") from None
-    except hf_errors.RepositoryNotFoundError:
-        raise WeightsError(f"Hub repo {clip_text(repo_id)} was not found (or is private); check the id, or log in with a token") from None
+        raise WeightsError(f"Hub repo {repo} has no revision {clip_text(revision)!r}; check the branch, tag or commit") from None
+    except hf_errors.GatedRepoError:  # before RepositoryNotFoundError, of which it is a subclass
+        raise WeightsError(
+            f"Hub repo {repo} is gated: accept its conditions on its Hub page, then set HF_TOKEN to a token of that account"
+        ) from None
+    except hf_errors.RepositoryNotFoundError as exc:
+        if _status(exc) in (401, 403):
+            raise WeightsError(
+                f"Hub repo {repo} is private or does not exist (HTTP {_status(exc)}); set HF_TOKEN to a token that can read it, or check the id"
+            ) from None
+        raise WeightsError(f"Hub repo {repo} was not found; check the id (a private repo also needs HF_TOKEN set to a token that can read it)") from None
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
     except hf_errors.HfHubHTTPError as exc:
-        raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0]}; try again later or use a local folder") from None
-    except OSError as exc:
-        raise WeightsError(f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}); check the connection or use a local model folder as the source") from None
+        status = _status(exc)
+        if status in (401, 403):
+            raise WeightsError(f"the Hub refused access to {label} (HTTP {status}); set HF_TOKEN to a token that can read it") from None
+        if status is not None and status >= 500:
+            raise WeightsError(f"the Hub failed to serve {label} (HTTP {status}, a server error); try again later, or use a local model folder") from None
+        raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0][:120]}; try again later or use a local folder") from None
+    except (OSError, *_transport_errors()) as exc:
+        raise WeightsError(
+            f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}: the connection failed or was cut); "
+            "nothing partial was kept: try again, or use a local model folder as the source"
+        ) from None
     folder = config_path.parent
-    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+    commit = folder.name if _COMMIT.fullmatch(folder.name) else None
     return WeightsSource("hub", repo_id, revision, commit, folder)
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a huggingface_hub error, when it carries a response."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's connection errors (a connection cut mid-file), which are not :class:`OSError`."""
+    try:
+        from httpx2 import TransportError  # the client huggingface_hub 2.x uses
+    except ImportError:  # pragma: no cover - an older huggingface_hub (requests raises OSError subclasses)
+        return ()
+    return (TransportError,)
+
+
+def _commit_cached(repo_id: str, revision: str | None) -> bool:
+    """Whether ``revision`` is a commit hash whose config and weights are both in the Hub cache: such a load sends
+    no request (a commit's files never change), so it does not wait for the connection check either."""
+    if revision is None or not _COMMIT.fullmatch(revision):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(name: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, name, revision=revision), str)
+
+    return cached(CONFIG_NAME) and (cached(WEIGHTS_NAME) or cached("pytorch_model.bin"))
 
 
 def _fetch_capped(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> Path:
     """One file of a Hub model: its size checked from the Hub's metadata before the download (online), and the
     local copy's size checked before anything reads it (always: also a cached file, and a file changed on the Hub
-    between the two requests)."""
-    from huggingface_hub import hf_hub_download
+    between the two requests).
 
+    A revision that is a commit hash is served from the cache without any request when the file is there (or its
+    absence was recorded there): a commit's files never change. A branch or tag asks the Hub each time (one
+    metadata request per file, no body when cached), since it may have moved.
+    """
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    if revision is not None and _COMMIT.fullmatch(revision):
+        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(cached, str):
+            check_local_size(cached, label)
+            return Path(cached)
+        if cached is not None:  # the Hub said at this commit that the file does not exist
+            raise hf_errors.EntryNotFoundError(f"{filename} is not in {repo_id}@{revision}")
     if not cache_only:
-        check_remote_size(repo_id, filename, revision, label)
+        try:
+            check_remote_size(repo_id, filename, revision, label)
+        except hf_errors.RemoteEntryNotFoundError:
+            # let huggingface_hub record the absence in its cache (a metadata request, never a download), so that
+            # a load pinned to this commit asks no more
+            hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", dry_run=True)
+            raise
     path = Path(hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
     check_local_size(path, label)
     return path
