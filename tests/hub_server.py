@@ -68,10 +68,12 @@ class Repo:
 
 @dataclass(frozen=True)
 class Request:
-    """A request the server saw: method and decoded path (``/owner/name/resolve/main/config.json``)."""
+    """A request the server saw: method, decoded path (``/owner/name/resolve/main/config.json``) and its ``Range``
+    header (``""`` when none: a resumed download asks for ``bytes=N-``)."""
 
     method: str
     path: str
+    range: str = ""
 
 
 @dataclass
@@ -164,9 +166,9 @@ class HubServer:
                 and (name is None or ("/resolve/" in r.path and r.path.endswith("/" + name)))]
 
     # ----------------------------------------------------------------------------------------- internals
-    def _record(self, method: str, path: str) -> Failure | None:
+    def _record(self, method: str, path: str, range_: str) -> Failure | None:
         with self._lock:
-            self.requests.append(Request(method, path))
+            self.requests.append(Request(method, path, range_))
             for failure in self.failures:
                 if failure.times > 0 and failure.path in path and failure.method in (None, method):
                     failure.times -= 1
@@ -209,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = b""
         if method == "POST":
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        failure = self.hub._record(method, "/" + "/".join(parts))
+        failure = self.hub._record(method, "/" + "/".join(parts), self.headers.get("Range") or "")
         try:
             if failure is not None and not failure.drop:
                 raise _HubError(failure.status, failure.error_code, f"injected failure {failure.status}")

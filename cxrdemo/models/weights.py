@@ -409,19 +409,26 @@ def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, d
     from .files import weights_file
     from .loader import build_adapter
 
-    adapter = build_adapter(fmt, where)
-    if resolved is None:  # torchxrayvision: the library's own cache
+    if resolved is not None:  # a folder or Hub snapshot: the weights are checked before anything is built
+        path = weights_file(resolved.folder)
+        digest = _checked_digest(path, _expected_sha256(resolved.folder, sha256))
+        adapter = build_adapter(fmt, where)
+    else:  # torchxrayvision: the library's own cache, known once the library has fetched the weights
+        adapter = build_adapter(fmt, where)
         path = Path(adapter.net.weights_filename_local)
         resolved = WeightsSource("xrv", str(where), None, None, path.parent)
-    else:
-        path = weights_file(resolved.folder)
-    digest = file_sha256(path)
-    expected = _expected_sha256(resolved.folder, sha256) if resolved.kind != "xrv" or sha256 else None
-    if expected and expected != digest:
-        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+        digest = _checked_digest(path, _expected_sha256(resolved.folder, sha256) if sha256 else None)
     adapter.to(pick_device(device))
     splits = read_splits(resolved.folder) if resolved.kind != "xrv" else None
     return LoadedModel(adapter.eval(), adapter.config, resolved, digest, splits)  # type: ignore[arg-type]
+
+
+def _checked_digest(path: Path, expected: str | None) -> str:
+    """The sha256 of ``path``; a one-line :class:`WeightsError` when it is not ``expected`` (if given)."""
+    digest = file_sha256(path)
+    if expected and expected != digest:
+        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+    return digest
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:
