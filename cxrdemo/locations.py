@@ -9,7 +9,8 @@ it loads torch).
 
 - A weight source: ``$CXRDEMO_WEIGHTS`` or the embedded folder by default (:func:`default_source`), else
   ``[format:]where`` (:func:`parse_source`): a local folder, a Hub id ``owner/name[@revision]``
-  (:func:`hub_id_or_error`) or a torchxrayvision weight name; :func:`check_source_shape` refuses, in one line and
+  (:func:`hub_id_or_error`; the revision a branch or tag name or a commit hash, :func:`valid_revision`, else the
+  one line :data:`REVISION_REFUSED`) or a torchxrayvision weight name; :func:`check_source_shape` refuses, in one line and
   without torch, a source that can be none of them. :mod:`cxrdemo.models.weights` loads it.
 
 A checkout is recognised by ``pyproject.toml`` beside the package folder, so an unrelated ``weights/`` folder

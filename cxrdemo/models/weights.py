@@ -7,6 +7,9 @@ Sources (``load_model(source)``):
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
   Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only. Each file's
   size is checked against its cap (:mod:`cxrdemo.hubsize`) before it is downloaded, and before a cached copy is read.
+  The revision must be a branch or tag name or a commit hash (:func:`cxrdemo.locations.valid_revision`). Pinned to a
+  cached commit, a load sends no request; by branch or tag it asks the Hub (metadata only when cached). Missing
+  repos, revisions and files, private and gated repos (``HF_TOKEN``), Hub errors and cut connections are one line.
 - ``hf://owner/name[@revision]``: the same Hub id, never looked up as a local folder (what a public server uses).
 
 - ``timm:`` / ``hf:`` / ``xrv:`` prefixes, or a folder whose files are timm's or transformers', or a torchxrayvision
