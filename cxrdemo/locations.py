@@ -161,9 +161,10 @@ def _split_hub_id(text: str) -> tuple[str, str | None] | None:
 
 def has_bad_revision(text: str) -> bool:
     """True when ``text`` is ``owner/name@rev`` with a Hub-id-shaped repo but a revision that is no branch, tag or
-    commit name (:func:`valid_revision`): the caller answers :data:`REVISION_REFUSED`."""
+    commit name (:func:`valid_revision`): the caller answers :data:`REVISION_REFUSED`. An empty revision
+    (``owner/name@``) is not Hub-id shaped (:func:`parse_hub_id` is ``None``) and keeps that answer."""
     split = _split_hub_id(text)
-    return split is not None and split[1] is not None and not valid_revision(split[1])
+    return split is not None and bool(split[1]) and not valid_revision(split[1])
 
 
 def parse_hub_id(text: str) -> tuple[str, str | None] | None:

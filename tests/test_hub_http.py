@@ -169,7 +169,6 @@ def test_fixture_patches_every_endpoint_constant(hub: HubServer) -> None:
     import huggingface_hub.hf_api as hf_api
     from huggingface_hub import hf_hub_url
 
-    assert endpoint_constants() == sorted(n for n, v in vars(c).items() if n.isupper() and isinstance(v, str) and v.startswith(hub.url))
     assert "ENDPOINT" in endpoint_constants() and "HUGGINGFACE_CO_URL_TEMPLATE" in endpoint_constants()
     leftover = [n for n, v in vars(c).items() if n.isupper() and not n.startswith("_") and isinstance(v, str) and v.startswith("https://huggingface.co")]
     assert leftover == []
