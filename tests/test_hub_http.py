@@ -269,6 +269,16 @@ def test_server_error_leaves_nothing_and_the_next_call_works(hub: HubServer, cx_
     assert loaded.sha256 == file_sha256(model_dir / WEIGHTS_NAME)
 
 
+def test_hub_error_falls_back_to_the_cached_copy(hub: HubServer, cx_repo: str, model_dir: Path) -> None:
+    """A model already downloaded still loads while the Hub answers 5xx (as huggingface_hub does on its own)."""
+    first = load_model(cx_repo, device="cpu")
+    failure = hub.fail("/resolve/", 502, times=100)
+    hub.clear()
+    again = load_model(cx_repo, device="cpu")
+    assert (again.source.commit, again.sha256) == (first.source.commit, file_sha256(model_dir / WEIGHTS_NAME))
+    assert failure.times < 100 and hub.seen("GET") == []
+
+
 def test_connection_dropped_once_is_resumed_intact(hub: HubServer, cx_repo: str, model_dir: Path) -> None:
     hub.fail(WEIGHTS_NAME, method="GET", drop=True)
     loaded = load_model(cx_repo, device="cpu")

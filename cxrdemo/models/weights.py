@@ -166,16 +166,15 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
     pinned_and_cached = _commit_cached(repo_id, revision)
     cache_only = offline or (not pinned_and_cached and not hub_reachable())
     try:
-        config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
         try:
-            _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
-        except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as missing:
-            try:  # a transformers repo with tensor-only pickles (read with weights_only=True)
-                _fetch_capped(repo_id, "pytorch_model.bin", revision, cache_only, label)
-            except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
-                raise missing from None
-        for optional in OPTIONAL_FILES:
-            _fetch_optional(repo_id, optional, revision, cache_only, label)
+            config_path = _fetch_files(repo_id, revision, cache_only, label)
+        except Exception as failed:  # noqa: BLE001 - only the Hub's own failures are retried, the rest re-raised
+            if cache_only or not _hub_failed(failed):
+                raise
+            try:  # the Hub answered 5xx or the connection broke: a cached copy of this revision will do, as offline
+                config_path = _fetch_files(repo_id, revision, True, label)
+            except (hf_errors.EntryNotFoundError, hf_errors.OfflineModeIsEnabled):
+                raise failed from None
     except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
@@ -216,6 +215,34 @@ def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
 
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _fetch_files(repo_id: str, revision: str | None, cache_only: bool, label: str) -> Path:
+    """A Hub model's files into one snapshot of the cache (config, weights, the optional files); its config's path."""
+    from huggingface_hub import errors as hf_errors
+
+    config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
+    try:
+        _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
+    except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as missing:
+        try:  # a transformers repo with tensor-only pickles (read with weights_only=True)
+            _fetch_capped(repo_id, "pytorch_model.bin", revision, cache_only, label)
+        except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
+            raise missing from None
+    for optional in OPTIONAL_FILES:
+        _fetch_optional(repo_id, optional, revision, cache_only, label)
+    return config_path
+
+
+def _hub_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is the Hub failing (a 5xx answer, a broken connection) rather than an answer about the repo:
+    then a cached copy is used, as huggingface_hub itself does when its metadata request fails."""
+    from huggingface_hub import errors as hf_errors
+
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        status = _status(exc)
+        return status is not None and status >= 500
+    return isinstance(exc, (ConnectionError, TimeoutError, *_transport_errors()))
 
 
 def _status(exc: BaseException) -> int | None:
