@@ -9,7 +9,8 @@ Sources (``load_model(source)``):
   size is checked against its cap (:mod:`cxrdemo.hubsize`) before it is downloaded, and before a cached copy is read.
   The revision must be a branch or tag name or a commit hash (:func:`cxrdemo.locations.valid_revision`). Pinned to a
   cached commit, a load sends no request; by branch or tag it asks the Hub (metadata only when cached). Missing
-  repos, revisions and files, private and gated repos (``HF_TOKEN``), Hub errors and cut connections are one line.
+  repos, revisions and files, private and gated repos (``HF_TOKEN``), Hub errors and cut connections are one line
+  (:mod:`cxrdemo.models.hubfetch` fetches the files).
 - ``hf://owner/name[@revision]``: the same Hub id, never looked up as a local folder (what a public server uses).
 
 - ``timm:`` / ``hf:`` / ``xrv:`` prefixes, or a folder whose files are timm's or transformers', or a torchxrayvision
@@ -36,20 +37,15 @@ import torch
 
 from .config import CONFIG_NAME, ModelConfig
 from ..errors import ConfigError, WeightsError
-from ..hubsize import check_local_size, check_remote_size
-from ..locations import (EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, REVISION_REFUSED, check_revision, default_source, has_bad_revision,
-                         hub_id_or_error, parse_hub_id, path_exists)
+from ..locations import (EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, REVISION_REFUSED, default_source, has_bad_revision, hub_id_or_error,
+                         parse_hub_id, path_exists)
+from .hubfetch import CARD_NAME, CHECKSUM_NAME, OPTIONAL_FILES, WEIGHTS_NAME, fetch_from_hub, hub_offline, hub_reachable  # noqa: F401 - re-exported
 from .cln import MultiTaskNet, build_model, estimate_parameters
-from ..provenance import SPLITS_NAME, DataSplits, read_splits
+from ..provenance import DataSplits, read_splits
 from ..publicmode import clip_text
 
-WEIGHTS_NAME = "model.safetensors"
-CHECKSUM_NAME = "model.safetensors.sha256"
-CARD_NAME = "README.md"
 EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
-#: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
-OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME, CHECKSUM_NAME)
 
 
 @dataclass(frozen=True)
@@ -131,188 +127,10 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     return _fetch_from_hub(*hub_id_or_error(text))
 
 
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for the cache only (read at call time, as the user may set it late)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers a TCP connection within ``timeout`` seconds.
-
-    Checked before going online so that an unreachable Hub costs seconds, not huggingface_hub's retry loop, and a
-    cached copy is used instead.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
-    from huggingface_hub import errors as hf_errors
-
-    check_revision(revision)  # the last gate: huggingface_hub reads refs/<revision> from its cache when offline
-    label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
-    repo = clip_text(repo_id)
-    offline = hub_offline()
-    pinned_and_cached = _commit_cached(repo_id, revision)
-    cache_only = offline or (not pinned_and_cached and not hub_reachable())
-    try:
-        try:
-            config_path = _fetch_files(repo_id, revision, cache_only, label)
-        except Exception as failed:  # noqa: BLE001 - only the Hub's own failures are retried, the rest re-raised
-            if cache_only or not _hub_failed(failed):
-                raise
-            try:  # the Hub answered 5xx or the connection broke: a cached copy of this revision will do, as offline
-                config_path = _fetch_files(repo_id, revision, True, label)
-            except (hf_errors.EntryNotFoundError, hf_errors.OfflineModeIsEnabled):
-                raise failed from None
-    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
-        if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
-            why = "the download failed"
-        first = "unset HF_HUB_OFFLINE and connect to the internet once" if offline else "connect to the internet once"
-        raise WeightsError(
-            f"{why} and {label} is not in the local Hub cache; {first}, or use a local model folder (config.json + model.safetensors) as the source"
-        ) from None
-    except hf_errors.RevisionNotFoundError:
-        raise WeightsError(f"Hub repo {repo} has no revision {clip_text(revision)!r}; check the branch, tag or commit") from None
-    except hf_errors.GatedRepoError:  # before RepositoryNotFoundError, of which it is a subclass
-        raise WeightsError(
-            f"Hub repo {repo} is gated: accept its conditions on its Hub page, then set HF_TOKEN to a token of that account"
-        ) from None
-    except hf_errors.RepositoryNotFoundError as exc:
-        if _status(exc) in (401, 403):
-            raise WeightsError(
-                f"Hub repo {repo} is private or does not exist (HTTP {_status(exc)}); set HF_TOKEN to a token that can read it, or check the id"
-            ) from None
-        raise WeightsError(f"Hub repo {repo} was not found; check the id (a private repo also needs HF_TOKEN set to a token that can read it)") from None
-    except hf_errors.EntryNotFoundError:
-        raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
-    except hf_errors.HfHubHTTPError as exc:
-        status = _status(exc)
-        if status in (401, 403):
-            raise WeightsError(f"the Hub refused access to {label} (HTTP {status}); set HF_TOKEN to a token that can read it") from None
-        if status is not None and status >= 500:
-            raise WeightsError(f"the Hub failed to serve {label} (HTTP {status}, a server error); try again later, or use a local model folder") from None
-        raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0][:120]}; try again later or use a local folder") from None
-    except (OSError, *_transport_errors()) as exc:
-        raise WeightsError(
-            f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}: the connection failed or was cut); "
-            "nothing partial was kept: try again, or use a local model folder as the source"
-        ) from None
-    folder = config_path.parent
-    commit = folder.name if _COMMIT.fullmatch(folder.name) else None
-    return WeightsSource("hub", repo_id, revision, commit, folder)
-
-
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def _fetch_files(repo_id: str, revision: str | None, cache_only: bool, label: str) -> Path:
-    """A Hub model's files into one snapshot of the cache (config, weights, the optional files); its config's path."""
-    from huggingface_hub import errors as hf_errors
-
-    config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
-    try:
-        _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
-    except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as missing:
-        try:  # a transformers repo with tensor-only pickles (read with weights_only=True)
-            _fetch_capped(repo_id, "pytorch_model.bin", revision, cache_only, label)
-        except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
-            raise missing from None
-    for optional in OPTIONAL_FILES:
-        _fetch_optional(repo_id, optional, revision, cache_only, label)
-    return config_path
-
-
-def _hub_failed(exc: BaseException) -> bool:
-    """Whether ``exc`` is the Hub failing (a 5xx answer, a broken connection) rather than an answer about the repo:
-    then a cached copy is used, as huggingface_hub itself does when its metadata request fails."""
-    from huggingface_hub import errors as hf_errors
-
-    if isinstance(exc, hf_errors.HfHubHTTPError):
-        status = _status(exc)
-        return status is not None and status >= 500
-    return isinstance(exc, (ConnectionError, TimeoutError, *_transport_errors()))
-
-
-def _status(exc: BaseException) -> int | None:
-    """The HTTP status of a huggingface_hub error, when it carries a response."""
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP client's connection errors (a connection cut mid-file), which are not :class:`OSError`."""
-    try:
-        from httpx2 import TransportError  # the client huggingface_hub 2.x uses
-    except ImportError:  # pragma: no cover - an older huggingface_hub (requests raises OSError subclasses)
-        return ()
-    return (TransportError,)
-
-
-def _commit_cached(repo_id: str, revision: str | None) -> bool:
-    """Whether ``revision`` is a commit hash whose config and weights are both in the Hub cache: such a load sends
-    no request (a commit's files never change), so it does not wait for the connection check either."""
-    if revision is None or not _COMMIT.fullmatch(revision):
-        return False
-    from huggingface_hub import try_to_load_from_cache
-
-    def cached(name: str) -> bool:
-        return isinstance(try_to_load_from_cache(repo_id, name, revision=revision), str)
-
-    return cached(CONFIG_NAME) and (cached(WEIGHTS_NAME) or cached("pytorch_model.bin"))
-
-
-def _fetch_capped(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> Path:
-    """One file of a Hub model: its size checked from the Hub's metadata before the download (online), and the
-    local copy's size checked before anything reads it (always: also a cached file, and a file changed on the Hub
-    between the two requests).
-
-    A revision that is a commit hash is served from the cache without any request when the file is there (or its
-    absence was recorded there): a commit's files never change. A branch or tag asks the Hub each time (one
-    metadata request per file, no body when cached), since it may have moved.
-    """
-    from huggingface_hub import errors as hf_errors
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
-    if revision is not None and _COMMIT.fullmatch(revision):
-        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
-        if isinstance(cached, str):
-            check_local_size(cached, label)
-            return Path(cached)
-        if cached is not None:  # the Hub said at this commit that the file does not exist
-            raise hf_errors.EntryNotFoundError(f"{filename} is not in {repo_id}@{revision}")
-    if not cache_only:
-        try:
-            check_remote_size(repo_id, filename, revision, label)
-        except hf_errors.RemoteEntryNotFoundError:
-            # let huggingface_hub record the absence in its cache (a metadata request, never a download), so that
-            # a load pinned to this commit asks no more
-            hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", dry_run=True)
-            raise
-    path = Path(hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
-    check_local_size(path, label)
-    return path
-
-
-def _fetch_optional(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> None:
-    """Fetch a file that a model repo may lack (e.g. ``data_splits.json``) into the same snapshot; absent is fine."""
-    from huggingface_hub import errors as hf_errors
-
-    try:
-        _fetch_capped(repo_id, filename, revision, cache_only, label)
-    except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
-        pass
+    """A Hub model as a :class:`WeightsSource` (:func:`cxrdemo.models.hubfetch.fetch_from_hub` fetches it)."""
+    files = fetch_from_hub(repo_id, revision)
+    return WeightsSource("hub", repo_id, revision, files.commit, files.folder)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
