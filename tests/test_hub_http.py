@@ -150,13 +150,21 @@ def test_new_commit_on_the_branch_is_picked_up_and_the_old_commit_still_loads(ca
 
 
 def test_snapshot_download_reads_the_tree(hub: HubServer, model_dir: Path, monkeypatch) -> None:
-    """The server's tree listing is what ``snapshot_download`` needs (a check of the test Hub itself)."""
+    """The server's tree listing is what ``snapshot_download`` needs, and its paths-info answers ``get_paths_info``
+    (checks of the test Hub itself)."""
     from huggingface_hub import snapshot_download
 
     commit = hub.push_folder("owner/snap", model_dir, **{"extra/notes.txt": b"x"})
     folder = Path(snapshot_download("owner/snap"))
     assert folder.name == commit and (folder / "extra" / "notes.txt").read_bytes() == b"x"
     assert file_sha256(folder / WEIGHTS_NAME) == file_sha256(model_dir / WEIGHTS_NAME)
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    info = {entry.path: entry for entry in HfApi().get_paths_info("owner/snap", [WEIGHTS_NAME, "extra", "absent"], revision=commit)}
+    assert set(info) == {WEIGHTS_NAME, "extra"} and isinstance(info["extra"], RepoFolder)
+    weights = info[WEIGHTS_NAME]
+    assert isinstance(weights, RepoFile) and weights.lfs is not None and weights.lfs.sha256 == file_sha256(model_dir / WEIGHTS_NAME)
     set_offline(monkeypatch)
     hub.clear()
     assert Path(snapshot_download("owner/snap")) == folder and hub.requests == []
