@@ -6,7 +6,9 @@ file of any size. Caps (see docs/security.md, "Public mode and model sources"):
 - ``model.safetensors``: ``CXRDEMO_MAX_WEIGHTS_MB`` megabytes (default :data:`DEFAULT_MAX_WEIGHTS_MB`; the embedded
   model is 17 MB, a ResNet-50 model about 100 MB);
 - ``config.json``: :data:`cxrdemo.models.config.MAX_CONFIG_BYTES` (1 MiB; a cxrdemo config is a few KB);
-- ``data_splits.json``: :data:`MAX_SPLITS_BYTES` (the names of all 112,120 NIH images take about 2 MB).
+- ``data_splits.json``: :data:`MAX_SPLITS_BYTES` (the names of all 112,120 NIH images take about 2 MB);
+- ``preprocessor_config.json`` (transformers) 1 MiB as config.json, ``README.md`` 1 MiB, ``model.safetensors.sha256``
+  4 KiB (:data:`SMALL_FILE_CAPS`).
 
 Online, the sizes come from the Hub's metadata (:func:`huggingface_hub.get_hf_file_metadata`, a HEAD request, no
 body) before anything is downloaded; offline (``HF_HUB_OFFLINE=1`` or no connection), the cached file's size is
@@ -27,6 +29,10 @@ ENV_MAX_WEIGHTS_MB = "CXRDEMO_MAX_WEIGHTS_MB"
 DEFAULT_MAX_WEIGHTS_MB = 500.0
 #: Cap of a Hub model's ``data_splits.json``.
 MAX_SPLITS_BYTES = 16 << 20
+#: Cap of a Hub model's card (``README.md``; the outputs read its first 20,000 characters).
+MAX_CARD_BYTES = 1 << 20
+#: Cap of ``model.safetensors.sha256`` (64 hex digits, a file name and a newline).
+MAX_CHECKSUM_BYTES = 4096
 WEIGHTS_FILE = "model.safetensors"
 SPLITS_FILE = "data_splits.json"
 
@@ -50,12 +56,20 @@ def max_weights_bytes(environ: Mapping[str, str] | None = None) -> int:
     return round(value * 1e6)  # round, not int: 17.052336 MB is 17,052,336 bytes, not one byte less
 
 
+#: Caps of the small files a model repo may carry besides its weights (the weights' cap is the variable's).
+SMALL_FILE_CAPS: dict[str, int] = {
+    CONFIG_NAME: MAX_CONFIG_BYTES,
+    "preprocessor_config.json": MAX_CONFIG_BYTES,
+    SPLITS_FILE: MAX_SPLITS_BYTES,
+    "README.md": MAX_CARD_BYTES,
+    "model.safetensors.sha256": MAX_CHECKSUM_BYTES,
+}
+
+
 def cap_bytes(filename: str) -> int:
-    """The cap of a model repo's file ``filename`` (config, weights, data splits)."""
-    if filename == CONFIG_NAME:
-        return MAX_CONFIG_BYTES
-    if filename == SPLITS_FILE:
-        return MAX_SPLITS_BYTES
+    """The cap of a model repo's file ``filename``: :data:`SMALL_FILE_CAPS`, else (weights) ``CXRDEMO_MAX_WEIGHTS_MB``."""
+    if filename in SMALL_FILE_CAPS:
+        return SMALL_FILE_CAPS[filename]
     return max_weights_bytes()
 
 
@@ -65,7 +79,7 @@ def _amount(size: int) -> str:
 
 
 def _refusal(label: str, filename: str, size: int, cap: int) -> WeightsError:
-    hint = f"raise {ENV_MAX_WEIGHTS_MB} if you trust this model" if filename == WEIGHTS_FILE else "this is not a cxrdemo model file"
+    hint = f"raise {ENV_MAX_WEIGHTS_MB} if you trust this model" if filename not in SMALL_FILE_CAPS else "this is not a cxrdemo model file"
     return WeightsError(f"{label}: {filename} has {_amount(size)}, more than the {_amount(cap)} allowed; {hint}")
 
 

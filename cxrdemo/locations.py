@@ -9,7 +9,8 @@ it loads torch).
 
 - A weight source: ``$CXRDEMO_WEIGHTS`` or the embedded folder by default (:func:`default_source`), else
   ``[format:]where`` (:func:`parse_source`): a local folder, a Hub id ``owner/name[@revision]``
-  (:func:`hub_id_or_error`) or a torchxrayvision weight name; :func:`check_source_shape` refuses, in one line and
+  (:func:`hub_id_or_error`; the revision a branch or tag name or a commit hash, :func:`valid_revision`, else the
+  one line :data:`REVISION_REFUSED`) or a torchxrayvision weight name; :func:`check_source_shape` refuses, in one line and
   without torch, a source that can be none of them. :mod:`cxrdemo.models.weights` loads it.
 
 A checkout is recognised by ``pyproject.toml`` beside the package folder, so an unrelated ``weights/`` folder
@@ -51,7 +52,15 @@ EMBEDDED_WEIGHTS_DIR = shipped_dir("weights")
 NIH_BOX_LIST = PACKAGE_DIR / "resources" / "BBox_List_2017.csv.gz"
 #: The environment variable naming the default weight source.
 ENV_WEIGHTS = "CXRDEMO_WEIGHTS"
-_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@(?P<rev>[A-Za-z0-9_./-]{1,200}))?$")
+_HUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+#: The characters of a revision and its length cap (git allows more; the Hub's branches, tags and commits need no more).
+_REVISION_CHARS = re.compile(r"[A-Za-z0-9_./-]{1,128}")
+#: The one answer to any revision that is no branch, tag or commit name: it never echoes the text, so that what the
+#: server holds at a path cannot change it (a revision such as ``/proc/self/cmdline`` would otherwise be read as one).
+REVISION_REFUSED = (
+    "a Hub revision is a branch or tag name (letters, digits, '_', '-', '.', names joined by single '/', "
+    "no '..', no leading or trailing '/') or a 40-hex commit hash; use one such as main, v1.0 or a commit hash"
+)
 
 
 #: cxrdemo's Hub-only form of a source (``hf://owner/name@rev``): never a folder.
@@ -99,6 +108,8 @@ def check_source_shape(text: str) -> None:
         if not looks_like_xrv_name(where):
             raise WeightsError(f"{clip_repr(where)} is not a torchxrayvision weight name; use one such as xrv:densenet121-res224-all")
         return
+    if has_bad_revision(where[len(HUB_PREFIX):] if where.startswith(HUB_PREFIX) else where):
+        raise WeightsError(REVISION_REFUSED)  # before any file is looked at: such a revision reads as a path
     if path_exists(Path(where).expanduser()):
         return
     if where.startswith(HUB_PREFIX):
@@ -126,17 +137,57 @@ def path_exists(path: Path) -> bool:
         return False
 
 
-def parse_hub_id(text: str) -> tuple[str, str | None] | None:
-    """``owner/name[@rev]`` -> ``(repo_id, revision)``; ``None`` when ``text`` is not Hub-id shaped."""
-    m = _HUB_ID.match(text)
-    if not m or ".." in text or text.endswith((".", "-")):
+def valid_revision(rev: str) -> bool:
+    """Whether ``rev`` is a branch or tag name by git's ref rules (``git check-ref-format``: no ``..``, no component
+    starting with ``.`` or ending in ``.lock``, no leading, trailing or double ``/``, no trailing ``.``, none of
+    space, control characters, ``~^:?*[\\@{``) within cxrdemo's narrower alphabet ``[A-Za-z0-9_./-]`` and at most
+    128 characters; a 40-hex commit hash is one such name.
+
+    huggingface_hub joins a revision to its cache folder (``refs/<rev>``) and reads that file when offline, so a
+    revision that could be read as a path (``/proc/self/cmdline``, ``../../x``, ``refs/../x``) must never reach it.
+    """
+    if not _REVISION_CHARS.fullmatch(rev) or rev.startswith("/") or rev.endswith(("/", ".")) or "//" in rev or ".." in rev:
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in rev.split("/"))
+
+
+def _split_hub_id(text: str) -> tuple[str, str | None] | None:
+    """``owner/name[@rev]`` split at its ``@`` when the repo part is Hub-id shaped (the revision not yet checked)."""
+    repo, sep, rev = text.partition("@")
+    if not _HUB_REPO.fullmatch(repo) or ".." in repo or repo.endswith((".", "-")):
         return None
-    return m.group("repo"), m.group("rev")
+    return repo, (rev if sep else None)
+
+
+def has_bad_revision(text: str) -> bool:
+    """True when ``text`` is ``owner/name@rev`` with a Hub-id-shaped repo but a revision that is no branch, tag or
+    commit name (:func:`valid_revision`): the caller answers :data:`REVISION_REFUSED`. An empty revision
+    (``owner/name@``) is not Hub-id shaped (:func:`parse_hub_id` is ``None``) and keeps that answer."""
+    split = _split_hub_id(text)
+    return split is not None and bool(split[1]) and not valid_revision(split[1])
+
+
+def parse_hub_id(text: str) -> tuple[str, str | None] | None:
+    """``owner/name[@rev]`` -> ``(repo_id, revision)``; ``None`` when ``text`` is not Hub-id shaped, or when its
+    revision is not a branch, tag or commit name (:func:`valid_revision`; :func:`has_bad_revision` tells which)."""
+    split = _split_hub_id(text)
+    if split is None or (split[1] is not None and not valid_revision(split[1])):
+        return None
+    return split
+
+
+def check_revision(revision: str | None) -> None:
+    """:data:`REVISION_REFUSED` as a :class:`WeightsError` unless ``revision`` is ``None`` or a valid name: the last
+    gate before a revision reaches huggingface_hub (a caller that built its own ``(repo_id, revision)``)."""
+    if revision is not None and not valid_revision(revision):
+        raise WeightsError(REVISION_REFUSED)
 
 
 def hub_id_or_error(text: str) -> tuple[str, str | None]:
     """For a weight source ``text`` that is no existing path: its Hub id ``(repo_id, revision)``; a one-line
     :class:`WeightsError` when it is not Hub-id shaped either (a mistyped folder, say)."""
+    if has_bad_revision(text):
+        raise WeightsError(REVISION_REFUSED)
     hub = parse_hub_id(text)
     if hub is None:
         shown = clip_repr(text)

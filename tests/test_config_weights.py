@@ -212,7 +212,7 @@ def test_hub_unreachable_without_offline_flag_fails_fast(tmp_path, monkeypatch):
     import huggingface_hub.constants as c
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty"))
-    monkeypatch.setattr("cxrdemo.models.weights.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("cxrdemo.models.hubfetch.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(WeightsError, match="Hub cannot be reached and owner/model@main is not in the local Hub cache") as err:
         load_model("owner/model@main", device="cpu")
     # HF_HUB_OFFLINE was not set: do not tell the user to unset it; and no CLI flag in a message the app shows too

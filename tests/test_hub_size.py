@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cxrdemo import hubsize
-from cxrdemo.models import weights
+from cxrdemo.models import hubfetch, weights
 from cxrdemo.errors import WeightsError
 from cxrdemo.models.weights import CONFIG_NAME, WEIGHTS_NAME, file_sha256, load_model
 
@@ -102,7 +102,7 @@ def online(tmp_path, monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(hubfetch, "hub_reachable", lambda timeout=3.0: True)
     state = {"sizes": {}, "downloaded": [], "files": {}}
 
     def metadata(url, **kwargs):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, WEBAPP_IMAGE
+from hub_server import hub  # noqa: F401 - the test Hub fixture
 from cxrdemo.errors import InputError, WeightsError
 from cxrdemo.webapp import actions, side, sources, upload
 from cxrdemo.webapp.models import ModelCache, model_key
@@ -98,6 +99,17 @@ def test_a_hub_id_never_reads_a_folder_of_the_same_name(monkeypatch, tmp_path):
     assert Path("cxrdemo/webapp").is_dir()
     with pytest.raises(WeightsError, match="cxrdemo/webapp is not in the local Hub cache"):
         resolve_source("hf://cxrdemo/webapp")
+
+
+def test_public_hub_id_loads_from_the_hub_not_the_folder_of_that_name(public, hub, model_dir, monkeypatch):
+    """For real, against the test Hub (tests/hub_server.py): ``cxrdemo/webapp`` is a folder of the repository and a
+    Hub id; a public server fetches the Hub's model over HTTP and never looks at the folder."""
+    commit = hub.push_folder("cxrdemo/webapp", model_dir)
+    monkeypatch.chdir(REPO)
+    key = model_key("cxrdemo/webapp", "cpu")
+    loaded = ModelCache(capacity=1).get(key).loaded
+    assert (loaded.source.kind, loaded.source.ref, loaded.source.commit) == ("hub", "cxrdemo/webapp", commit)
+    assert hub.seen("GET", "model.safetensors") and loaded.source.folder.name == commit
 
 
 def test_webapp_functions_refuse_before_loading(public, hostile_sources, images_dir, tmp_path):

@@ -7,6 +7,10 @@ Sources (``load_model(source)``):
 - ``owner/name`` or ``owner/name@revision``: fetched with :func:`huggingface_hub.hf_hub_download` into the standard
   Hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), revision pinned; ``HF_HUB_OFFLINE=1`` uses the cache only. Each file's
   size is checked against its cap (:mod:`cxrdemo.hubsize`) before it is downloaded, and before a cached copy is read.
+  The revision must be a branch or tag name or a commit hash (:func:`cxrdemo.locations.valid_revision`). Pinned to a
+  cached commit, a load sends no request; by branch or tag it asks the Hub (metadata only when cached). Missing
+  repos, revisions and files, private and gated repos (``HF_TOKEN``), Hub errors and cut connections are one line
+  (:mod:`cxrdemo.models.hubfetch` fetches the files).
 - ``hf://owner/name[@revision]``: the same Hub id, never looked up as a local folder (what a public server uses).
 
 - ``timm:`` / ``hf:`` / ``xrv:`` prefixes, or a folder whose files are timm's or transformers', or a torchxrayvision
@@ -33,19 +37,15 @@ import torch
 
 from .config import CONFIG_NAME, ModelConfig
 from ..errors import ConfigError, WeightsError
-from ..hubsize import check_local_size, check_remote_size
-from ..locations import EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, default_source, hub_id_or_error, parse_hub_id, path_exists
+from ..locations import (EMBEDDED_WEIGHTS_DIR, HUB_PREFIX, REVISION_REFUSED, default_source, has_bad_revision, hub_id_or_error,
+                         parse_hub_id, path_exists)
+from .hubfetch import CARD_NAME, CHECKSUM_NAME, OPTIONAL_FILES, WEIGHTS_NAME, fetch_from_hub, hub_offline, hub_reachable  # noqa: F401 - re-exported
 from .cln import MultiTaskNet, build_model, estimate_parameters
-from ..provenance import SPLITS_NAME, DataSplits, read_splits
+from ..provenance import DataSplits, read_splits
 from ..publicmode import clip_text
 
-WEIGHTS_NAME = "model.safetensors"
-CHECKSUM_NAME = "model.safetensors.sha256"
-CARD_NAME = "README.md"
 EMBEDDED_DIR = EMBEDDED_WEIGHTS_DIR  # the checkout's weights/ or the wheel's copy (cxrdemo.locations)
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
-#: Files a model repo may carry besides config.json and the weights (splits, transformers' processor, the card).
-OPTIONAL_FILES = (SPLITS_NAME, "preprocessor_config.json", CARD_NAME)
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ def _refuse_pickle(path: Path) -> None:
 def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     """Turn what the user gave into a local folder holding ``config.json`` and ``model.safetensors``."""
     text = str(source).strip() if source is not None else ""
+    if has_bad_revision(text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text):
+        raise WeightsError(REVISION_REFUSED)  # before any file is looked at: such a revision reads as a path
     if text.startswith(HUB_PREFIX):
         hub = parse_hub_id(text[len(HUB_PREFIX):])
         if hub is None:
@@ -125,92 +127,10 @@ def resolve_source(source: str | os.PathLike | None = None) -> WeightsSource:
     return _fetch_from_hub(*hub_id_or_error(text))
 
 
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` asks for the cache only (read at call time, as the user may set it late)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub endpoint answers a TCP connection within ``timeout`` seconds.
-
-    Checked before going online so that an unreachable Hub costs seconds, not huggingface_hub's retry loop, and a
-    cached copy is used instead.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _fetch_from_hub(repo_id: str, revision: str | None) -> WeightsSource:
-    from huggingface_hub import errors as hf_errors
-
-    label = clip_text(f"{repo_id}@{revision}" if revision else repo_id)
-    offline = hub_offline()
-    cache_only = offline or not hub_reachable()
-    try:
-        config_path = _fetch_capped(repo_id, CONFIG_NAME, revision, cache_only, label)
-        try:
-            _fetch_capped(repo_id, WEIGHTS_NAME, revision, cache_only, label)
-        except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as missing:
-            try:  # a transformers repo with tensor-only pickles (read with weights_only=True)
-                _fetch_capped(repo_id, "pytorch_model.bin", revision, cache_only, label)
-            except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
-                raise missing from None
-        for optional in OPTIONAL_FILES:
-            _fetch_optional(repo_id, optional, revision, cache_only, label)
-    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as exc:
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
-        if isinstance(exc, hf_errors.LocalEntryNotFoundError) and not cache_only:
-            why = "the download failed"
-        first = "unset HF_HUB_OFFLINE and connect to the internet once" if offline else "connect to the internet once"
-        raise WeightsError(
-            f"{why} and {label} is not in the local Hub cache; {first}, or use a local model folder (config.json + model.safetensors) as the source"
-        ) from None
-    except hf_errors.RevisionNotFoundError:
-        raise WeightsError(f"Hub repo {clip_text(repo_id)} has no revision {clip_text(revision)!r}; check the branch, tag or commit") from None
-    except hf_errors.RepositoryNotFoundError:
-        raise WeightsError(f"Hub repo {clip_text(repo_id)} was not found (or is private); check the id, or log in with a token") from None
-    except hf_errors.EntryNotFoundError:
-        raise WeightsError(f"Hub repo {label} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it is not a cxrdemo model") from None
-    except hf_errors.HfHubHTTPError as exc:
-        raise WeightsError(f"the Hub refused {label}: {str(exc).splitlines()[0]}; try again later or use a local folder") from None
-    except OSError as exc:
-        raise WeightsError(f"could not fetch {label} from the Hugging Face Hub ({exc.__class__.__name__}); check the connection or use a local model folder as the source") from None
-    folder = config_path.parent
-    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
-    return WeightsSource("hub", repo_id, revision, commit, folder)
-
-
-def _fetch_capped(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> Path:
-    """One file of a Hub model: its size checked from the Hub's metadata before the download (online), and the
-    local copy's size checked before anything reads it (always: also a cached file, and a file changed on the Hub
-    between the two requests)."""
-    from huggingface_hub import hf_hub_download
-
-    if not cache_only:
-        check_remote_size(repo_id, filename, revision, label)
-    path = Path(hf_hub_download(repo_id, filename, revision=revision, library_name="cxrdemo", local_files_only=cache_only))
-    check_local_size(path, label)
-    return path
-
-
-def _fetch_optional(repo_id: str, filename: str, revision: str | None, cache_only: bool, label: str) -> None:
-    """Fetch a file that a model repo may lack (e.g. ``data_splits.json``) into the same snapshot; absent is fine."""
-    from huggingface_hub import errors as hf_errors
-
-    try:
-        _fetch_capped(repo_id, filename, revision, cache_only, label)
-    except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError):
-        pass
+    """A Hub model as a :class:`WeightsSource` (:func:`cxrdemo.models.hubfetch.fetch_from_hub` fetches it)."""
+    files = fetch_from_hub(repo_id, revision)
+    return WeightsSource("hub", repo_id, revision, files.commit, files.folder)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -337,19 +257,26 @@ def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, d
     from .files import weights_file
     from .loader import build_adapter
 
-    adapter = build_adapter(fmt, where)
-    if resolved is None:  # torchxrayvision: the library's own cache
+    if resolved is not None:  # a folder or Hub snapshot: the weights are checked before anything is built
+        path = weights_file(resolved.folder)
+        digest = _checked_digest(path, _expected_sha256(resolved.folder, sha256))
+        adapter = build_adapter(fmt, where)
+    else:  # torchxrayvision: the library's own cache, known once the library has fetched the weights
+        adapter = build_adapter(fmt, where)
         path = Path(adapter.net.weights_filename_local)
         resolved = WeightsSource("xrv", str(where), None, None, path.parent)
-    else:
-        path = weights_file(resolved.folder)
-    digest = file_sha256(path)
-    expected = _expected_sha256(resolved.folder, sha256) if resolved.kind != "xrv" or sha256 else None
-    if expected and expected != digest:
-        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+        digest = _checked_digest(path, _expected_sha256(resolved.folder, sha256) if sha256 else None)
     adapter.to(pick_device(device))
     splits = read_splits(resolved.folder) if resolved.kind != "xrv" else None
     return LoadedModel(adapter.eval(), adapter.config, resolved, digest, splits)  # type: ignore[arg-type]
+
+
+def _checked_digest(path: Path, expected: str | None) -> str:
+    """The sha256 of ``path``; a one-line :class:`WeightsError` when it is not ``expected`` (if given)."""
+    digest = file_sha256(path)
+    if expected and expected != digest:
+        raise WeightsError(f"{path} has sha256 {digest[:12]}..., expected {expected[:12]}...; the file is corrupt or was changed: re-download it")
+    return digest
 
 
 def _first_line(exc: BaseException, limit: int = 120) -> str:

@@ -58,6 +58,7 @@ def parse_models(text: str | None, root: str | os.PathLike | None = None) -> tup
     """The named models of a ``CXRDEMO_MODELS`` value (name -> what to resolve: an absolute folder, or
     ``hf://owner/name[@revision]``), and one note per entry left out. ``default`` is not among them (it is always
     offered, see :func:`named_models`)."""
+    from ..locations import REVISION_REFUSED, has_bad_revision
     from ..models.weights import HUB_PREFIX, parse_hub_id, path_exists
 
     base = Path(root) if root is not None else repo_root()
@@ -75,7 +76,9 @@ def parse_models(text: str | None, root: str | os.PathLike | None = None) -> tup
             path = Path(spec).expanduser()
             path = path if path.is_absolute() else base / path
             hub = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
-            if not spec.startswith(HUB_PREFIX) and path_exists(path) and path.is_dir():
+            if has_bad_revision(hub):
+                notes.append(f"{ENV} entry {name!r}: {REVISION_REFUSED} (left out)")
+            elif not spec.startswith(HUB_PREFIX) and path_exists(path) and path.is_dir():
                 found[name] = str(path.resolve())
             elif parse_hub_id(hub) is not None:
                 found[name] = HUB_PREFIX + hub
@@ -106,12 +109,26 @@ def check_source(text: str | None, public: bool, named: Mapping[str, str]) -> st
         return named.get(DEFAULT_NAME, "")
     if value in named:
         return named[value]
+    _refuse_bad_revision(value)
     if not public:
         return value
     hub = value[len(HUB_PREFIX):] if value.startswith(HUB_PREFIX) else value
     if parse_hub_id(hub) is not None:
         return HUB_PREFIX + hub
     return _prefixed_public_source(value, named)
+
+
+def _refuse_bad_revision(value: str) -> None:
+    """:data:`~cxrdemo.locations.REVISION_REFUSED` (one line, the same for every bad revision, in and out of public
+    mode) when ``value``, with or without a format prefix or ``hf://``, is a Hub id whose revision is no branch, tag
+    or commit name; checked before anything looks at a file or the network."""
+    from ..locations import REVISION_REFUSED, has_bad_revision
+    from ..models.loader import parse_source
+    from ..models.weights import HUB_PREFIX
+
+    where = parse_source(value).where
+    if has_bad_revision(where[len(HUB_PREFIX):] if where.startswith(HUB_PREFIX) else where):
+        raise InputError(REVISION_REFUSED)
 
 
 #: The canonical prefix of each format that a public server accepts before a Hub id (cxrdemo.models.loader).
