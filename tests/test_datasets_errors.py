@@ -135,3 +135,13 @@ def test_rle_strings_are_validated() -> None:
     # 1-2); skip 1 from the run's end (flat 3), 1 on (flat 4 = column 1, row 1)
     m = siim_runs("1 2 1 1", 3, 2, LOCAL).decode()
     assert m.tolist() == [[False, False], [True, True], [True, False]]
+
+
+def test_uncompressed_rle_counts_must_be_whole_numbers() -> None:
+    with pytest.raises(MaskFormatError, match="whole numbers"):
+        runs_from_counts([1, "a", 2], 2, 2, LOCAL)
+    with pytest.raises(MaskFormatError, match="whole numbers"):
+        runs_from_counts([1.5, 2.5], 2, 2, LOCAL)
+    assert runs_from_counts([1, 2, 1], 2, 2, LOCAL).decode().tolist() == [[False, True], [True, False]]
+    # adjacent runs (an empty run of 0s between them) decode as one: pixels 1..5 of a 2 x 3 image, column-major
+    assert runs_from_counts([1, 2, 0, 3], 2, 3, LOCAL).decode().tolist() == [[False, True, True], [True, True, True]]

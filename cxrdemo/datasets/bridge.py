@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 
 from ..errors import InputError
 from .base import GroundTruth
+from .files import shown
 from .loader import detect_layout, load_ground_truth, split_spec
 from .nih import NIH_CLASSES, NIH_SIDE
 from .vocabulary import POLICIES, map_names
@@ -99,7 +100,7 @@ def export_nih(
             if e.path is not None and i in gl.images:
                 entries.setdefault(i, e)
     if not entries:
-        raise InputError(f"no image of the ground truth was found in {folder}; check the folder and the ids")
+        raise InputError(f"no image of the ground truth was found in {shown(folder)}; check the folder and the ids")
     flat = all(e.path.parent == folder for e in entries.values())  # type: ignore[union-attr]
     image_dir = folder if flat else _link_folder(entries, out / "images", notes)
     label_rows, dropped, stated = _labels(source, entries, mapping.pairs, policy)

@@ -66,11 +66,13 @@ class RunMask:
 
     def decode(self) -> np.ndarray:
         """The boolean ``(height, width)`` mask."""
+        # +1 where a run starts, -1 where it ends; runs are disjoint, so the running sum is 0 or 1 (int8 holds it:
+        # one byte per pixel, 50 MB at the 50 MP cap)
         flat = np.zeros(self.height * self.width, dtype=np.int8)
-        np.add.at(flat, self.starts, 1)
+        flat[self.starts] = 1
         ends = self.starts + self.lengths
-        np.add.at(flat, ends[ends < flat.size], -1)
-        return np.cumsum(flat, dtype=np.int32).astype(bool).reshape(self.width, self.height).T
+        flat[ends[ends < flat.size]] -= 1
+        return np.cumsum(flat, dtype=np.int8).astype(bool).reshape(self.width, self.height).T
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,8 @@ def runs_from_counts(counts: Sequence[int], height: int, width: int, cap: Limits
     check_shape(height, width, cap)
     if len(counts) > 2 * cap.rle_runs:
         raise MaskFormatError(f"{len(counts):,} RLE counts; the cap is {2 * cap.rle_runs:,}")
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in counts):
+        raise MaskFormatError("RLE counts must be whole numbers")
     arr = np.asarray(counts, dtype=np.int64)
     if arr.size and arr.min() < 0:
         raise MaskFormatError("negative RLE count")
