@@ -34,7 +34,8 @@ class CheXlocalizeReader(Reader):
 
     def sniff(self, path: Path, head: str) -> bool:
         h = head.lstrip()
-        return h.startswith("{") and ('"img_size"' in h or ('"counts"' in h and '"size"' in h)) and '"images"' not in h
+        coco = any(f'"{k}"' in h for k in ("images", "annotations", "categories"))
+        return h.startswith("{") and ('"img_size"' in h or '"counts"' in h) and not coco
 
     def read(self, path: Path, images: Path | None = None, limits: Mapping[str, int] | None = None) -> GroundTruth:
         path = Path(path)
