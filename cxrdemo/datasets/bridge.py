@@ -101,9 +101,10 @@ def export_nih(
                 entries.setdefault(i, e)
     if not entries:
         raise InputError(f"no image of the ground truth was found in {shown(folder)}; check the folder and the ids")
-    flat = all(e.path.parent == folder for e in entries.values())  # type: ignore[union-attr]
-    image_dir = folder if flat else _link_folder(entries, out / "images", notes)
-    label_rows, dropped, stated = _labels(source, entries, mapping.pairs, policy)
+    names = flat_names(entries, folder)
+    flat = all(e.path.parent == folder and names[i] == e.path.name for i, e in entries.items())  # type: ignore[union-attr]
+    image_dir = folder if flat else _link_folder(entries, names, out / "images", notes)
+    label_rows, dropped, stated = _labels(source, entries, names, mapping.pairs, policy)
     if dropped:
         notes.append(f"{dropped} image(s) left out: an uncertain label (-1) on a scored class (policy 'ignore'; "
                      "the NIH label file cannot leave out one class of an image)")
@@ -118,12 +119,13 @@ def export_nih(
             w.writerow([name, "|".join(found) or "No Finding"])
     box_csv = None
     box_gt = gb if gb is not None else source
-    kept = {entries[i].path.name for i in entries if entries[i].path.name in {n for n, _ in label_rows}}  # type: ignore[union-attr]
+    kept = {n for n, _ in label_rows}
     if box_gt.regions:
         box_csv = out / "boxes.csv"
-        written, skipped = _boxes(box_gt, entries, kept, mapping.pairs, box_csv)
+        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv)
         if skipped:
-            notes.append(f"{skipped} box(es) not scored: class not one of the model's labels, or image not found")
+            notes.append(f"{skipped} box(es) not scored: class not one of the model's labels, image not found or "
+                         "left out, or image size unknown")
         readers = box_gt.readers()
         if len(readers) > 1:
             notes.append(f"{len(readers)} readers: every reader's box is scored (the union of readers)")
@@ -136,27 +138,43 @@ def describe(gt: GroundTruth) -> str:
     return f"{gt.name} ({gt.layout}): {len(gt.images)} images, {n} regions"
 
 
-def _link_folder(entries: dict, folder: Path, notes: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    seen: set[str] = set()
+def flat_names(entries: dict, folder: Path) -> dict[str, str]:
+    """A distinct file name per image: its own when no two images share it, else its path below ``folder`` with
+    ``/`` written ``__`` (CheXpert's many ``view1_frontal.jpg``: ``patient1__study1__view1_frontal.jpg``)."""
+    counts: dict[str, int] = {}
     for e in entries.values():
-        name = e.path.name
-        if name in seen:
-            raise InputError(f"two images are called {name} in different subfolders; give one subfolder as --images")
-        seen.add(name)
-        link = folder / name
+        counts[e.path.name] = counts.get(e.path.name, 0) + 1
+    out = {}
+    for image_id, e in entries.items():
+        if counts[e.path.name] == 1:
+            out[image_id] = e.path.name
+        else:
+            try:
+                rel = e.path.relative_to(folder)
+            except ValueError:
+                rel = Path(e.path.name)
+            out[image_id] = "__".join(rel.parts)
+    return out
+
+
+def _link_folder(entries: dict, names: dict[str, str], folder: Path, notes: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id, e in entries.items():
+        link = folder / names[image_id]
         if link.is_symlink() or link.exists():
             link.unlink()
         os.symlink(e.path.resolve(), link)
-    notes.append(f"{len(seen)} image(s) found in subfolders, linked into one folder")
+    notes.append(f"{len(entries)} image(s) found in subfolders, linked into one folder by file name"
+                 + ("" if all(names[i] == e.path.name for i, e in entries.items()) else " (subfolders joined by __ where names repeat)"))
     return folder
 
 
-def _labels(gt: GroundTruth, entries: dict, pairs: Mapping[str, str], policy: str) -> tuple[list[tuple[str, list[str]]], int, set[str]]:
+def _labels(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mapping[str, str],
+            policy: str) -> tuple[list[tuple[str, list[str]]], int, set[str]]:
     rows: list[tuple[str, list[str]]] = []
     dropped = 0
     stated: set[str] = set()
-    for image_id, entry in sorted(entries.items(), key=lambda kv: kv[1].path.name):
+    for image_id in sorted(entries, key=lambda i: names[i]):
         labs = gt.labels.get(image_id, {})
         values: dict[str, int] = {}
         for name, v in labs.items():
@@ -169,11 +187,12 @@ def _labels(gt: GroundTruth, entries: dict, pairs: Mapping[str, str], policy: st
             dropped += 1
             continue
         found = [c for c, v in values.items() if v == 1 or (v == -1 and policy == "positive")]
-        rows.append((entry.path.name, sorted(found, key=lambda c: list(NIH_CLASSES).index(c) if c in NIH_CLASSES else 99)))
+        rows.append((names[image_id], sorted(found, key=lambda c: list(NIH_CLASSES).index(c) if c in NIH_CLASSES else 99)))
     return rows, dropped, stated
 
 
-def _boxes(gt: GroundTruth, entries: dict, kept: set[str], pairs: Mapping[str, str], path: Path) -> tuple[int, int]:
+def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str], pairs: Mapping[str, str],
+           path: Path) -> tuple[int, int]:
     written = skipped = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -183,12 +202,12 @@ def _boxes(gt: GroundTruth, entries: dict, kept: set[str], pairs: Mapping[str, s
             size = gt.size_of(image_id) if entry is not None else None
             for r in regions:
                 label = pairs.get(r.label)
-                if entry is None or label is None or size is None or r.box is None or entry.path.name not in kept:
+                if entry is None or label is None or size is None or r.box is None or names[image_id] not in kept:
                     skipped += 1
                     continue
                 sx, sy = NIH_SIDE / size[0], NIH_SIDE / size[1]
                 b = r.box.scaled(sx, sy)
-                w.writerow([entry.path.name, label, repr(b.x1), repr(b.y1), repr(b.x2 - b.x1), repr(b.y2 - b.y1)])
+                w.writerow([names[image_id], label, repr(b.x1), repr(b.y1), repr(b.x2 - b.x1), repr(b.y2 - b.y1)])
                 written += 1
     return written, skipped
 

@@ -184,28 +184,37 @@ def load_json(path: Path, cap: Limits) -> object:
 
 
 # ------------------------------------------------------------------------------------------------ image lookup
-def id_keys(name: str) -> list[str]:
-    """The keys under which an image id or a relative path is looked up: itself, without its extension, its file
-    name, its file name without extension, and (for CheXpert-style paths ``patient1/study1/view1_frontal.jpg``)
-    its last three parts joined by ``_`` (CheXlocalize's ``patient1_study1_view1_frontal``)."""
-    text = str(name).strip().replace("\\", "/")
+def _strip(text: str) -> str:
     p = Path(text)
-    stem = str(p.with_suffix("")) if p.suffix.lower() in IMAGE_SUFFIXES else text
-    parts = Path(stem).parts
-    keys = [text, stem, p.name, Path(stem).name]
-    if len(parts) >= 3:
-        keys.append("_".join(parts[-3:]))
-    out: list[str] = []
-    for k in keys:
-        if k and k not in out:
-            out.append(k)
-    return out
+    return str(p.with_suffix("")) if p.suffix.lower() in IMAGE_SUFFIXES else text
+
+
+def id_keys(name: str) -> list[str]:
+    """The keys under which an image id or a relative path is looked up, most specific first: itself, without its
+    extension, then its tails (``valid/patient1/...``, ``patient1/...``) down to its file name with and without
+    extension, and (for CheXpert-style paths ``patient1/study1/view1_frontal.jpg``) its last three parts joined by
+    ``_`` (CheXlocalize's ``patient1_study1_view1_frontal``)."""
+    text = str(name).strip().replace("\\", "/")
+    parts = [q for q in text.split("/") if q not in ("", ".")]
+    keys: list[str] = []
+    for i in range(len(parts)):
+        tail = "/".join(parts[i:])
+        keys += [tail, _strip(tail)]
+    stem_parts = _strip(text).split("/")
+    if len(stem_parts) >= 3:
+        keys.append("_".join(stem_parts[-3:]))
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+#: Marks a file name that two files under the folder share: found only by a longer path, never by the name alone.
+_AMBIGUOUS = Path("\0ambiguous")
 
 
 @dataclass
 class ImageIndex:
     """Images under a folder, found by id with any supported extension; the walk is bounded (``cap.scan_files``
-    files, ``cap.scan_depth`` folders deep) and follows no symbolic link out of the folder."""
+    files, ``cap.scan_depth`` folders deep) and follows no symbolic link to a folder. A file name that two files
+    share finds neither (a longer path does): an image is never taken for another of the same name."""
 
     root: Path
     by_key: dict[str, Path] = field(default_factory=dict)
@@ -239,21 +248,18 @@ class ImageIndex:
                 if Path(fname).suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 full = Path(dirpath) / fname
-                rel = full.relative_to(root).as_posix()
-                for key in id_keys(rel):
-                    index.by_key.setdefault(key, full)
+                for key in id_keys(full.relative_to(root).as_posix()):
+                    known = index.by_key.get(key)
+                    index.by_key[key] = full if known is None or known == full else _AMBIGUOUS
         return index
 
     def find(self, image_id: str) -> Path | None:
-        """The file of ``image_id`` (an id, a file name or a relative path), or ``None``."""
+        """The file of ``image_id`` (an id, a file name or a path relative to the folder or to a parent of it), or
+        ``None`` (not found, or a name two files share)."""
         for key in id_keys(image_id):
             hit = self.by_key.get(key)
-            if hit is not None:
-                return hit
-        # a path given relative to a parent of the folder (CheXpert's 'CheXpert-v1.0-small/valid/...')
-        parts = Path(str(image_id).replace("\\", "/")).parts
-        for i in range(1, len(parts)):
-            hit = self.by_key.get("/".join(parts[i:]))
+            if hit is _AMBIGUOUS:
+                continue
             if hit is not None:
                 return hit
         return None
