@@ -145,3 +145,25 @@ def test_uncompressed_rle_counts_must_be_whole_numbers() -> None:
     assert runs_from_counts([1, 2, 1], 2, 2, LOCAL).decode().tolist() == [[False, True], [True, False]]
     # adjacent runs (an empty run of 0s between them) decode as one: pixels 1..5 of a 2 x 3 image, column-major
     assert runs_from_counts([1, 2, 0, 3], 2, 3, LOCAL).decode().tolist() == [[False, True, True], [True, True, True]]
+
+
+def test_dicom_size_from_a_deflated_header_without_inflating_the_file(tmp_path: Path) -> None:
+    """A 400 MiB deflated DICOM (bench/dicom_bomb.py) is sized from the first MiB of its inflated stream: the
+    allocation peak stays below the 1 MiB header plus the 1 MiB of compressed input read (3 MiB with slack), far
+    from the 400 MiB a full inflation needs."""
+    import importlib.util
+    import tracemalloc
+
+    from cxrdemo.datasets.files import header_size
+
+    spec = importlib.util.spec_from_file_location("dicom_bomb", Path(__file__).resolve().parents[1] / "bench" / "dicom_bomb.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = bench.write_deflated_bomb(tmp_path / "bomb.dcm", frames=100)
+    tracemalloc.start()
+    try:
+        size = header_size(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size == (2048, 2048) and peak < 3 * 2**20

@@ -267,13 +267,12 @@ class ImageIndex:
 
 def header_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` of an image from its header alone (PNG/JPEG via Pillow's lazy open, DICOM ``Columns`` /
-    ``Rows`` read with ``stop_before_pixels``), or ``None`` when the header cannot be read."""
+    ``Rows`` read with ``stop_before_pixels``; a Deflated-syntax DICOM's header from the first
+    :data:`cxrdemo.dicom_read.HEADER_BYTES` of its inflated stream, never the whole file), or ``None`` when the header
+    cannot be read."""
     try:
         if path.suffix.lower() in DICOM_SUFFIXES:
-            import pydicom
-
-            ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
-            w, h = int(ds.Columns), int(ds.Rows)
+            w, h = _dicom_size(path)
         else:
             from PIL import Image
 
@@ -282,6 +281,24 @@ def header_size(path: Path) -> tuple[int, int] | None:
     except Exception:  # noqa: BLE001 - any unreadable header means "size unknown", reported by the caller
         return None
     return (w, h) if w > 0 and h > 0 else None
+
+
+def _dicom_size(path: Path) -> tuple[int, int]:
+    import pydicom
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    from ..dicom_read import DEFLATED, HEADER_BYTES, inflate
+
+    with open(path, "rb") as fh:
+        read_preamble(fh, True)
+        meta = _read_file_meta_info(fh)
+        if str(meta.get("TransferSyntaxUID", "") or "") == DEFLATED:
+            head = inflate(fh.read(HEADER_BYTES), HEADER_BYTES, path.name, partial=True)
+            ds = pydicom.dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+        else:
+            fh.seek(0)
+            ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True)
+    return int(ds.Columns), int(ds.Rows)
 
 
 __all__ = ["shown", "where", "read_text", "head_text", "csv_rows", "number", "load_json", "id_keys", "ImageIndex", "header_size"]
