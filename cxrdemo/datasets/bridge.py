@@ -95,10 +95,12 @@ def export_nih(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries = {i: e for i, e in source.images.items() if e.path is not None}
-    if gb is not None and gl is not None:
+    by_path = {e.path: i for i, e in entries.items()}
+    same_image: dict[str, str] = {}  # a box file's id -> the label file's id of the same image file
+    if gb is not None and gb is not source:
         for i, e in gb.images.items():
-            if e.path is not None and i in gl.images:
-                entries.setdefault(i, e)
+            if e.path is not None and e.path in by_path:
+                same_image[i] = by_path[e.path]
     if not entries:
         raise InputError(f"no image of the ground truth was found in {shown(folder)}; check the folder and the ids")
     names = flat_names(entries, folder)
@@ -122,7 +124,7 @@ def export_nih(
     kept = {n for n, _ in label_rows}
     if box_gt.regions:
         box_csv = out / "boxes.csv"
-        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv)
+        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv, same_image)
         if skipped:
             notes.append(f"{skipped} box(es) not scored: class not one of the model's labels, image not found or "
                          "left out, or image size unknown")
@@ -192,14 +194,15 @@ def _labels(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mappin
 
 
 def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str], pairs: Mapping[str, str],
-           path: Path) -> tuple[int, int]:
+           path: Path, same_image: Mapping[str, str]) -> tuple[int, int]:
     written = skipped = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"])
-        for image_id, regions in sorted(gt.regions.items()):
+        for own_id, regions in sorted(gt.regions.items()):
+            image_id = same_image.get(own_id, own_id)
             entry = entries.get(image_id)
-            size = gt.size_of(image_id) if entry is not None else None
+            size = gt.size_of(own_id) if entry is not None else None
             for r in regions:
                 label = pairs.get(r.label)
                 if entry is None or label is None or size is None or r.box is None or names[image_id] not in kept:
