@@ -88,9 +88,10 @@ def export_nih(
     notes = [f"ground truth: {describe(gl)}" if gl else "", f"boxes: {describe(gb)}" if gb and gb is not gl else ""]
     notes = [n for n in notes if n]
     for gt in (gl, gb) if gb is not gl else (gl,):
-        notes += [f"{gt.name}: {n}" for n in (gt.notes if gt else [])]
-    names = set(source.class_names()) | (set(gb.class_names()) if gb else set())
-    mapping = map_names(sorted(names), classes, aliases)
+        own = [n for n in (gt.notes if gt else []) if not (gt is gl and gb is not None and gb is not gl and n.startswith("boxes from"))]
+        notes += [f"{gt.name}: {n}" for n in own]  # (the label file's own boxes are not used when --boxes is given)
+    seen = set(source.class_names()) | (set(gb.class_names()) if gb else set())
+    mapping = map_names(sorted(seen), classes, aliases)
     notes += mapping.notes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
