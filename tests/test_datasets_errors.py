@@ -167,3 +167,13 @@ def test_dicom_size_from_a_deflated_header_without_inflating_the_file(tmp_path: 
     finally:
         tracemalloc.stop()
     assert size == (2048, 2048) and peak < 3 * 2**20
+
+
+def test_a_long_siim_rle_cell_is_read_up_to_the_cap(tmp_path: Path) -> None:
+    """A 400 KB RLE cell (over the csv module's 128 KiB default field limit) is read; the RLE cap still applies."""
+    runs = " ".join(["1 1"] * 100_000)  # 100,000 runs in a 1024 x 1024 image: 399,999 characters
+    s = tmp_path / "train-rle.csv"
+    s.write_text("ImageId, EncodedPixels\n1.2.3, " + runs + "\n")
+    gt = load_ground_truth(s)
+    assert int(gt.regions["1.2.3"][0].mask(1024, 1024).sum()) == 100_000
+    assert "RLE string of 399,999 characters" in _err(s, limits={"rle_chars": 300_000})

@@ -27,9 +27,11 @@ from typing import Iterator, Sequence
 from ..errors import InputError
 from ..imaging import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from ..publicmode import clip_text, is_public
-from .limits import Limits
+from .limits import LOCAL, Limits
 
-csv.field_size_limit(1 << 27)  # a SIIM or COCO RLE cell can exceed csv's 128 KiB default; rle_chars caps it
+#: The csv module's field limit once raised: the local RLE cap plus room for the rest of a row.
+LOCAL_FIELD_LIMIT = LOCAL.rle_chars + 64
+
 
 
 def shown(path: Path | str) -> str:
@@ -119,6 +121,10 @@ def csv_rows(path: Path, cap: Limits, need: Sequence[str] = ()) -> tuple[list[st
         InputError: a column of ``need`` is missing, a row has more cells than the header, too many rows.
     """
     text = read_text(path, cap)
+    # An RLE cell (SIIM) may exceed the csv module's 128 KiB default; the RLE cap bounds it instead. The limit is
+    # process-wide: only ever raised, to a value that depends on nothing but the caps (so threads agree).
+    if csv.field_size_limit() < cap.rle_chars + 64:
+        csv.field_size_limit(max(LOCAL_FIELD_LIMIT, cap.rle_chars + 64))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader, [])]
