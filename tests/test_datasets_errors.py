@@ -177,3 +177,11 @@ def test_a_long_siim_rle_cell_is_read_up_to_the_cap(tmp_path: Path) -> None:
     gt = load_ground_truth(s)
     assert int(gt.regions["1.2.3"][0].mask(1024, 1024).sum()) == 100_000
     assert "RLE string of 399,999 characters" in _err(s, limits={"rle_chars": 300_000})
+
+
+def test_vindr_reader_column_spelt_rad_ID(tmp_path: Path) -> None:
+    p = tmp_path / "annotations_train.csv"
+    p.write_text("image_id,rad_ID,class_name,x_min,y_min,x_max,y_max\na,R3,Mass,1,2,30,40\n")
+    (tmp_path / "image_labels_train.csv").write_text("image_id,rad_ID,Mass,No finding\na,R3,1,0\n")
+    gt = load_ground_truth(p)
+    assert gt.readers() == ["R3"] and gt.labels["a"] == {"Mass": 1, "No finding": 0}

@@ -43,7 +43,7 @@ def read_box_rows(b: Builder, path: Path, kaggle: bool) -> None:
         name = row["class_name"]
         if kaggle and row.get("class_id") == "14":
             name = name or NO_FINDING
-        reader = row.get("rad_id") or None
+        reader = row.get("rad_id") or row.get("rad_ID") or None  # Kaggle writes rad_id; accept PhysioNet's either way
         b.image(image_id)
         values = [number(path, n, c, row.get(c), blank=True) for c in _CORNERS]
         if all(v is None for v in values):
@@ -59,7 +59,7 @@ def read_box_rows(b: Builder, path: Path, kaggle: bool) -> None:
 def read_label_rows(b: Builder, path: Path) -> None:
     """Add an ``image_labels_*.csv`` (one 0/1 column per label; one row per reader in train) to ``b``."""
     header, rows = csv_rows(path, b.cap, ("image_id",))
-    classes = [h for h in header if h not in ("image_id", "rad_id") and h]
+    classes = [h for h in header if h.lower() not in ("image_id", "rad_id") and h]
     for n, row in rows:
         image_id = row["image_id"]
         b.image(image_id)
