@@ -77,3 +77,24 @@ def test_uncertain_policy_is_data() -> None:
     assert pos.image_ids == ("a", "b", "c", "e") and pos.targets == (1, 1, 0, 1) and pos.left_out == 1
     neg = label_policy(labels, "Edema", "negative", image_ids=["e", "a"])
     assert neg.image_ids == ("e", "a") and neg.targets == (0, 1)
+
+
+def test_layout_names_match_the_registry() -> None:
+    from cxrdemo.datasets.loader import REGISTRY
+    from cxrdemo.datasets.names import LAYOUT_NAMES, strip_layout
+
+    assert set(LAYOUT_NAMES) == set(REGISTRY)
+    assert strip_layout("vindr:a/b.csv") == "a/b.csv" and strip_layout("C:/x.csv") == "C:/x.csv"
+
+
+def test_cli_early_check_strips_a_layout_prefix(tmp_path) -> None:
+    import pytest
+
+    from cxrdemo.cli import check_path_options
+    from cxrdemo.errors import InputError
+
+    ok = tmp_path / "annotations_train.csv"
+    ok.write_text("x")
+    check_path_options(["--labels", f"vindr:{ok}", "--boxes=coco:" + str(ok)], ("--labels", "--boxes"))
+    with pytest.raises(InputError, match="missing.csv does not exist"):
+        check_path_options(["--labels", f"vindr:{tmp_path / 'missing.csv'}"], ("--labels",))
