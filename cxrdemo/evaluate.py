@@ -125,6 +125,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     add("--uncertain", default="ignore", choices=("ignore", "positive", "negative"),
         help="uncertain labels (-1, CheXpert): ignore = leave the image out and count it; or count them as positive / "
              "negative (default: %(default)s)")  # fmt: skip
+    add("--alias", action="append", default=[], metavar="NAME=LABEL",
+        help="score the data set's class NAME as the model's LABEL, said in the report (e.g. \"Lung Opacity=Pneumonia\" "
+             "for RSNA's boxes); repeatable (default: none: a name is scored only as what it means, docs/datasets.md)")  # fmt: skip
     add("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or the embedded weights)")
     add("--cam-methods", "--cam", dest="cam_methods", default="gradcam", metavar="LIST",
         help=f"comma-separated CAM methods to audit, of {', '.join(CAM_METHOD_KEYS)}; the first gives report.json's "
@@ -171,7 +174,7 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
         raise InputError(f"--limit {limit} must be 0 (every image) or more")
     rank = int(os.environ.get("RANK", "0") or 0)
     truth = export_nih(args.labels, args.boxes, args.images, out / ("ground_truth" if rank == 0 else f"ground_truth-{rank}"),
-                       policy=getattr(args, "uncertain", "ignore"))  # fmt: skip
+                       policy=getattr(args, "uncertain", "ignore"), aliases=parse_aliases(getattr(args, "alias", [])))  # fmt: skip
     if limit:
         names = limit_names(truth.images, truth.labels, truth.boxes, limit, names)
     return AuditOptions(
@@ -184,6 +187,21 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
         batch_size=args.batch_size, workers=args.workers, device=args.device, resume=args.resume,
         n_resamples=args.bootstrap, seed=args.seed, plots=not args.no_plots, gallery=not args.no_gallery,
     )  # fmt: skip
+
+
+def parse_aliases(items: Sequence[str]) -> dict[str, str]:
+    """``--alias NAME=LABEL`` values as ``{NAME: LABEL}``.
+
+    Raises:
+        InputError: an item without ``=`` or with an empty side (one line).
+    """
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, label = str(item).partition("=")
+        if not sep or not name.strip() or not label.strip():
+            raise InputError(f"--alias {item!r}: write NAME=LABEL, e.g. --alias \"Lung Opacity=Pneumonia\"")
+        out[name.strip()] = label.strip()
+    return out
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

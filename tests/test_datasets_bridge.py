@@ -91,3 +91,22 @@ def test_a_shared_file_name_never_finds_the_wrong_image(tmp_path: Path) -> None:
     assert index.find("patient1_study1_view1_frontal") == tmp_path / "valid/patient1/study1/view1_frontal.jpg"
     assert index.find("solo") == index.find("solo.dcm") == tmp_path / "solo.dcm"
     assert ImageIndex.build(tmp_path, LOCAL.__class__(**{**LOCAL.__dict__, "scan_files": 2})).truncated
+
+
+def test_rsna_boxes_scored_only_through_an_alias(tmp_path: Path, data_dir: Path, images_dir: Path) -> None:
+    from cxrdemo.evaluate import parse_aliases
+
+    ref = fx.nih_reference(data_dir)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for stem in {s for s, _, _ in ref}:
+        (imgs / f"{stem}.png").symlink_to(images_dir / f"{stem}.png")
+    path = fx.write_rsna(tmp_path, ref)
+    plain = export_nih(path, path, imgs, tmp_path / "plain")
+    assert read_box_csv(plain.boxes) == {} and any("'Lung Opacity' means none" in n for n in plain.notes)
+    aliased = export_nih(path, path, imgs, tmp_path / "alias", aliases=parse_aliases(["Lung Opacity=Pneumonia"]))
+    boxes = read_box_csv(aliased.boxes)
+    assert sum(len(v) for v in boxes.values()) == len(ref) and {b.label for v in boxes.values() for b in v} == {"Pneumonia"}
+    assert any("scored as 'Pneumonia' because an alias asked for it" in n for n in aliased.notes)
+    with pytest.raises(InputError, match="write NAME=LABEL"):
+        parse_aliases(["Lung Opacity"])
