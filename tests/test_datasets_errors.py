@@ -185,3 +185,64 @@ def test_vindr_reader_column_spelt_rad_ID(tmp_path: Path) -> None:
     (tmp_path / "image_labels_train.csv").write_text("image_id,rad_ID,Mass,No finding\na,R3,1,0\n")
     gt = load_ground_truth(p)
     assert gt.readers() == ["R3"] and gt.labels["a"] == {"Mass": 1, "No finding": 0}
+
+
+_ODD = (None, [], {}, "x", -1, 1e309, [1, 2], {"a": 1}, True, "1 2 3", 10**12, [[1, 2]], "-1")
+
+
+def _mutate(rng, value) -> None:
+    import copy
+
+    if isinstance(value, dict) and value:
+        key = rng.choice(list(value))
+        if rng.random() < 0.5:
+            value[key] = copy.deepcopy(rng.choice(_ODD))
+        else:
+            _mutate(rng, value[key])
+    elif isinstance(value, list) and value:
+        i = rng.randrange(len(value))
+        if rng.random() < 0.5:
+            value[i] = copy.deepcopy(rng.choice(_ODD))
+        else:
+            _mutate(rng, value[i])
+
+
+def test_mutated_files_give_one_line_errors_never_a_traceback(tmp_path: Path) -> None:
+    """Seeded mutations of a small file in every layout (a cell or a JSON value replaced by an odd value): each
+    either loads (its masks decode) or is refused with an InputError; no other exception escapes."""
+    import random
+
+    from cxrdemo.boxes import Box
+    from tests import datasets_fixtures as fx
+
+    ref = [("a", "Mass", Box(1, 2, 30, 40)), ("b", "Nodule", Box(5, 5, 50, 60))]
+    files = [fx.write_vindr(tmp_path, ref), fx.write_vinbigdata(tmp_path, ref), fx.write_rsna(tmp_path, ref),
+             fx.write_mscxr(tmp_path, ref), fx.write_chestxdet(tmp_path, ref), fx.write_coco(tmp_path, ref),
+             fx.write_siim(tmp_path, ref), *fx.write_chexlocalize(tmp_path, ref)]  # fmt: skip
+    rng = random.Random(0)
+    for f in files:
+        text = f.read_text()
+        prefix = "vindr:" if f.name.startswith("annotations") else ""
+        for _ in range(60):
+            g = tmp_path / f"m_{f.name}"
+            if f.suffix == ".json":
+                value = json.loads(text)
+                for _ in range(rng.randint(1, 3)):
+                    _mutate(rng, value)
+                g.write_text(json.dumps(value))
+            else:
+                lines = text.splitlines()
+                i = rng.randrange(len(lines))
+                cells = lines[i].split(",")
+                cells[rng.randrange(len(cells))] = str(rng.choice(_ODD))
+                lines[i] = ",".join(cells)
+                g.write_text("\n".join(lines) + "\n")
+            try:
+                gt = load_ground_truth(prefix + str(g))
+            except InputError as exc:
+                assert "\n" not in str(exc)
+                continue
+            for regions in gt.regions.values():
+                for r in regions:
+                    if r.is_mask:
+                        r.mask(*r.mask_shape)

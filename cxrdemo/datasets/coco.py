@@ -22,6 +22,11 @@ from .files import load_json, number, where
 from .masks import MaskFormatError, as_input_error, coco_counts, polygon_mask, runs_from_counts
 
 
+def _is_id(value: object) -> bool:
+    """A COCO id: an integer or a string (never a list, an object or a boolean)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
 class COCOReader(Reader):
     name = "coco"
     title = "COCO JSON (images / annotations / categories)"
@@ -40,12 +45,12 @@ class COCOReader(Reader):
             raise InputError(f"{where(path)}: more than {b.cap.rows:,} images or annotations; split the file")
         cats: dict[object, str] = {}
         for i, c in enumerate(data["categories"], start=1):
-            if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str):
+            if not isinstance(c, dict) or not _is_id(c.get("id")) or not isinstance(c.get("name"), str):
                 raise InputError(f"{where(path, i, 'categories')}: each category has an 'id' and a 'name'")
             cats[c["id"]] = c["name"]
         ids: dict[object, str] = {}
         for i, im in enumerate(data["images"], start=1):
-            if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            if not isinstance(im, dict) or not _is_id(im.get("id")) or not isinstance(im.get("file_name"), str):
                 raise InputError(f"{where(path, i, 'images')}: each image has an 'id' and a 'file_name'")
             w, h = im.get("width"), im.get("height")
             ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h))
@@ -62,9 +67,9 @@ class COCOReader(Reader):
     def _annotation(self, b: Builder, path: Path, i: int, ann: object, ids: dict, cats: dict) -> None:
         if not isinstance(ann, dict):
             raise InputError(f"{where(path, i, 'annotations')}: each annotation is an object")
-        if ann.get("image_id") not in ids:
+        if not _is_id(ann.get("image_id")) or ann.get("image_id") not in ids:
             raise InputError(f"{where(path, i, 'image_id')}: {ann.get('image_id')!r} is not an image of the file")
-        if ann.get("category_id") not in cats:
+        if not _is_id(ann.get("category_id")) or ann.get("category_id") not in cats:
             raise InputError(f"{where(path, i, 'category_id')}: {ann.get('category_id')!r} is not a category of the file")
         image_id, name = ids[ann["image_id"]], cats[ann["category_id"]]
         reader = next((str(ann[k]) for k in ("rad_id", "reader", "annotator") if ann.get(k) not in (None, "")), None)
