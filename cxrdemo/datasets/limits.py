@@ -34,6 +34,8 @@ class Limits:
     polygon_vertices: int
     #: polygons of one region
     polygons: int
+    #: (edge, row) crossings to rasterise one region's polygons: the rasteriser's time and memory
+    polygon_crossings: int
     #: pixels of one decoded mask (height x width)
     mask_pixels: int
     #: files walked when images are looked up by id
@@ -52,6 +54,7 @@ LOCAL = Limits(
     rle_runs=1_000_000,
     polygon_vertices=100_000,
     polygons=1_000,
+    polygon_crossings=20_000_000,
     mask_pixels=50_000_000,
     scan_files=2_000_000,
     scan_depth=8,
@@ -66,6 +69,7 @@ PUBLIC = Limits(
     rle_runs=100_000,
     polygon_vertices=10_000,
     polygons=100,
+    polygon_crossings=2_000_000,
     mask_pixels=25_000_000,
     scan_files=50_000,
     scan_depth=4,
