@@ -193,6 +193,12 @@ def check_path_options(argv: Sequence[str], options: Sequence[str]) -> None:
             if i + 1 >= len(argv):
                 continue  # argparse says that the value is missing
             value = argv[i + 1]
+        if option in ("--labels", "--boxes"):
+            from .datasets.names import strip_layout
+
+            value = strip_layout(value)  # vindr:annotations_train.csv names annotations_train.csv
+            if value.strip().lower() == "nih":
+                continue  # NIH's embedded box list
         path = Path(value).expanduser()
         if option in SOURCE_OPTIONS:
             check_source_shape(value)

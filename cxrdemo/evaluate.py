@@ -117,8 +117,18 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
     add = parser.add_argument
     add("--images", required=True, metavar="DIR", help="folder of radiographs (PNG, JPEG, DICOM); only those with a label row are used (required)")
-    add("--labels", required=True, metavar="CSV", help="NIH-format label CSV (Data_Entry_2017_v2020.csv; .gz ok) (required)")
-    add("--boxes", default=None, metavar="CSV", help="NIH-format box CSV (BBox_List_2017.csv; .gz ok) (default: none, no localisation)")
+    add("--labels", required=True, metavar="FILE",
+        help="image labels, [layout:]file in any layout of docs/datasets.md (NIH's Data_Entry_2017_v2020.csv, CheXpert, "
+             "VinDr, RSNA, COCO...; .gz ok; a box file gives its images' labels too) (required)")  # fmt: skip
+    add("--boxes", default=None, metavar="FILE",
+        help="ground-truth boxes, [layout:]file in any layout of docs/datasets.md (NIH's BBox_List_2017.csv, VinDr, "
+             "RSNA, ChestX-Det, MS-CXR, COCO...) (default: none, no localisation)")  # fmt: skip
+    add("--uncertain", default="ignore", choices=("ignore", "positive", "negative"),
+        help="uncertain labels (-1, CheXpert): ignore = leave the image out and count it; or count them as positive / "
+             "negative (default: %(default)s)")  # fmt: skip
+    add("--alias", action="append", default=[], metavar="NAME=LABEL",
+        help="score the data set's class NAME as the model's LABEL, said in the report (e.g. \"Lung Opacity=Pneumonia\" "
+             "for RSNA's boxes); repeatable (default: none: a name is scored only as what it means, docs/datasets.md)")  # fmt: skip
     add("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or the embedded weights)")
     add("--cam-methods", "--cam", dest="cam_methods", default="gradcam", metavar="LIST",
         help=f"comma-separated CAM methods to audit, of {', '.join(CAM_METHOD_KEYS)}; the first gives report.json's "
@@ -160,14 +170,20 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
     """
     from .audit.selection import limit_names
 
+    from .datasets.bridge import export_nih
+
     names = read_names(args.names) if args.names else None
     limit = getattr(args, "limit", 0) or 0
     if limit < 0:
         raise InputError(f"--limit {limit} must be 0 (every image) or more")
+    rank = int(os.environ.get("RANK", "0") or 0)
+    truth = export_nih(args.labels, args.boxes, args.images, out / ("ground_truth" if rank == 0 else f"ground_truth-{rank}"),
+                       policy=getattr(args, "uncertain", "ignore"), aliases=parse_aliases(getattr(args, "alias", [])))  # fmt: skip
     if limit:
-        names = limit_names(args.images, args.labels, args.boxes, limit, names)
+        names = limit_names(truth.images, truth.labels, truth.boxes, limit, names)
     return AuditOptions(
-        images=args.images, labels=args.labels, boxes=args.boxes, weights=args.weights, out=out,
+        images=truth.images, labels=truth.labels, boxes=truth.boxes, weights=args.weights, out=out,
+        extra_notes=list(truth.notes),
         names=names, unseen=args.unseen, cam_methods=args.cam_methods,
         cam_threshold=args.cam_threshold, pointing_tolerance=args.pointing_tolerance, faithfulness=args.faithfulness,
         faithfulness_images=args.faithfulness_images, sanity=args.sanity, sanity_images=args.sanity_images,
@@ -176,6 +192,21 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
         n_resamples=args.bootstrap, seed=args.seed, plots=not args.no_plots, gallery=not args.no_gallery,
         reader_rule=getattr(args, "reader_rule", READER_RULES[0]),
     )  # fmt: skip
+
+
+def parse_aliases(items: Sequence[str]) -> dict[str, str]:
+    """``--alias NAME=LABEL`` values as ``{NAME: LABEL}``.
+
+    Raises:
+        InputError: an item without ``=`` or with an empty side (one line).
+    """
+    out: dict[str, str] = {}
+    for item in items or ():
+        name, sep, label = str(item).partition("=")
+        if not sep or not name.strip() or not label.strip():
+            raise InputError(f"--alias {item!r}: write NAME=LABEL, e.g. --alias \"Lung Opacity=Pneumonia\"")
+        out[name.strip()] = label.strip()
+    return out
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

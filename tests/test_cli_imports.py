@@ -24,7 +24,8 @@ def test_help_does_not_import_heavy_packages(args):
 
 
 def test_vocabulary_modules_are_torch_free():
-    code = "import sys\nimport cxrdemo.cams, cxrdemo.datasets.nih, cxrdemo.models.config\nprint('torch' in sys.modules)"
+    code = ("import sys\nimport cxrdemo.cams, cxrdemo.datasets.nih, cxrdemo.models.config, cxrdemo.models.labels, "
+            "cxrdemo.datasets.vocabulary, cxrdemo.datasets.loader\nprint('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

@@ -103,6 +103,29 @@ class GroundTruth:
         """The distinct reader ids, sorted (empty when the data set keeps none)."""
         return sorted({r.reader for rs in self.regions.values() for r in rs if r.reader is not None})
 
+    def class_names(self) -> list[str]:
+        """Every class name the data set uses (labels and regions), sorted, in its own words."""
+        names = {n for labs in self.labels.values() for n in labs}
+        names |= {r.label for rs in self.regions.values() for r in rs}
+        return sorted(names)
+
+    def size_of(self, image_id: str) -> tuple[int, int] | None:
+        """``(width, height)`` of an image: as the annotation states it, else read from the image file's header
+        (PNG/JPEG/DICOM, pixels not decoded), else ``None``."""
+        entry = self.images.get(image_id)
+        if entry is None:
+            return None
+        if entry.width and entry.height:
+            return entry.width, entry.height
+        if entry.path is None:
+            return None
+        from .files import header_size
+
+        size = header_size(entry.path)
+        if size is not None:
+            self.images[image_id] = ImageEntry(entry.image_id, entry.path, size[0], size[1])
+        return size
+
 
 class Reader:
     """A data-set layout: ``sniff`` says whether a file is in this layout, ``read`` parses it.

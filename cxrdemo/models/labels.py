@@ -1,9 +1,11 @@
-"""A foreign model's output labels mapped onto the NIH ChestX-ray14 names.
+"""A foreign model's output labels mapped onto the NIH ChestX-ray14 names, through the shared vocabulary.
 
-Matching ignores case and treats ``_``, ``-`` and spaces alike; a few synonyms that CXR models use are mapped
-(``Pleural Effusion`` -> ``Effusion``, ``Infiltrate`` -> ``Infiltration``, ``Pleural Thickening`` ->
-``Pleural_Thickening``). A label with no NIH match (``No Finding``, ``Lung Opacity``, torchxrayvision's untrained
-``''`` outputs) keeps its own name, is shown, and is never scored against NIH's labels.
+The table of names is :mod:`cxrdemo.datasets.vocabulary`, shared with the data-set readers: matching ignores case
+and treats ``_``, ``-`` and spaces alike, and the synonyms of NIH, CheXpert, VinDr, ChestX-Det, RSNA and
+torchxrayvision are mapped (``Pleural Effusion`` -> ``Effusion``, ``Infiltrate`` -> ``Infiltration``, ``Pleural
+Thickening`` -> ``Pleural_Thickening``). A label with no NIH match (``No Finding``, ``Lung Opacity``,
+torchxrayvision's untrained ``''`` outputs) or meaning two NIH classes (``Nodule/Mass``) keeps its own name, is
+shown, and is never scored against NIH's labels.
 """
 
 from __future__ import annotations
@@ -12,34 +14,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..datasets.nih import NIH_CLASSES
+from ..datasets.vocabulary import SYNONYMS as _VOCABULARY
+from ..datasets.vocabulary import label_key, nih_name
 
-#: Synonyms of NIH names seen in CXR models' label lists (keys are normalised with :func:`label_key`).
-SYNONYMS: dict[str, str] = {
-    "pleural effusion": "Effusion",
-    "effusions": "Effusion",
-    "infiltrate": "Infiltration",
-    "infiltrates": "Infiltration",
-    "pleural thickening": "Pleural_Thickening",
-    "pleural thickenings": "Pleural_Thickening",
-    "nodules": "Nodule",
-    "masses": "Mass",
-    "lung nodule": "Nodule",
-    "lung mass": "Mass",
-}
-
-
-def label_key(label: str) -> str:
-    """Case, ``_``, ``-`` and repeated spaces folded: ``Pleural_Thickening`` -> ``pleural thickening``."""
-    return " ".join(str(label).strip().lower().replace("_", " ").replace("-", " ").split())
-
-
-def nih_name(label: str) -> str | None:
-    """The NIH class that ``label`` names, or ``None``."""
-    key = label_key(label)
-    for name in NIH_CLASSES:
-        if label_key(name) == key:
-            return name
-    return SYNONYMS.get(key)
+#: The shared vocabulary's synonyms that name one NIH class (normalised key -> NIH name); kept for importers.
+SYNONYMS: dict[str, str] = {k: v[0] for k, v in _VOCABULARY.items() if len(v) == 1 and v[0] in NIH_CLASSES}
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,7 @@ class AuditService:
         request, capped = self.checked(request)
         capped = list(dict.fromkeys([*capped, *notes]))
         dataset = self.datasets.get(request.dataset)
+        capped += list(dataset.notes)  # what the conversion of its ground truth did (docs/datasets.md)
         methods = check_methods(list(request.methods))
         threshold = check_threshold(request.threshold)
         key = model_key(request.source, request.device)

@@ -6,6 +6,10 @@ server a typed path would read the server's files).
 - every entry of ``CXRDEMO_AUDIT_DATASETS``: ``name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]``, entries
   separated by ``;``, paths absolute or relative to the repository root (an empty field skips the boxes:
   ``nih=imgs:labels.csv::teacher.csv``). A malformed entry is left out with a one-line note (the app still starts).
+  The label and box files may be in any layout of docs/datasets.md, detected from the file or forced by a prefix
+  (``vindr=imgs:vindr:annotations_train.csv:vindr:annotations_train.csv``); such an entry is converted once into
+  NIH-format CSVs in the app's work folder (:func:`cxrdemo.datasets.bridge.export_nih`), its notes kept for the
+  report; one that cannot be read is left out with its one-line error.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import csv
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -49,6 +53,9 @@ class AuditDataset:
     baseline: Path | None = None
     names: tuple[str, ...] | None = None
     origin: str = ENV
+    notes: tuple[str, ...] = ()
+    labels_layout: str | None = None
+    boxes_layout: str | None = None
 
     def image_files(self) -> list[str]:
         """The file names of the images this data set uses that exist in its folder, sorted."""
@@ -92,18 +99,61 @@ def parse_entry(entry: str, root: str | os.PathLike) -> AuditDataset:
         raise InputError(f"{ENV} entry {clip_text(entry.strip())!r}: write name=images_dir:labels_csv[:boxes_csv[:baseline_csv]]")
     if not _NAME.fullmatch(name):
         raise InputError(f"{ENV} entry {clip_text(name)!r}: a name is letters, digits, '_', '.' or '-' (at most 64)")
-    fields = spec.split(":")
+    fields = _join_layouts(spec.split(":"))
     if len(fields) < 2 or len(fields) > 4 or not fields[0].strip() or not fields[1].strip():
         raise InputError(f"{ENV} entry {name!r}: give images_dir:labels_csv, then optionally :boxes_csv and :baseline_csv")
-    images, labels = _path(fields[0], base), _path(fields[1], base)
-    optional = [_path(f, base) if f.strip() else None for f in fields[2:]] + [None, None]
+    layouts = [_layout(f) for f in fields]
+    images = _path(fields[0], base)
+    labels = _path(layouts[1][1], base)
+    optional = [_path(layouts[k][1], base) if fields[k].strip() else None for k in range(2, len(fields))] + [None, None]
     boxes, baseline = optional[0], optional[1]
     if not images.is_dir():
         raise InputError(f"{ENV} entry {name!r}: image folder {images} does not exist")
     for what, path in (("label CSV", labels), ("box CSV", boxes), ("baseline CSV", baseline)):
         if path is not None and not path.is_file():
             raise InputError(f"{ENV} entry {name!r}: {what} {path} does not exist")
-    return AuditDataset(name, images, labels, boxes, baseline)
+    return AuditDataset(name, images, labels, boxes, baseline, labels_layout=layouts[1][0],
+                        boxes_layout=layouts[2][0] if len(layouts) > 2 else None)
+
+
+def _join_layouts(fields: list[str]) -> list[str]:
+    """Fields split on ``:`` with a layout prefix (``vindr``, ``coco``...) joined back to the path after it."""
+    from ..datasets.loader import REGISTRY
+
+    out: list[str] = []
+    k = 0
+    while k < len(fields):
+        if k > 0 and fields[k].strip().lower() in REGISTRY and k + 1 < len(fields):
+            out.append(f"{fields[k].strip().lower()}:{fields[k + 1]}")
+            k += 2
+            continue
+        out.append(fields[k])
+        k += 1
+    return out
+
+
+def _layout(field: str) -> tuple[str | None, str]:
+    from ..datasets.loader import split_spec
+
+    layout, path = split_spec(field) if ":" in field else (None, field)
+    return layout, path
+
+
+def convert(dataset: AuditDataset, work: Path) -> AuditDataset:
+    """``dataset`` with its ground truth in NIH format: as is when it already is, else converted once into
+    ``work/<name>/`` (:func:`cxrdemo.datasets.bridge.export_nih`), the conversion's notes kept.
+
+    Raises:
+        InputError: a file that cannot be read in its layout (one line).
+    """
+    from ..datasets.bridge import export_nih
+
+    labels = f"{dataset.labels_layout}:{dataset.labels}" if dataset.labels_layout else dataset.labels
+    boxes = f"{dataset.boxes_layout}:{dataset.boxes}" if dataset.boxes_layout and dataset.boxes else dataset.boxes
+    done = export_nih(labels, boxes, dataset.images, Path(work) / dataset.name)
+    if not done.converted:
+        return dataset
+    return replace(dataset, images=done.images, labels=done.labels, boxes=done.boxes, notes=tuple(done.notes))
 
 
 def parse_datasets(text: str | None, root: str | os.PathLike) -> tuple[list[AuditDataset], list[str]]:
@@ -163,8 +213,14 @@ class DatasetRegistry:
             names = tuple(ex.image for ex in present)
             items.append(AuditDataset(EXAMPLES, self.examples_folder, labels, boxes, None, names, "examples/manifest.csv"))
         configured, notes = parse_datasets(os.environ.get(ENV), self.root)
+        ready = []
+        for dataset in configured:
+            try:
+                ready.append(convert(dataset, self.work / "datasets" / "converted"))
+            except InputError as exc:
+                notes.append(f"{ENV} entry {dataset.name!r}: {exc} (left out)")
         self._notes = notes
-        return items + configured
+        return items + ready
 
     def all(self) -> list[AuditDataset]:
         """Every data set offered, the examples first."""
