@@ -191,6 +191,7 @@ def options_from_args(args: argparse.Namespace, out: Path) -> AuditOptions:
         batch_size=args.batch_size, workers=args.workers, device=args.device, resume=args.resume,
         n_resamples=args.bootstrap, seed=args.seed, plots=not args.no_plots, gallery=not args.no_gallery,
         reader_rule=getattr(args, "reader_rule", READER_RULES[0]),
+        regions=truth.regions if truth.converted else None,
     )  # fmt: skip
 
 

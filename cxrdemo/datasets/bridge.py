@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import InputError
-from .base import GroundTruth
+from .base import GroundTruth, Region
 from .files import shown
 from .loader import detect_layout, load_ground_truth, split_spec
 from .nih import NIH_CLASSES, NIH_SIDE
@@ -43,6 +43,10 @@ class NihExport:
     boxes: Path | None
     notes: list[str] = field(default_factory=list)
     converted: bool = True
+    #: the converted data set's regions (boxes or masks, with their readers) in original pixels, by the flat image
+    #: name and with labels in the model's class names: what the audit scores (``AuditOptions.regions``), so that
+    #: masks stay masks and readers stay apart; ``None`` for NIH-format files (the audit reads NIH's box list)
+    regions: dict[str, list[Region]] | None = None
 
 
 def is_nih(spec: str | Path | None) -> bool:
@@ -123,16 +127,18 @@ def export_nih(
     box_csv = None
     box_gt = gb if gb is not None else source
     kept = {n for n, _ in label_rows}
+    regions: dict[str, list[Region]] = {}
     if box_gt.regions:
         box_csv = out / "boxes.csv"
-        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv, same_image)
+        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv, same_image, regions)
         if skipped:
-            notes.append(f"{skipped} box(es) not scored: class not one of the model's labels, image not found or "
+            notes.append(f"{skipped} region(s) not scored: class not one of the model's labels, image not found or "
                          "left out, or image size unknown")
         readers = box_gt.readers()
         if len(readers) > 1:
-            notes.append(f"{len(readers)} readers: every reader's box is scored (the union of readers)")
-    return NihExport(image_dir, labels_csv, box_csv, notes)
+            notes.append(f"{len(readers)} readers: their regions are scored by the reader rule of the report "
+                         "(per reader, or their union) and compared with each other (a second radiologist)")
+    return NihExport(image_dir, labels_csv, box_csv, notes, regions=regions)
 
 
 def describe(gt: GroundTruth) -> str:
@@ -195,7 +201,9 @@ def _labels(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mappin
 
 
 def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str], pairs: Mapping[str, str],
-           path: Path, same_image: Mapping[str, str]) -> tuple[int, int]:
+           path: Path, same_image: Mapping[str, str], regions: dict[str, list[Region]]) -> tuple[int, int]:
+    """Write the boxes scored (NIH's frame) to ``path`` and collect the same regions, in original pixels and the
+    model's class names, into ``regions`` by flat image name; returns (written, skipped)."""
     written = skipped = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -212,6 +220,7 @@ def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str]
                 sx, sy = NIH_SIDE / size[0], NIH_SIDE / size[1]
                 b = r.box.scaled(sx, sy)
                 w.writerow([names[image_id], label, repr(b.x1), repr(b.y1), repr(b.x2 - b.x1), repr(b.y2 - b.y1)])
+                regions.setdefault(names[image_id], []).append(replace(r, image_id=names[image_id], label=label))
                 written += 1
     return written, skipped
 

@@ -320,7 +320,7 @@ class AuditService:
             faithfulness_images=int(request.faithfulness_images), sanity=bool(request.sanity),
             sanity_images=int(request.sanity_images), baseline_predictions=dataset.baseline, batch_size=BATCH_SIZE,
             workers=0, device=key.device, title=f"cxrdemo audit: {dataset.name}", extra_notes=capped,
-            resume_hint=RESUME_HINT, unseen_hint=UNSEEN_HINT,
+            resume_hint=RESUME_HINT, unseen_hint=UNSEEN_HINT, regions=dataset.regions,
         )  # fmt: skip
 
     def _wait_turn(self, ticket: Ticket, report: Progress) -> None:

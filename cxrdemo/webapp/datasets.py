@@ -18,10 +18,11 @@ import csv
 import os
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
+from ..datasets.base import Region
 from ..errors import InputError
 from ..imaging import IMAGE_SUFFIXES
 from ..publicmode import clip_text, is_public
@@ -44,6 +45,8 @@ class AuditDataset:
         baseline: a baseline predictions CSV (``Image Index`` + ``prob_<Label>``) to compare the model with.
         names: the images of the folder to use (``None``: every labelled image of the folder).
         origin: where the entry came from (``examples/manifest.csv`` or ``CXRDEMO_AUDIT_DATASETS``).
+        regions: a converted data set's regions (boxes or masks with their readers, by image name; what the audit
+            scores, :attr:`cxrdemo.datasets.bridge.NihExport.regions`); ``None``: NIH's box list is read.
     """
 
     name: str
@@ -56,6 +59,7 @@ class AuditDataset:
     notes: tuple[str, ...] = ()
     labels_layout: str | None = None
     boxes_layout: str | None = None
+    regions: Mapping[str, Sequence[Region]] | None = field(default=None, compare=False, repr=False)
 
     def image_files(self) -> list[str]:
         """The file names of the images this data set uses that exist in its folder, sorted."""
@@ -153,7 +157,8 @@ def convert(dataset: AuditDataset, work: Path) -> AuditDataset:
     done = export_nih(labels, boxes, dataset.images, Path(work) / dataset.name)
     if not done.converted:
         return dataset
-    return replace(dataset, images=done.images, labels=done.labels, boxes=done.boxes, notes=tuple(done.notes))
+    return replace(dataset, images=done.images, labels=done.labels, boxes=done.boxes, notes=tuple(done.notes),
+                   regions=done.regions)
 
 
 def parse_datasets(text: str | None, root: str | os.PathLike) -> tuple[list[AuditDataset], list[str]]:
