@@ -171,6 +171,29 @@ def test_drawn_box_becomes_ground_truth(page, expected, tmp_path: Path) -> None:
     page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
 
 
+def test_typed_text_is_the_whole_ground_truth(page) -> None:
+    """Issue 27 C4: replacing the text with one box gave NIH's box plus the new one. The text is the whole truth:
+    one typed box is the only ground truth, an empty text is none, and NIH's button brings NIH's box back."""
+    page.fill("#truth textarea", "600, 300, 800, 500, Atelectasis")
+    page.click("#apply-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('your boxes')"
+                           " && document.querySelectorAll('#summary table tbody tr').length == 1")  # fmt: skip
+    assert page.locator("#truth textarea").input_value() == "600, 300, 800, 500, Atelectasis"
+    page.fill("#truth textarea", "")
+    page.click("#apply-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('empty box list')")
+    assert page.locator("#summary table").count() == 0
+    page.fill("#truth textarea", "600, 300, 800, 500, Atelectasis\n1, 2, 30, 40, Tumour")
+    page.click("#apply-truth")
+    toast = page.locator(".toast-body").filter(has_text="Tumour").first
+    toast.wait_for()
+    assert "line 2: class 'Tumour'" in toast.inner_text()  # counted in the user's own text
+    assert page.locator("#truth textarea").input_value().endswith("Tumour")  # what the user typed is kept
+    page.click("#nih-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes(\"NIH's radiologist boxes\")")
+    assert page.locator("#truth textarea").input_value().endswith("Atelectasis")  # NIH's box, as a line
+
+
 def test_bad_file_shows_one_line_error_and_keeps_the_result(page, tmp_path: Path) -> None:
     before = page.locator("#summary").inner_text()
     fake = tmp_path / "fake.png"

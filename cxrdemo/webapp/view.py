@@ -127,6 +127,16 @@ def iou_table(case: Case) -> str:
     return "\n".join(lines)
 
 
+#: Said where the IoUs would be when the user applied an empty box list (their word that there is no ground truth).
+CLEARED_TRUTH = "No ground truth: you applied an empty box list (no IoU). *Back to NIH's boxes* brings NIH's list back."
+
+
+def no_truth_text(case: Case, otherwise: str) -> str:
+    """What the page says instead of the IoU table: :data:`CLEARED_TRUTH` when the user applied no boxes, else
+    ``otherwise``."""
+    return CLEARED_TRUTH if case.truth is not None and not case.truth else otherwise
+
+
 def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     """Markdown for the page: top class, notes, one IoU line per ground-truth box (or how to add one), the CAM,
     timings (``timings_ms``, default the analysis' own)."""
@@ -140,7 +150,8 @@ def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     for note in a.notes:  # e.g. that the model was trained on this very image
         lines += ["", f"> **Note:** {note}."]
     lines.append("")
-    lines.append(iou_table(case) or "IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*.")
+    hint = "IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*."
+    lines.append(iou_table(case) or no_truth_text(case, hint))
     if a.cam is not None:
         cam = a.cam
         box = "no region reached the threshold" if cam.box is None else "box " + ", ".join(f"{v:.0f}" for v in cam.box.xyxy)
@@ -198,7 +209,7 @@ def build_view(
         panels=panels,
         label=label_scores(a),
         summary=summarise(case, timings),
-        truth_table=iou_table(case) or "No ground truth applied: the IoUs appear here and in the panels.",
+        truth_table=iou_table(case) or no_truth_text(case, "No ground truth applied: the IoUs appear here and in the panels."),
         json=doc,
         target_choices=target_choices(classes, a),
         messages=list(messages),
