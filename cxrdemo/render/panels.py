@@ -177,7 +177,7 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
     ]
     names = numbered_labels([r.label for r in analysis.ious])
     for name, row in zip(names, analysis.ious):
-        model_iou = "no box" if row.box_iou is None else f"{row.box_iou:.2f}"
+        model_iou = "no box" if row.box_iou is None else row.box_iou_text()  # "(prior box ...)" when it is one
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
         rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))
     return rows

@@ -123,7 +123,7 @@ def iou_table(case: Case) -> str:
         return ""
     src = "your boxes" if case.truth_source == "user" else "NIH's radiologist boxes"
     lines = [f"| ground truth ({src}) | box IoU | CAM IoU |", "|---|---|---|"]
-    lines += [f"| {row.label} | {_fmt_iou(row.box_iou)} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
+    lines += [f"| {row.label} | {row.box_iou_text()} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
     return "\n".join(lines)
 
 
