@@ -118,6 +118,9 @@ def test_empty_text_means_no_ground_truth_and_says_so(cache, boxed_view):
     assert cleared.case.truth == () and cleared.json["ground_truth"] == [] and cleared.json["iou"] == []
     assert "you applied an empty box list" in cleared.summary and "you applied an empty box list" in cleared.truth_table
     assert boxes_text.annotator_value(cleared.case)["boxes"] == []
+    from cxrdemo.render.panels import _comparison_rows
+
+    assert _comparison_rows(cleared.case.analysis)[0].text == "no ground truth: you applied none"  # panel (b)
     # the user's word holds across a CAM change; the NIH button brings NIH's list back
     from dataclasses import replace
 

@@ -155,7 +155,10 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
             cam_text = f"{CAM.name}: {method} (class-agnostic)"  # panel (d) says what that means
         else:
             cam_text = f"{CAM.name}: {method} of {pretty(cam.target)}"
-        message = "no ground truth for this image" + (f": {hints.no_truth}" if hints.no_truth else "")
+        if analysis.truth_source == "user" and not analysis.ground_truth:  # the user applied an empty list
+            message = "no ground truth: you applied none"
+        else:
+            message = "no ground truth for this image" + (f": {hints.no_truth}" if hints.no_truth else "")
         return [
             Row(message, TEXT, bold=True),
             Row(f"{MODEL.name}: {box_text(top)}" if top else "no model box", MODEL.colour, MODEL),
