@@ -65,7 +65,8 @@ START = "Upload a radiograph or click an example."
 RANKED = "Ranked probabilities (top 5; every class in panel c)"
 TRUTH_HELP = (
     "**Ground truth.** NIH's box list is used when it knows the image. Otherwise draw a box (pick its class in the "
-    "dialog) or type `x1, y1, x2, y2, Class` per line in original pixels, then *Apply ground truth*."
+    "dialog) or type `x1, y1, x2, y2, Class` per line in original pixels, then *Apply ground truth*. The text is the "
+    "whole ground truth: delete a line to drop its box (NIH's too); an empty text means none."
 )
 FAILED = "The last step failed (see the message); the result below is the previous one, and the inputs are kept."
 # ------------------------------------------------------------------------------------------------------ layout
@@ -75,7 +76,7 @@ class UI:
 
     case_state: gr.State
     review_state: gr.State
-    drawn_state: gr.State
+    drawn_state: gr.Textbox
     upload: gr.File
     analyse_btn: gr.Button
     source: gr.Textbox | gr.Dropdown
@@ -127,7 +128,10 @@ def create_ui(resources: res.AppResources) -> UI:
     # A CaseHandle; the case (radiograph, forward pass) lives in resources.cases, one memory budget for all sessions.
     case_state = gr.State(None, time_to_live=7200, delete_callback=resources.cases.drop)
     review_state = gr.State(review.ReviewLog())  # this browser session's reviewed cases
-    drawn_state = gr.State(())  # the text lines that came from the box-drawing control (boxes_text.merge_drawn)
+    # The box-drawing control's lines that the text has taken in (boxes_text.merge_drawn). Kept in the browser, not
+    # in a gr.State: it must travel with the text it describes (a State changed on the server while the browser
+    # still sent the text before that change, and a box drawn just before Apply was lost).
+    drawn_state = gr.Textbox("", visible=False, elem_id="drawn-lines")
     with gr.Column(elem_id="page"):
         # One compact row of inputs, so that at 1440x900 the top finding and the four panels are on the first screen.
         with gr.Row(equal_height=False, elem_id="inputs"):
@@ -243,12 +247,12 @@ class Handlers:
             **{ui.panels[name]: path for name, path in paths.items()},
         }
         if full:
-            text = boxes_text.format_boxes_text(case.truth or ())
-            synced = boxes_text.text_lines(text)  # the next value of the control replaces these lines
+            text = boxes_text.format_boxes_text(case.analysis.ground_truth)  # the whole ground truth, NIH's too
+            synced: tuple[str, ...] = ()  # the control's boxes the text has taken in (boxes_text.merge_drawn)
             if ui.annotator is not None:
                 out[ui.annotator] = value = boxes_text.annotator_value(case)
-                synced += boxes_text.drawn_lines(value, case)
-            out.update({ui.truth_text: text, ui.drawn_state: synced, ui.note: review.note_for(log, case)})
+                synced = boxes_text.drawn_lines(value, case)
+            out.update({ui.truth_text: text, ui.drawn_state: "\n".join(synced), ui.note: review.note_for(log, case)})
             out.update({ui.side.methods_box: gr.Column(visible=False), ui.side.models_box: gr.Column(visible=False)})
         return out
 
@@ -271,23 +275,23 @@ class Handlers:
 
     @guarded
     def apply(self, handle, text, drawn, synced, log, progress=gr.Progress()):
-        case = self.resources.cases.get(handle)
-        if case is not None:  # the control's current boxes, not the text's last copy of them
-            text = boxes_text.merge_drawn(text, drawn, case, synced or ())[0]
-        return self.show(actions.apply_truth(self.cache, case, text, progress=progress_reporter(progress)), log, True, handle)
+        case = self.resources.cases.get(handle)  # the control's current boxes count, not the text's last copy
+        lines = boxes_text.text_lines(synced)
+        step = progress_reporter(progress)
+        return self.show(actions.apply_truth(self.cache, case, text, step, drawn=drawn, synced=lines), log, True, handle)
 
     @guarded
     def nih(self, handle, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
-        return self.show(actions.apply_truth(self.cache, case, "", progress=progress_reporter(progress)), log, True, handle)
+        return self.show(actions.restore_nih_truth(self.cache, case, progress=progress_reporter(progress)), log, True, handle)
 
     @guarded
     def draw(self, drawn, handle, text, synced):
         if boxes_text.annotator_pending(drawn):  # its class dialog is open: wait for the final value
             return {self.ui.truth_text: gr.skip()}
         case = self.resources.cases.get(handle)
-        text, lines = boxes_text.merge_drawn(text, drawn, case, synced or ())
-        return {self.ui.truth_text: text, self.ui.drawn_state: lines}
+        text, lines = boxes_text.merge_drawn(text, drawn, case, boxes_text.text_lines(synced))
+        return {self.ui.truth_text: text, self.ui.drawn_state: "\n".join(lines)}
 
     @guarded
     def save(self, handle, text, log):

@@ -34,11 +34,20 @@ from .models.geometry import FilmView
 from .datasets.nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original
 from .publicmode import clip_text
-from .results import Analysis, CamResult, ClassProbability
+from .results import PRIOR_FITTED_HERE, Analysis, CamResult, ClassProbability, IouRow
 from .models.weights import LoadedModel, describe_model, load_model
 
 if TYPE_CHECKING:
     from .models.base import AdapterBase
+
+
+def _fitted_notes(rows: Sequence[IouRow]) -> list[str]:
+    """One note naming the classes whose box IoU compares the prior with the box it was fitted on."""
+    fitted = [f"{r.label} {r.box_iou:.2f}" for r in rows if r.prior_fitted_here and r.box_iou is not None]
+    if not fitted:
+        return []
+    return [f"box IoU {', '.join(fitted)}: {PRIOR_FITTED_HERE} (the model's box is the per-class prior, fitted on "
+            "the training boxes, this image's among them)"]
 
 
 @contextmanager
@@ -211,7 +220,7 @@ class Predictor:
             boxes = self.model_boxes(inference)
             seen, view_notes = self.visible_truth(inference, truth)
             cam_boxes = self.cam_boxes(inference, cam, [b.label for b in seen])
-            rows = iou_rows(seen, boxes, cam_boxes, self.config.box_mode == "single")
+            rows = self.mark_prior_rows(inference.image, iou_rows(seen, boxes, cam_boxes, self.config.box_mode == "single"))
         return Analysis(
             image=inference.image,
             width=inference.width,
@@ -223,11 +232,25 @@ class Predictor:
             ground_truth=list(truth.boxes),
             ious=rows,
             timings_ms=timings,
-            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes() + view_notes,
+            notes=inference.notes + list(truth.notes) + self.provenance_notes(inference.image) + self._box_notes()
+            + view_notes + _fitted_notes(rows),
             truth_source=truth.source,
             boxes_static=self.box_probe.all_static,
             model_region=self.model_region(inference),
         )
+
+    def mark_prior_rows(self, image: str, rows: Sequence[IouRow]) -> list[IouRow]:
+        """``rows`` with ``box_prior`` set where the model's box is its per-class prior (:attr:`box_probe`), and
+        ``prior_fitted_here`` where, besides, ``image`` is one of the model's training images (``data_splits.json``):
+        the prior was fitted on the training boxes, this image's among them, so its IoU is no result."""
+        probe = self.box_probe
+        splits = self.loaded.splits
+        trained_on = splits is not None and splits.role(image) == "train"
+        out = []
+        for row in rows:
+            prior = row.box is not None and (probe.all_static or row.box.label in probe.static_classes)
+            out.append(replace(row, box_prior=prior, prior_fitted_here=prior and trained_on))
+        return out
 
     def model_region(self, inference: Inference) -> Box | None:
         """The part of this film the model saw, in original pixels, when its preprocessing cropped; else ``None``."""

@@ -96,8 +96,13 @@ def report_markdown(
     notes: Sequence[str] = (),
     auc_ci: Mapping[str, Mapping[str, Any] | None] | None = None,
     sections: Sequence[str] = (),
+    cam_methods: Sequence[str] = (),
+    cache_words: str = "the --resume cache",
 ) -> str:
     """The whole ``report.md``.
+
+    ``cam_methods``: every CAM method of the run (default: the result's first, ``cam_method``); ``cache_words``:
+    where earlier images' results came from, in the words of the interface that ran it (the app has no --resume).
 
     ``notes`` (e.g. that the model saw some of the images) are printed under the title; ``auc_ci`` (label or
     ``"mean"`` -> estimate JSON) adds the AUCs' confidence intervals; ``sections`` (Markdown lines, e.g. the
@@ -116,11 +121,12 @@ def report_markdown(
         f"**{fmt(result.mean_auc)}**"
         + (f" (95% CI {fmt_ci((auc_ci or {}).get('mean'))}, bootstrap over images)" if auc_ci else "")
         + " (label-prior baseline 0.500)",
-        f"- CAM boxes: {result.cam_method}, threshold {result.cam_threshold}/255, largest connected region",
+        f"- CAM boxes: {', '.join(cam_methods or [result.cam_method])}, threshold {result.cam_threshold}/255, largest "
+        "connected region" + (f" (CLN's tables below: {result.cam_method})" if len(cam_methods) > 1 else ""),
         f"- speed: {result.timings.get('images_per_second')} images/s end to end "
         f"(decode + preprocess + model + CAMs + every audit part asked for), "
         f"{result.timings.get('model_images_per_second')} images/s model only"
-        + (f"; {result.timings['images_from_cache']} images' results came from the --resume cache"
+        + (f"; {result.timings['images_from_cache']} images' results came from {cache_words}"
            if result.timings.get("images_from_cache") else ""),
         "",
         "Few images and very few boxes: every number below has a wide confidence interval. An IoU-accuracy cell is "

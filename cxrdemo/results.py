@@ -52,6 +52,10 @@ class CamResult:
     box: Box | None
 
 
+#: How a box IoU is marked when the model's box is its prior, fitted on this very image's box.
+PRIOR_FITTED_HERE = "prior box fitted on this image: not a result"
+
+
 @dataclass(frozen=True)
 class IouRow:
     """One ground-truth box compared with the model's box and the CAM box of the same class."""
@@ -61,10 +65,30 @@ class IouRow:
     cam_box: Box | None
     box_iou: float | None
     cam_iou: float | None
+    #: The model's box is its learned per-class prior (the same box on every film, :mod:`cxrdemo.boxcheck`).
+    box_prior: bool = False
+    #: ...and this image is one of the model's training images: the prior was fitted on its own box, so the IoU
+    #: measures the fit, not the model (the embedded model's Atelectasis prior IS the first example's NIH box).
+    prior_fitted_here: bool = False
 
     @property
     def label(self) -> str:
         return self.truth.label
+
+    @property
+    def box_caveat(self) -> str:
+        """What the box IoU is when it is not a result of the model looking at the image: ``""``, ``"prior box"``
+        or ``"prior box fitted on this image: not a result"``."""
+        if self.prior_fitted_here:
+            return PRIOR_FITTED_HERE
+        return "prior box" if self.box_prior else ""
+
+    def box_iou_text(self, digits: int = 2) -> str:
+        """The box IoU as shown (``"n/a"`` without a box), with its caveat in brackets when it has one."""
+        if self.box_iou is None:
+            return "n/a"
+        caveat = self.box_caveat
+        return f"{self.box_iou:.{digits}f}" + (f" ({caveat})" if caveat else "")
 
 
 @dataclass
@@ -135,19 +159,27 @@ class Analysis:
             "boxes": [{"label": b.label, "score": round(float(b.score or 0.0), 6), "xyxy": b.rounded()} for b in self.boxes],
             "cam": cam,
             "ground_truth": [{"label": b.label, "xyxy": b.rounded()} for b in self.ground_truth],
-            "iou": [
-                {
-                    "label": r.label,
-                    "box_iou": None if r.box_iou is None else round(r.box_iou, 4),
-                    "cam_iou": None if r.cam_iou is None else round(r.cam_iou, 4),
-                }
-                for r in self.ious
-            ],
+            "iou": [_iou_json(r) for r in self.ious],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
         if self.model_region is not None:
             doc["model_region"] = self.model_region.rounded()
         return doc
+
+
+def _iou_json(r: IouRow) -> dict[str, Any]:
+    """``{"label", "box_iou", "cam_iou"}``, plus ``box_prior`` and ``prior_fitted_here`` (true) when the model's box is
+    its per-class prior, and the prior was fitted on this image's own box."""
+    row: dict[str, Any] = {
+        "label": r.label,
+        "box_iou": None if r.box_iou is None else round(r.box_iou, 4),
+        "cam_iou": None if r.cam_iou is None else round(r.cam_iou, 4),
+    }
+    if r.box_prior:
+        row["box_prior"] = True
+    if r.prior_fitted_here:
+        row["prior_fitted_here"] = True
+    return row
 
 
 def _probability_json(p: ClassProbability) -> dict[str, Any]:

@@ -171,6 +171,29 @@ def test_drawn_box_becomes_ground_truth(page, expected, tmp_path: Path) -> None:
     page.screenshot(path=str(tmp_path / "drawn.png"), full_page=True)
 
 
+def test_typed_text_is_the_whole_ground_truth(page) -> None:
+    """Issue 27 C4: replacing the text with one box gave NIH's box plus the new one. The text is the whole truth:
+    one typed box is the only ground truth, an empty text is none, and NIH's button brings NIH's box back."""
+    page.fill("#truth textarea", "600, 300, 800, 500, Atelectasis")
+    page.click("#apply-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('your boxes')"
+                           " && document.querySelectorAll('#summary table tbody tr').length == 1")  # fmt: skip
+    assert page.locator("#truth textarea").input_value() == "600, 300, 800, 500, Atelectasis"
+    page.fill("#truth textarea", "")
+    page.click("#apply-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('empty box list')")
+    assert page.locator("#summary table").count() == 0
+    page.fill("#truth textarea", "600, 300, 800, 500, Atelectasis\n1, 2, 30, 40, Tumour")
+    page.click("#apply-truth")
+    toast = page.locator(".toast-body").filter(has_text="Tumour").first
+    toast.wait_for()
+    assert "line 2: class 'Tumour'" in toast.inner_text()  # counted in the user's own text
+    assert page.locator("#truth textarea").input_value().endswith("Tumour")  # what the user typed is kept
+    page.click("#nih-truth")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes(\"NIH's radiologist boxes\")")
+    assert page.locator("#truth textarea").input_value().endswith("Atelectasis")  # NIH's box, as a line
+
+
 def test_bad_file_shows_one_line_error_and_keeps_the_result(page, tmp_path: Path) -> None:
     before = page.locator("#summary").inner_text()
     fake = tmp_path / "fake.png"
@@ -230,3 +253,48 @@ def test_result_is_on_the_first_screen_at_1440x900(browser, served, images_dir: 
         assert "box IoU" in laptop.locator("#truth-result").inner_text()  # NIH's box: the table is already there
     finally:
         laptop.close()
+
+
+#: Layout facts measured in the page (positions, not timings): every label whole, no caption over its thumbnail.
+LAYOUT_FACTS = """() => {
+  const rect = s => document.querySelector(s).getBoundingClientRect();
+  const label = document.querySelector('#upload > label'), clear = document.querySelector('#upload button[aria-label=Clear]');
+  const caption = rect('#examples .caption-label'), thumb = rect('#examples .thumbnail-item img');
+  return {
+    uploadLabelWhole: label.scrollWidth <= label.clientWidth + 1,
+    uploadLabelClearOfButton: !clear || label.getBoundingClientRect().right <= clear.getBoundingClientRect().left + 1,
+    uploadLabelInside: label.getBoundingClientRect().right <= rect('#upload').right + 1,
+    captionUnderThumbnail: caption.top >= thumb.bottom - 1,
+    examplesLabelAboveGrid: rect('#examples > label').bottom <= rect('#examples .grid-wrap').top + 1,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width,height", [(1440, 900), (1024, 768)])
+def test_layout_keeps_panels_on_the_first_screen_and_labels_whole(
+    browser, served, images_dir: Path, tmp_path: Path, width: int, height: int
+) -> None:
+    """Issue 27 C5: at 1024x768 the panels were a 2x2 grid starting at y = 529 (c, d on the second screen), the
+    upload label was cut ("...or DICOI"), captions covered the thumbnails and the examples' label covered scrolled
+    thumbnails. Now the four panels are one row, whole on the first screen, at both sizes."""
+    view = browser.new_page()
+    try:
+        view.set_viewport_size({"width": width, "height": height})
+        view.set_default_timeout(TIMEOUT_MS)
+        view.goto(served.url)
+        view.wait_for_selector("#upload input[type=file]", state="attached")
+        view.set_input_files("#upload input[type=file]", str(images_dir / BOXED_IMAGE))
+        view.wait_for_function("document.querySelector('#status').innerText.includes('top finding')")
+        boxes = []
+        for i in range(4):
+            view.wait_for_selector(f"#panel-{i} img")
+            boxes.append(view.locator(f"#panel-{i}").bounding_box())
+        assert all(b is not None for b in boxes)
+        assert len({round(b["y"]) for b in boxes}) == 1  # one row of four
+        for b in boxes:
+            assert 0 < b["y"] and b["y"] + b["height"] <= height, (width, b)
+        facts = view.evaluate(LAYOUT_FACTS)
+        assert all(facts.values()), facts
+        view.screenshot(path=str(tmp_path / f"layout-{width}.png"))
+    finally:
+        view.close()

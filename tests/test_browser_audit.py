@@ -4,12 +4,14 @@ Stop stops only one's own audit. Skipped with the reason when no browser can sta
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from test_browser import TIMEOUT_MS, browser, served  # noqa: F401 - the same fixtures: a Chromium and a served app
 
 AUDIT_TIMEOUT_MS = 240_000
+SHOTS = Path(os.environ["CXRDEMO_SHOTS"]) if os.environ.get("CXRDEMO_SHOTS") else None  # screenshots to look at
 
 
 def open_audit(browser, served):  # noqa: F811 - fixtures passed on
@@ -80,6 +82,15 @@ def test_second_visitor_waits_and_stop_stops_only_ones_own(browser, served) -> N
         if "partial report" in status:  # what was done is kept and shown, marked partial
             first.wait_for_function("document.querySelectorAll('#audit-gallery button.thumbnail-item').length > 0")
             assert "Partial report" in first.locator("#audit-summary").inner_text()
+            assert first.locator("#audit-summary").inner_text().lower().count("partial report") == 1  # said once
+            # issue 27 C5: the summary's table was cut at the right edge at 1440 px; tables scroll inside their box
+            cut = first.evaluate(
+                "() => [...document.querySelectorAll('#audit-tab table')].filter(t => t.offsetParent !== null)"
+                ".filter(t => { const b = t.getBoundingClientRect(), p = t.parentElement.getBoundingClientRect();"
+                " return b.right > Math.min(p.right, innerWidth) + 1; }).length"
+            )
+            assert cut == 0 and first.evaluate("document.documentElement.scrollWidth <= innerWidth")
+            first.screenshot(path=str(SHOTS / "partial.png"), full_page=True) if SHOTS else None
         else:  # stopped while loading: nothing to keep
             assert "before the first image" in status
     finally:

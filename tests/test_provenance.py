@@ -98,3 +98,59 @@ def test_hub_model_brings_its_splits_offline(split_model: Path, tmp_path: Path, 
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     loaded = load_model("cxrdemo/with-splits", device="cpu")
     assert loaded.splits is not None and loaded.splits.role(TRAIN_IMAGE) == "train"
+
+
+# ---------------------------------------------- issue 27 C6: a prior box's IoU on the image it was fitted on
+EMBEDDED = Path(__file__).resolve().parent.parent / "weights"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _first_example() -> Path:
+    from cxrdemo.webapp.resources import read_manifest
+
+    return EXAMPLES / "images" / read_manifest(EXAMPLES / "manifest.csv")[0].image
+
+
+def test_prior_box_iou_on_its_own_training_image_is_marked_not_a_result(capsys) -> None:
+    """The first example with the embedded model read "IoU model 1.00": the Atelectasis box is the per-class prior,
+    and the prior IS this training image's NIH box. The panel, the JSON, the page's table and the CLI mark it."""
+    from cxrdemo.cli import main
+    from cxrdemo.imaging import load_image
+    from cxrdemo.predict import Predictor
+    from cxrdemo.render.panels import _comparison_rows
+    from cxrdemo.results import PRIOR_FITTED_HERE
+
+    image = _first_example()
+    predictor = Predictor.from_source(str(EMBEDDED), device="cpu")
+    assert predictor.box_probe.all_static and predictor.loaded.splits.role(image.name) == "train"
+    analysis = predictor.analyse(load_image(image))
+    (row,) = analysis.ious
+    assert row.label == "Atelectasis" and row.box_iou > 0.99  # the number that read as a result
+    assert row.box_prior and row.prior_fitted_here
+    doc = analysis.to_json()["iou"][0]
+    assert doc["box_prior"] is True and doc["prior_fitted_here"] is True
+    legend = [r.text for r in _comparison_rows(analysis) if "IoU model" in r.text]
+    assert legend == [f"Atelectasis: IoU model {row.box_iou:.2f} ({PRIOR_FITTED_HERE}) \u00b7 CAM {row.cam_iou:.2f}"]
+    assert any(PRIOR_FITTED_HERE in n and "Atelectasis" in n for n in analysis.notes)
+    assert main(["predict", str(image), "--json", "-", "--device", "cpu"]) == 0  # the embedded model by default
+    out, err = capsys.readouterr()
+    assert json.loads(out)["iou"][0]["prior_fitted_here"] is True
+    assert f"box IoU Atelectasis {row.box_iou:.2f}: {PRIOR_FITTED_HERE}" in err
+
+
+def test_prior_box_on_an_image_the_model_never_saw_is_marked_prior_only(tmp_path: Path) -> None:
+    """The embedded model with lists that leave the first example out: its box is still the prior (so marked), but
+    it was not fitted on this image's box: no "not a result" flag."""
+    from cxrdemo.imaging import load_image
+    from cxrdemo.predict import Predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(EMBEDDED, folder)
+    image = _first_example()
+    write_splits(folder, ["00000001_000.png"], ["00000013_005.png"])
+    analysis = Predictor.from_source(str(folder), device="cpu").analyse(load_image(image))
+    (row,) = analysis.ious
+    assert row.box_prior and not row.prior_fitted_here
+    assert row.box_iou_text() == f"{row.box_iou:.2f} (prior box)"
+    doc = analysis.to_json()["iou"][0]
+    assert doc["box_prior"] is True and "prior_fitted_here" not in doc

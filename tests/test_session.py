@@ -239,7 +239,7 @@ def test_user_ground_truth_replaces_nih_without_a_forward(cache: models.ModelCac
             actions.apply_truth(cache, view.case, "300, 300, 100, 100, Nodule")
         with pytest.raises(BoxError, match="outside"):
             actions.apply_truth(cache, view.case, "2000, 2000, 2100, 2100, Nodule")
-        back = actions.apply_truth(cache, mine.case, "")
+        back = actions.restore_nih_truth(cache, mine.case)
         assert back.case.truth is None and back.json["ground_truth"] == view.json["ground_truth"]
         # the user's boxes survive a CAM change
         kept = actions.update_case(cache, mine.case, replace(mine.case.settings, cam=replace(mine.case.settings.cam, threshold=180)))

@@ -148,10 +148,16 @@ def test_stop_ends_a_running_audit_after_its_batch(service: AuditService, model_
     assert run.result.evaluation.n_images == 4 and run.zip_path.is_file() and run.zip_path.stem.endswith("-partial")
     assert json.loads((run.folder / "report.json").read_text())["partial"]["images_planned"] == 6
     assert "partial report: 4 of 6 images" in (run.folder / "report.md").read_text()
+    from cxrdemo.webapp import audit_view
+
+    shown = audit_view.summary(run).lower()
+    assert shown.count("partial report") == 1 and "4 of 6 images" in shown  # once (it was said twice)
     assert service.board.running() == 0 and service.board.position("me") == 0
     resumed = service.run(request, "me")  # the same request again continues the stopped run
     assert not resumed.partial and resumed.result.evaluation.n_images == 6 and resumed.folder == run.folder
     assert resumed.result.evaluation.timings["images_from_cache"] == 4 and "continued" in resumed.status
+    md = (resumed.folder / "report.md").read_text()
+    assert "4 images' results came from your stopped run (Run audit again" in md and "--resume" not in md
 
 
 def test_bad_requests_are_one_line_errors(service: AuditService) -> None:

@@ -82,11 +82,11 @@ def test_drawn_text_follows_the_final_value_only(first: state.CaseView) -> None:
     assert not boxes_text.annotator_pending(None)
     with pytest.raises(BoxError, match="no class yet"):
         boxes_text.merge_drawn(nih_line, pending, case, synced)
-    # after OK: the drawn box with the class picked in the dialog; a typed line is kept after the drawn ones
+    # after OK: the drawn box with the class picked in the dialog, after the lines the user typed (kept in place)
     final = _drawn((150, 520, 262, 564, "Atelectasis"), (40, 850, 140, 930, "Nodule"))
     text = f"{nih_line}\n600, 300, 800, 500, Effusion"
     merged, drawn = boxes_text.merge_drawn(text, final, case, synced)
-    assert merged.splitlines() == [nih_line, "40, 850, 140, 930, Nodule", "600, 300, 800, 500, Effusion"]
+    assert merged.splitlines() == [nih_line, "600, 300, 800, 500, Effusion", "40, 850, 140, 930, Nodule"]
     assert drawn == (nih_line, "40, 850, 140, 930, Nodule")
     # Apply right after OK: the text still holds the earlier copy (the change event has not come back) and the
     # control's current value wins, so the class picked is the one applied; a box deleted in the control goes too
@@ -95,7 +95,7 @@ def test_drawn_text_follows_the_final_value_only(first: state.CaseView) -> None:
     assert boxes_text.merge_drawn(stale, final, case, stale_synced)[0] == merged
     only_new = _drawn((40, 850, 140, 930, "Nodule"))
     assert boxes_text.merge_drawn(stale, only_new, case, stale_synced)[0].splitlines() == [
-        "40, 850, 140, 930, Nodule", "600, 300, 800, 500, Effusion"
+        "600, 300, 800, 500, Effusion", "40, 850, 140, 930, Nodule"
     ]  # fmt: skip
     assert boxes_text.merge_drawn("1, 2, 3", None, case, ())[0] == "1, 2, 3"  # no control: the text as typed
 

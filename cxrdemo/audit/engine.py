@@ -33,7 +33,8 @@ from ..datasets.samples import Sample, load_samples, read_label_csv
 from ..errors import CxrDemoError, InputError
 from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
-from .selection import CLI_UNSEEN_HINT, _folder_images, choose_subset, seen_images
+from .result import partial_note
+from .selection import CLI_UNSEEN_HINT, _folder_images, boxed_first, choose_subset, seen_images
 
 if TYPE_CHECKING:
     from ..provenance import DataSplits
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 AuditProgress = Callable[[int, int, str], None]
 #: What the CLI tells a user to do after a stop (the app says it in its own words: ``AuditOptions.resume_hint``).
 CLI_RESUME_HINT = "run the same command again with --resume to continue"
+#: How report.md names where earlier images' results came from (the app: its own words, ``AuditOptions.cache_words``).
+CLI_CACHE_WORDS = "the --resume cache"
 
 
 def default_workers() -> int:
@@ -106,6 +109,7 @@ class AuditOptions:
     regions: Mapping[str, Sequence[Region]] | None = None
     #: how several readers' regions are scored: ``per_reader`` (default) or ``union`` (:mod:`cxrdemo.audit.regions`)
     reader_rule: str = "per_reader"
+    cache_words: str = CLI_CACHE_WORDS
 
 
 def check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
@@ -211,9 +215,10 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     baselines = []
     if options.baseline_predictions:  # checked before any image is processed
         baselines.append(_read_baseline(options.baseline_predictions, classes, options.labels, options.images))
-    names = [s.name for s in samples]
+    names = [s.name for s in samples]  # by name: the seeded subsets do not depend on the processing order
     road = choose_subset(names, options.faithfulness_images, options.seed) if options.faithfulness else frozenset()
     sanity = choose_subset(names, options.sanity_images, options.seed + 1) if options.sanity else frozenset()
+    samples = boxed_first(samples)  # processed (and batched) boxed images first: a Stop keeps the most boxes
     gallery = out / "gallery" if out is not None and options.gallery else None
     from .regions import READER_RULES
 
@@ -390,8 +395,7 @@ def _finish(
     result = summarise(records, inputs)
     result.partial = partial
     if partial is not None:
-        result.notes.insert(0, f"partial report: {partial['images_done']} of {partial['images_planned']} images were done "
-                               f"before the audit was stopped; {partial['resume']}")
+        result.notes.insert(0, partial_note(partial))
     if setup.out is not None:
         emit(0, 1, "writing")
         from .outputs import write_outputs

@@ -314,6 +314,8 @@ def write_outputs(result: AuditResult, out: str | Path, *, plots: bool = True, g
 
         write_gallery(out, result)
         sections += ["Every boxed case, with its pictures and numbers, sortable: [gallery.html](gallery.html).", ""]
-    text = report_markdown(ev, title=title, figures=figures, notes=result.notes, auc_ci=result.auc_ci or None, sections=sections)
+    words = str((result.options or {}).get("cache_words") or "the --resume cache")
+    text = report_markdown(ev, title=title, figures=figures, notes=result.notes, auc_ci=result.auc_ci or None,
+                           sections=sections, cam_methods=result.methods, cache_words=words)  # fmt: skip
     (out / "report.md").write_text(text, encoding="utf-8")
     return out

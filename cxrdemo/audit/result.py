@@ -140,3 +140,9 @@ class AuditResult:
         for key in AUDIT_KEYS:
             doc[key] = getattr(self, key)
         return doc
+
+
+def partial_note(partial: dict[str, Any]) -> str:
+    """The one line that says a report is partial (``AuditResult.partial``): in its notes, once."""
+    return (f"partial report: {partial['images_done']} of {partial['images_planned']} images were done before the "
+            f"audit was stopped; {partial['resume']}")

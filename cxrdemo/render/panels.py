@@ -155,7 +155,10 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
             cam_text = f"{CAM.name}: {method} (class-agnostic)"  # panel (d) says what that means
         else:
             cam_text = f"{CAM.name}: {method} of {pretty(cam.target)}"
-        message = "no ground truth for this image" + (f": {hints.no_truth}" if hints.no_truth else "")
+        if analysis.truth_source == "user" and not analysis.ground_truth:  # the user applied an empty list
+            message = "no ground truth: you applied none"
+        else:
+            message = "no ground truth for this image" + (f": {hints.no_truth}" if hints.no_truth else "")
         return [
             Row(message, TEXT, bold=True),
             Row(f"{MODEL.name}: {box_text(top)}" if top else "no model box", MODEL.colour, MODEL),
@@ -177,7 +180,7 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
     ]
     names = numbered_labels([r.label for r in analysis.ious])
     for name, row in zip(names, analysis.ious):
-        model_iou = "no box" if row.box_iou is None else f"{row.box_iou:.2f}"
+        model_iou = "no box" if row.box_iou is None else row.box_iou_text()  # "(prior box ...)" when it is one
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
         rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))
     return rows

@@ -2,7 +2,7 @@
 
 :func:`analyse_case` runs ONE forward pass; :func:`update_case` redoes the CAM and the comparison from the cached
 :class:`~cxrdemo.predict.Inference` (a new forward pass only when the model source or device changed);
-:func:`apply_truth` makes typed or drawn boxes the ground truth. Each builds the
+:func:`apply_truth` makes typed or drawn boxes the whole ground truth (:func:`restore_nih_truth`: NIH's list again). Each builds the
 :class:`~cxrdemo.results.Analysis` complete (every timing in it before it is assembled, never changed after) and
 hands it to :func:`cxrdemo.webapp.view.build_view`.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..boxes import Box
 from ..cams import method_name
 from ..compare import SOURCE_USER, GroundTruth, ground_truth
 from ..errors import InputError
 from ..imaging import Radiograph
-from .boxes_text import parse_boxes_text, snap_to_nih
+from .boxes_text import check_boxes_text, merge_drawn, snap_to_nih
 from .models import ModelCache, ModelKey, model_key
 from .state import Case, CaseView, Progress, Settings, no_progress
 from .view import VIEW_PANEL_SIZE, build_view, finish_drawing, notes_to_show, start_drawing
@@ -66,7 +66,8 @@ def update_case(
 
     The cached forward pass is reused when the model source and device are unchanged (changing the CAM method,
     target class or threshold never runs the network); otherwise the image is run through the new model.
-    ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list; boxes replace it.
+    ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list; boxes replace it (no boxes: no
+    ground truth).
     """
     key = model_key(settings.source, settings.device)
     predictor = cache.get(key, progress)
@@ -91,16 +92,41 @@ def apply_truth(
     text: str | None,
     progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
+    drawn: Mapping[str, Any] | None = None,
+    synced: Sequence[str] = (),
 ) -> CaseView:
-    """Use the typed/drawn boxes ``text`` as the case's ground truth (empty: back to NIH's list); no forward pass."""
+    """Make the typed/drawn boxes ``text`` the case's whole ground truth; no forward pass.
+
+    The text is everything the user states: a box whose line was deleted is gone (NIH's too), and an empty text
+    means no ground truth (:func:`restore_nih_truth` brings NIH's list back). ``drawn``/``synced``: the box-drawing
+    control's current value and its lines when the text last took them in (:func:`~.boxes_text.merge_drawn`), so
+    that a box drawn or relabelled just before the click counts. Errors name the line of the user's own ``text``.
+    Lines that are exactly NIH's boxes of this image (all of them, nothing else) stay NIH's ground truth.
+    """
     if case is None:
         raise InputError("analyse a radiograph first, then add its ground truth")
-    boxes, all_nih = snap_to_nih(parse_boxes_text(text), case.radiograph)  # NIH's boxes stay NIH's, exactly
-    return update_case(cache, case, case.settings, None if all_nih else (boxes or None), progress, panel_size)
+    classes = cache.get(case.key, progress).config.classes
+    size = case.radiograph.width, case.radiograph.height
+    check_boxes_text(text, classes, *size)  # the user's own text first: its errors count its own lines
+    merged = merge_drawn(text, drawn, case, synced)[0] if drawn else text
+    boxes, all_nih = snap_to_nih(check_boxes_text(merged, classes, *size), case.radiograph)  # NIH's stay exactly NIH's
+    return update_case(cache, case, case.settings, None if all_nih else tuple(boxes), progress, panel_size)
+
+
+def restore_nih_truth(
+    cache: ModelCache, case: Case | None, progress: Progress = no_progress, panel_size: int = VIEW_PANEL_SIZE
+) -> CaseView:
+    """Go back to NIH's box list as the case's ground truth (none when NIH's list does not know the image)."""
+    if case is None:
+        raise InputError("analyse a radiograph first, then add its ground truth")
+    return update_case(cache, case, case.settings, None, progress, panel_size)
 
 
 def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None) -> GroundTruth:
-    """The one check of ground truth: the user's boxes against the model's classes and the image, or NIH's list."""
+    """The one check of ground truth: the user's boxes against the model's classes and the image, NIH's list
+    (``None``), or the user's word that there is none (no boxes)."""
+    if boxes is not None and not boxes:
+        return GroundTruth((), SOURCE_USER)
     classes = predictor.config.classes
     return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
 

@@ -53,6 +53,8 @@ STOP_WAIT_S = 60.0
 POLL_S = 0.5
 #: What the page tells a visitor to do after a Stop (the engine's ``resume_hint``).
 RESUME_HINT = "click Run audit again with the same settings to continue from the next image"
+#: Where report.md says earlier images' results came from in a page's run (the engine's ``cache_words``).
+CACHE_WORDS = "your stopped run (Run audit again with the same settings continued it)"
 #: What the page tells a visitor about images the model has seen (the engine's ``unseen_hint``).
 UNSEEN_HINT = "tick 'Only images the model never saw' to leave them out"
 
@@ -320,7 +322,7 @@ class AuditService:
             faithfulness_images=int(request.faithfulness_images), sanity=bool(request.sanity),
             sanity_images=int(request.sanity_images), baseline_predictions=dataset.baseline, batch_size=BATCH_SIZE,
             workers=0, device=key.device, title=f"cxrdemo audit: {dataset.name}", extra_notes=capped,
-            resume_hint=RESUME_HINT, unseen_hint=UNSEEN_HINT, regions=dataset.regions,
+            resume_hint=RESUME_HINT, unseen_hint=UNSEEN_HINT, cache_words=CACHE_WORDS, regions=dataset.regions,
         )  # fmt: skip
 
     def _wait_turn(self, ticket: Ticket, report: Progress) -> None:

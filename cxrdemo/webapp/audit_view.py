@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..audit.gallery import COLUMNS
 from ..audit.outputs import strict_json
 from ..cams import method_name
-from ..audit.result import AuditResult, CaseRow
+from ..audit.result import AuditResult, CaseRow, partial_note
 from ..publicmode import clip_text
 from .audit_runs import AuditRun
 
@@ -146,8 +146,10 @@ def summary(run: AuditRun) -> str:
     if r.partial:
         lines += ["", f"> **Partial report:** {r.partial['images_done']} of {r.partial['images_planned']} images; "
                       f"{r.partial['resume']}."]  # fmt: skip
+    said = partial_note(r.partial) if r.partial else None  # said once, as the line above
     for note in r.notes:
-        lines += ["", f"> **Note:** {note}."]
+        if note != said:
+            lines += ["", f"> **Note:** {note}."]
     return "\n".join(lines)
 
 

@@ -5,9 +5,11 @@
   :func:`cxrdemo.compare.ground_truth`.
 - Drawn: the box-drawing control (``gradio_image_annotation``) shows the radiograph at most :data:`ANNOTATOR_SIDE`
   px (:func:`annotator_value`); its boxes are scaled back (:func:`boxes_from_annotator`).
-- The text field holds the drawn boxes and the typed ones: :func:`merge_drawn` rebuilds it from the control's final
-  value (never while its class dialog is open, :func:`annotator_pending`), and *Apply ground truth* reads the
-  control's current value the same way, so a class picked just before the click is the one applied.
+- The text field is the whole ground truth the user states (NIH's boxes included, one line each): what the user
+  deletes from it is gone, and an empty text means "no ground truth". :func:`merge_drawn` brings into it only what
+  changed in the control since the text last saw it (a box drawn, moved or deleted there; never while its class
+  dialog is open, :func:`annotator_pending`), keeping every other line as typed; *Apply ground truth* does the same
+  with the control's current value, so a class picked just before the click is the one applied.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from ..boxes import Box
+from ..boxes import Box, validate_box
 from ..errors import BoxError
 from ..imaging import Radiograph
 from ..datasets.nih import canonical_label, match_class
@@ -62,26 +64,49 @@ def parse_boxes_text(text: str | None, classes: Sequence[str] | None = None) -> 
     :func:`cxrdemo.datasets.nih.match_class` (NIH's "Infiltrate" names "Infiltration"). Raises :class:`BoxError` naming the
     offending line, or when the text is over :func:`check_truth_text`'s caps.
     """
-    boxes: list[Box] = []
+    return [box for _, box in _numbered_boxes(text, classes)]
+
+
+def _parse_line(number: int, line: str, classes: Sequence[str] | None) -> Box:
+    """The box of one non-blank, non-comment ``line`` (number ``number`` of its text)."""
+    parts = [p for p in _SEPARATORS.split(line) if p]
+    if len(parts) < 5:
+        raise BoxError(f"line {number} ({clip_text(line)!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in parts[:4])
+    except ValueError:
+        raise BoxError(f"line {number} ({clip_text(line)!r}): the first four values must be numbers (pixels)") from None
+    label = canonical_label(" ".join(parts[4:]))
+    if classes is not None:
+        found = match_class(label, classes)
+        if found is None:
+            raise BoxError(f"line {number}: class {clip_text(label)!r} is not one of the model's classes; use one of {', '.join(classes)}")
+        label = found
+    return Box(x1, y1, x2, y2, label)
+
+
+def check_boxes_text(text: str | None, classes: Sequence[str], width: int, height: int) -> list[Box]:
+    """The boxes of ``text`` checked against the model's ``classes`` and a ``width`` x ``height`` image (clipped to
+    it): every error names the line of ``text`` it is on ("line 2: box ... lies outside the image"), counted in the
+    user's own text. Raises :class:`BoxError`."""
+    boxes = []
+    for number, box in _numbered_boxes(text, classes):
+        try:
+            boxes.append(validate_box(box, width, height))
+        except BoxError as exc:
+            raise BoxError(f"line {number}: {exc}") from None
+    return boxes
+
+
+def _numbered_boxes(text: str | None, classes: Sequence[str] | None) -> list[tuple[int, Box]]:
+    """``(line number, box)`` for every box line of ``text`` (see :func:`parse_boxes_text`)."""
+    out: list[tuple[int, Box]] = []
     for number, raw in enumerate(check_truth_text(text).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = [p for p in _SEPARATORS.split(line) if p]
-        if len(parts) < 5:
-            raise BoxError(f"line {number} ({clip_text(line)!r}): give x1, y1, x2, y2 and a class, e.g. '100, 200, 300, 400, Nodule'")
-        try:
-            x1, y1, x2, y2 = (float(v) for v in parts[:4])
-        except ValueError:
-            raise BoxError(f"line {number} ({clip_text(line)!r}): the first four values must be numbers (pixels)") from None
-        label = canonical_label(" ".join(parts[4:]))
-        if classes is not None:
-            found = match_class(label, classes)
-            if found is None:
-                raise BoxError(f"line {number}: class {clip_text(label)!r} is not one of the model's classes; use one of {', '.join(classes)}")
-            label = found
-        boxes.append(Box(x1, y1, x2, y2, label))
-    return boxes
+        out.append((number, _parse_line(number, line, classes)))
+    return out
 
 
 def snap_to_nih(boxes: Sequence[Box], radiograph: Radiograph) -> tuple[list[Box], bool]:
@@ -203,18 +228,50 @@ def drawn_lines(value: Mapping[str, Any] | None, case: Case | None) -> tuple[str
 def merge_drawn(
     text: str | None, value: Mapping[str, Any] | None, case: Case | None, synced: Sequence[str] = ()
 ) -> tuple[str, tuple[str, ...]]:
-    """The text field rebuilt from the control's current boxes, and the lines that came from the control.
+    """The text field with what changed in the box-drawing control since the text last saw it, and the control's
+    lines now (the next ``synced``).
 
-    ``synced`` are the lines the text field last received from the control (or from the ground truth the page
-    showed): they are replaced by the control's boxes now; every other line was typed and is kept after them.
+    ``synced`` are the control's boxes (as :func:`drawn_lines`) when the text last took them in: a box of the control
+    not among them was drawn (or moved) since and is added at the end of the text, unless a line of the text is that
+    box already; one of them no longer in the control was deleted (or moved) there, and the text's line of that box
+    goes. Every other line stays as the user left it, in place: a line the user deleted stays deleted even though the
+    control still shows its box (the text is the ground truth the user states; *Apply* redraws the control from it).
+    A text line "is" a control box when it has the same class and its corners are within one display pixel
+    (:func:`display_scale`), as the control holds boxes in whole pixels of its display copy.
     Raises :class:`BoxError` while a drawn box has no class (its dialog is open).
     """
     if annotator_pending(value):
         raise BoxError("the drawn box has no class yet: pick one in its dialog (OK), then Apply ground truth")
     check_truth_text(text)
-    if not value:
+    if not value or case is None:
         return text or "", tuple(synced)
     drawn = drawn_lines(value, case)
-    old = set(synced) | set(drawn)  # sets: linear in the lines (a list here made it quadratic)
-    typed = [line for line in text_lines(text) if line not in old]
-    return "\n".join((*drawn, *typed)), drawn
+    before, now = set(synced), set(drawn)  # sets: linear in the lines (a list here made it quadratic)
+    tolerance = 1.0 / display_scale(case.radiograph) + 0.05  # one display pixel, plus the text's 0.1 px rounding
+    removed = [_line_box(line) for line in synced if line not in now]
+    added = [line for line in drawn if line not in before]
+    kept = [raw for raw in (text or "").splitlines() if not _matches_any(_line_box(raw), removed, tolerance)]
+    present = [_line_box(raw) for raw in kept]
+    new = [line for line in added if not _matches_any(_line_box(line), present, tolerance)]
+    while kept and not kept[-1].strip():  # no blank gap before the added lines
+        kept.pop()
+    return "\n".join((*kept, *new)), drawn
+
+
+def _line_box(line: str) -> Box | None:
+    """The box of one text line, or ``None`` (blank, comment, or not a box line)."""
+    try:
+        boxes = parse_boxes_text(line)
+    except BoxError:
+        return None
+    return boxes[0] if boxes else None
+
+
+def _matches_any(box: Box | None, others: Sequence[Box | None], tolerance: float) -> bool:
+    """Whether ``box`` is one of ``others``: the same class and every corner within ``tolerance`` pixels."""
+    if box is None:
+        return False
+    return any(
+        o is not None and o.label == box.label and max(abs(u - v) for u, v in zip(o.xyxy, box.xyxy)) <= tolerance
+        for o in others
+    )

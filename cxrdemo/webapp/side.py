@@ -247,7 +247,7 @@ def models_summary(comparison: "ModelComparison") -> str:
     names = numbered_labels([row.label for row in a.ious])  # "Atelectasis #1", "#2" as in the panels
     for i, (name, row) in enumerate(zip(names, a.ious)):
         other = rows_b[i] if i < len(rows_b) else None
-        lines.append(f"| {name}: box IoU | {_iou(row.box_iou)} | {_iou(other.box_iou if other else None)} |")
+        lines.append(f"| {name}: box IoU | {row.box_iou_text()} | {other.box_iou_text() if other else 'n/a'} |")
         lines.append(f"| {name}: CAM IoU | {_iou(row.cam_iou)} | {_iou(other.cam_iou if other else None)} |")
     if not a.ious:
         lines.append("| ground truth | none for this image | |")

@@ -67,7 +67,8 @@ class Case:
         key: the model that made :attr:`inference`.
         inference: the forward pass (probabilities, boxes, feature map).
         settings: the settings of :attr:`analysis`.
-        truth: the user's ground-truth boxes (original pixels, checked); ``None`` means "NIH's list".
+        truth: the user's ground-truth boxes (original pixels, checked); ``None`` means "NIH's list", ``()`` that
+            the user applied no boxes (no ground truth).
         analysis: the current result.
         shown_notes: the notes already shown to the user as a warning for this radiograph (each is shown once).
         ground_truth: the checked ground truth of :attr:`analysis`, reused while the model is unchanged (``None``:

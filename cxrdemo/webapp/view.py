@@ -123,8 +123,18 @@ def iou_table(case: Case) -> str:
         return ""
     src = "your boxes" if case.truth_source == "user" else "NIH's radiologist boxes"
     lines = [f"| ground truth ({src}) | box IoU | CAM IoU |", "|---|---|---|"]
-    lines += [f"| {row.label} | {_fmt_iou(row.box_iou)} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
+    lines += [f"| {row.label} | {row.box_iou_text()} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
     return "\n".join(lines)
+
+
+#: Said where the IoUs would be when the user applied an empty box list (their word that there is no ground truth).
+CLEARED_TRUTH = "No ground truth: you applied an empty box list (no IoU). *Back to NIH's boxes* brings NIH's list back."
+
+
+def no_truth_text(case: Case, otherwise: str) -> str:
+    """What the page says instead of the IoU table: :data:`CLEARED_TRUTH` when the user applied no boxes, else
+    ``otherwise``."""
+    return CLEARED_TRUTH if case.truth is not None and not case.truth else otherwise
 
 
 def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
@@ -140,7 +150,8 @@ def summarise(case: Case, timings_ms: dict[str, float] | None = None) -> str:
     for note in a.notes:  # e.g. that the model was trained on this very image
         lines += ["", f"> **Note:** {note}."]
     lines.append("")
-    lines.append(iou_table(case) or "IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*.")
+    hint = "IoU: no ground truth for this image. Draw a box on it below (or type one), then *Apply ground truth*."
+    lines.append(iou_table(case) or no_truth_text(case, hint))
     if a.cam is not None:
         cam = a.cam
         box = "no region reached the threshold" if cam.box is None else "box " + ", ".join(f"{v:.0f}" for v in cam.box.xyxy)
@@ -198,7 +209,7 @@ def build_view(
         panels=panels,
         label=label_scores(a),
         summary=summarise(case, timings),
-        truth_table=iou_table(case) or "No ground truth applied: the IoUs appear here and in the panels.",
+        truth_table=iou_table(case) or no_truth_text(case, "No ground truth applied: the IoUs appear here and in the panels."),
         json=doc,
         target_choices=target_choices(classes, a),
         messages=list(messages),
