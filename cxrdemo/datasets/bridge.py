@@ -208,11 +208,11 @@ def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str]
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"])
-        for own_id, regions in sorted(gt.regions.items()):
+        for own_id, own_regions in sorted(gt.regions.items()):
             image_id = same_image.get(own_id, own_id)
             entry = entries.get(image_id)
             size = gt.size_of(own_id) if entry is not None else None
-            for r in regions:
+            for r in own_regions:
                 label = pairs.get(r.label)
                 if entry is None or label is None or size is None or r.box is None or names[image_id] not in kept:
                     skipped += 1
