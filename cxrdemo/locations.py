@@ -57,9 +57,9 @@ _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Z
 #: cxrdemo's Hub-only form of a source (``hf://owner/name@rev``): never a folder.
 HUB_PREFIX = "hf://"
 #: Source prefixes -> format names (``hf-hub:`` is timm's own spelling of a Hub id).
-PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision"}
+PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision", "torchvision:": "torchvision"}
 #: The model formats cxrdemo loads.
-FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision")
+FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision", "torchvision")
 
 
 @dataclass(frozen=True)

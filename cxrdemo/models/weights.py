@@ -342,7 +342,7 @@ def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, d
         path = Path(adapter.net.weights_filename_local)
         resolved = WeightsSource("xrv", str(where), None, None, path.parent)
     else:
-        path = weights_file(resolved.folder)
+        path = getattr(adapter, "weights_path", None) or weights_file(resolved.folder)
     digest = file_sha256(path)
     expected = _expected_sha256(resolved.folder, sha256) if resolved.kind != "xrv" or sha256 else None
     if expected and expected != digest:
