@@ -67,6 +67,16 @@ def xrv_cache(tmp: Path, name: str) -> Path:
 DETECTOR_LABELS = ["Nodule", "Mass", "Pleural Effusion"]
 
 
+def spread_heads(net: torch.nn.Module, parts: tuple[str, ...], std: float = 0.5) -> None:
+    """Redraw the head weights whose names contain one of ``parts`` with a wide normal, so that a random tiny
+    detector's scores and boxes differ from box to box (freshly initialised heads give nearly tied scores)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if any(part in name for part in parts):
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
 def hf_detector_folder(tmp: Path, kind: str, labels: list[str] = DETECTOR_LABELS) -> Path:
     """A random-initialised tiny transformers detector (``detr``, ``rt_detr`` or ``yolos``) saved as
     ``save_pretrained`` does, with its image processor; nothing downloaded (a tiny ResNet backbone from a config)."""
@@ -98,6 +108,7 @@ def hf_detector_folder(tmp: Path, kind: str, labels: list[str] = DETECTOR_LABELS
         proc = YolosImageProcessor(size={"shortest_edge": 128, "longest_edge": 192})
     else:
         raise ValueError(kind)
+    spread_heads(net, ("class", "bbox", "score", "detection_tokens", "position_embeddings"))
     folder = tmp / f"hf-{kind}"
     net.eval().save_pretrained(str(folder))
     proc.save_pretrained(str(folder))
@@ -112,6 +123,7 @@ def tv_detector_folder(tmp: Path, labels: list[str] = DETECTOR_LABELS, suffix: s
     torch.manual_seed(0)
     classes = ["__background__", *labels]
     net = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=len(classes)).eval()
+    spread_heads(net, ("roi_heads", "fpn"), std=0.05)
     folder = tmp / "tv-frcnn"
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {"builder": "fasterrcnn_mobilenet_v3_large_320_fpn", "classes": classes, "min_size": 320, "max_size": 640, **extra}

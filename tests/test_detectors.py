@@ -1,0 +1,253 @@
+"""Object detectors (cxrdemo.models.hf_detector, tv_detector): tiny random-initialised detectors built from configs
+(nothing downloaded), loaded through cxrdemo's loader, their boxes compared with each library's own pipeline on
+real shared NIH films, their refusals, the page's matching of boxes to ground truth, and their CAMs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxrdemo.boxes import Box
+from cxrdemo.compare import MATCH_IOU, detection_rows
+from cxrdemo.errors import ConfigError, InputError, WeightsError
+from cxrdemo.imaging import load_image
+from cxrdemo.models.loader import detect_format
+from cxrdemo.predict import Predictor
+from model_formats import DETECTOR_LABELS, hf_detector_folder, tv_detector_folder
+
+#: Two real 1024 px 8-bit grayscale NIH films (mode "L": the pipeline's RGB conversion and cxrdemo's decoding
+#: give the same pixels, so any difference would be the model path's).
+FILMS = ("00000001_000.png", "00000002_000.png")
+
+
+@pytest.fixture(scope="module")
+def films(data_dir: Path) -> list[Path]:
+    paths = [data_dir / "images" / name for name in FILMS]
+    for path in paths:
+        if not path.is_file() or Image.open(path).mode != "L":
+            pytest.skip(f"{path.name} is not a grayscale film in the shared data")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("detectors")
+    out = {kind: hf_detector_folder(tmp, kind) for kind in ("detr", "rt_detr", "yolos")}
+    out["torchvision"] = tv_detector_folder(tmp)
+    return out
+
+
+def _middle_threshold(boxes: list[Box]) -> float:
+    """A threshold between the candidates' scores, so that some boxes are shown and some are not."""
+    scores = sorted({float(b.score or 0.0) for b in boxes})
+    assert len(scores) >= 3, "the tiny detector should give several distinct scores"
+    return scores[len(scores) // 2]
+
+
+@pytest.mark.parametrize("kind", ["detr", "rt_detr", "yolos"])
+def test_transformers_boxes_equal_the_object_detection_pipeline(kind: str, folders, films) -> None:
+    """Same image processor, same model, same post-processing: the boxes and scores are the pipeline's exactly.
+
+    The pipeline rounds its boxes to int (``box.int()``, truncation), so cxrdemo's float corners are truncated the
+    same way before comparing; the scores come from the same float ops on the same pixels, so they are equal (a
+    1e-6 tolerance only guards against a BLAS build reordering a sum between two calls, never seen)."""
+    from transformers import pipeline
+
+    predictor = Predictor.from_source(f"hf:{folders[kind]}")
+    assert predictor.is_detector and predictor.model.format_name == "transformers"
+    pipe = pipeline("object-detection", model=predictor.model.net, image_processor=predictor.model.processor)
+    for path in films:
+        inference = predictor.forward(load_image(path))
+        t = _middle_threshold(inference.detections)
+        ours = predictor.model_boxes(inference, t)
+        theirs = pipe(str(path), threshold=t)
+        assert 0 < len(ours) < len(inference.detections)
+        mine = sorted((b.label, [int(v) for v in b.xyxy], b.score) for b in ours)
+        ref = sorted((predictor.labels.shown[predictor.labels.model_labels.index(d["label"])],
+                      [d["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")], d["score"]) for d in theirs)
+        assert [(l, b) for l, b, _ in mine] == [(l, b) for l, b, _ in ref]
+        np.testing.assert_allclose([s for *_, s in mine], [s for *_, s in ref], rtol=0, atol=1e-6)
+
+
+def test_torchvision_boxes_equal_the_model_in_eval_mode(folders, films) -> None:
+    """The same network rebuilt by torchvision from the folder's state dict, called in eval mode on the PNG read by
+    PIL and scaled to [0, 1] (the model's own transform does the rest): the same boxes, labels and scores (same
+    float ops on the same tensor: equal; 1e-5 px / 1e-6 guard as above)."""
+    from safetensors.torch import load_file
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    folder = folders["torchvision"]
+    cfg = json.loads((folder / "config.json").read_text())
+    ref = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=len(cfg["classes"]),
+                                                min_size=cfg["min_size"], max_size=cfg["max_size"])
+    ref.load_state_dict(load_file(str(folder / "model.safetensors")))
+    ref.eval()
+    predictor = Predictor.from_source(f"torchvision:{folder}")
+    assert predictor.model.format_name == "torchvision"
+    for path in films:
+        inference = predictor.forward(load_image(path))
+        t = _middle_threshold(inference.detections)
+        ours = predictor.model_boxes(inference, t)
+        x = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255.0)[None].expand(3, -1, -1)
+        with torch.no_grad():
+            out = ref([x])[0]
+        keep = out["scores"] > t
+        names = [cfg["classes"][i] for i in out["labels"][keep].tolist()]
+        assert 0 < len(ours) == int(keep.sum())
+        order = sorted(range(len(ours)), key=lambda k: (-ours[k].score, ours[k].xyxy))
+        ref_order = sorted(range(len(names)), key=lambda k: (-float(out["scores"][keep][k]), tuple(out["boxes"][keep][k].tolist())))
+        assert [predictor.labels.model_label(ours[k].label) for k in order] == [names[k] for k in ref_order]
+        np.testing.assert_allclose([ours[k].xyxy for k in order], out["boxes"][keep][ref_order].numpy(), rtol=0, atol=1e-3)
+        np.testing.assert_allclose([ours[k].score for k in order], out["scores"][keep][ref_order].numpy(), rtol=0, atol=1e-6)
+
+
+def test_format_is_read_from_the_files_and_prefixes_force_it(folders) -> None:
+    assert detect_format(folders["torchvision"]) == "torchvision"
+    assert detect_format(folders["detr"]) == "transformers"
+    predictor = Predictor.from_source(str(folders["yolos"]))
+    assert predictor.is_detector and predictor.config.box_mode == "detections"
+    assert predictor.config.classes == ["Nodule", "Mass", "Effusion"]  # "Pleural Effusion" mapped onto NIH's name
+    assert predictor.score_threshold == 0.5  # none documented: the pipeline's default
+
+
+def test_documented_threshold_and_pth_weights(tmp_path: Path) -> None:
+    folder = tv_detector_folder(tmp_path, suffix=".pth", score_threshold=0.3)
+    predictor = Predictor.from_source(str(folder))
+    assert predictor.score_threshold == 0.3 and predictor.loaded.source.folder == folder
+    assert predictor.config.thresholds == {c: 0.3 for c in predictor.config.classes}
+
+
+def _rewrite(folder: Path, **changes) -> None:
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(changes)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"builder": "maskrcnn_resnet50_fpn"}, "not a torchvision detector"),
+    ({"min_size": 100000}, "out of bounds"),
+    ({"classes": ["__background__"] + [f"c{i}" for i in range(1001)]}, "'classes'"),
+    ({"box_score_thresh": 2}, "box_score_thresh"),
+    ({"weights_url": "http://x"}, "unknown key"),
+    ({"classes": ["__background__", "Nodule"]}, "misshapen"),
+])
+def test_torchvision_config_refusals(tmp_path: Path, changes: dict, words: str) -> None:
+    folder = tv_detector_folder(tmp_path)
+    _rewrite(folder, **changes)
+    with pytest.raises(ConfigError) as err:
+        Predictor.from_source(str(folder))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_torchvision_missing_tensor_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = tv_detector_folder(tmp_path)
+    state = load_file(str(folder / "model.safetensors"))
+    dropped = state.pop(sorted(state)[0])
+    state["extra.weight"] = torch.zeros(dropped.numel() + 1)  # as many values: the size check passes, the names do not
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ConfigError, match="1 missing, 1 unexpected"):
+        Predictor.from_source(str(folder))
+
+
+def test_transformers_detector_refusals(tmp_path: Path) -> None:
+    folder = hf_detector_folder(tmp_path, "detr")
+    cfg = json.loads((folder / "config.json").read_text())
+    _rewrite(folder, num_queries=10**6)
+    with pytest.raises(ConfigError, match="num_queries"):
+        Predictor.from_source(str(folder))
+    _rewrite(folder, num_queries=cfg["num_queries"], d_model=64, encoder_ffn_dim=4096)  # more than the file holds
+    with pytest.raises(ConfigError, match="parameters but model.safetensors holds"):
+        Predictor.from_source(str(folder))
+    _rewrite(folder, d_model=cfg["d_model"], encoder_ffn_dim=cfg["encoder_ffn_dim"])
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(WeightsError, match="safetensors only"):
+        Predictor.from_source(str(folder))
+
+
+def test_analysis_json_boxes_matching_and_probabilities(folders, films) -> None:
+    predictor = Predictor.from_source(str(folders["detr"]))
+    radiograph = load_image(films[0])
+    inference = predictor.forward(radiograph)
+    from cxrdemo.boxes import iou
+
+    # the detection overlapping the film most (random tiny detectors draw boxes over the edge; truth is clipped)
+    best = max(inference.detections, key=lambda b: iou(b, b.clipped(radiograph.width, radiograph.height)))
+    assert iou(best, best.clipped(radiograph.width, radiograph.height)) >= MATCH_IOU
+    truth = [{"label": best.label, "xyxy": list(best.xyxy)}, {"label": "Cardiomegaly", "xyxy": [10, 10, 200, 200]}]
+    analysis = predictor.analyse(radiograph, cam_method=None, score_threshold=0.0, truth_boxes=truth[:1])
+    doc = analysis.to_json()
+    assert len(doc["boxes"]) == len(inference.detections)  # threshold 0: every candidate with a positive score
+    assert set(doc["boxes"][0]) == {"label", "score", "xyxy"}
+    # a class's probability is its highest box score; a class without a box scores 0
+    for p in doc["probabilities"]:
+        scores = [b.score for b in inference.detections if b.label == p["label"]]
+        assert p["probability"] == pytest.approx(max(scores, default=0.0), abs=1e-6)
+    expected = iou(best, best.clipped(radiograph.width, radiograph.height))  # the best box of the class overlaps at least this
+    assert doc["iou"][0]["box_iou"] >= expected - 1e-4 and doc["iou"][0]["matched"] is True
+    assert doc["detection"]["missed"] == [] and len(doc["detection"]["unmatched"]) == len(doc["boxes"]) - 1
+    assert doc["detection"]["score_threshold"] == 0.0 and doc["detection"]["match_iou"] == MATCH_IOU
+    high = predictor.analyse(radiograph, cam_method=None, score_threshold=1.0, truth_boxes=truth[:1]).to_json()
+    assert high["boxes"] == [] and high["detection"]["missed"][0]["label"] == best.label and high["iou"][0]["box_iou"] is None
+    with pytest.raises(InputError):
+        predictor.analyse(radiograph, cam_method=None, score_threshold=1.5)
+
+
+def test_detection_rows_by_hand() -> None:
+    g1 = Box(0, 0, 10, 10, "Nodule")
+    g2 = Box(50, 50, 60, 60, "Nodule")
+    g3 = Box(0, 0, 10, 10, "Mass")
+    boxes = [Box(0, 0, 10, 12, "Nodule", 0.9), Box(0, 0, 10, 10, "Effusion", 0.8), Box(52, 50, 70, 60, "Nodule", 0.6)]
+    rows, summary = detection_rows([g1, g2, g3], boxes, None, 0.5)
+    assert [r.box for r in rows] == [boxes[0], boxes[2], None]
+    assert rows[0].box_iou == pytest.approx(100 / 120) and rows[1].box_iou == pytest.approx(80 / 200)
+    assert summary.matched == (True, True, False)  # 80 / 200 = 0.4: at the threshold counts as found
+    assert summary.missed == (g3,) and summary.unmatched == (boxes[1],)
+
+
+@pytest.mark.parametrize("kind", ["detr", "yolos", "torchvision"])
+@pytest.mark.parametrize("method", ["eigencam", "gradcam"])
+def test_detector_cams(kind: str, method: str, folders, films) -> None:
+    from cxrdemo.cams import CamRequest
+
+    predictor = Predictor.from_source(str(folders[kind]))
+    radiograph = load_image(films[0])
+    inference = predictor.forward(radiograph)
+    cam = predictor.cam(inference, CamRequest(method, None, 127))
+    S = predictor.config.input_size
+    assert cam.heatmap.shape == (S, S) and np.isfinite(cam.heatmap).all()
+    assert 0.0 <= cam.heatmap.min() and cam.heatmap.max() <= 1.0
+    assert cam.target == inference.detections[0].label  # top-1 = the class of the highest box
+    if method == "eigencam":  # from the feature map captured in the prediction pass: no network pass
+        assert cam.heatmap.max() > 0.5 and cam.box is not None and 0 <= cam.box.x1 < cam.box.x2 <= radiograph.width
+    else:  # the library's own Grad-CAM on the whole detector, with its FasterRCNNBoxScoreTarget on the same box
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
+
+        from cxrdemo.explain import _DetectorOutputs
+
+        model = predictor.model
+        x = model.preprocess(radiograph.pixels)[None].requires_grad_(True)
+        box = inference.detections[0]
+        label_id = [i for i, name in model.label_names.items() if name == box.label][0]
+        target = FasterRCNNBoxScoreTarget([label_id], [np.asarray(box.xyxy, dtype=np.float32)])
+        with torch.enable_grad(), GradCAM(model=_DetectorOutputs(model, (radiograph.height, radiograph.width)), target_layers=[model.cam_layer()],
+                                          reshape_transform=model.token_grid(tuple(x.shape[-2:]))) as ref:
+            expected = ref(input_tensor=x, targets=[target])[0]
+        import cv2
+
+        expected = np.clip(cv2.resize(expected, (S, S), interpolation=cv2.INTER_LINEAR), 0, 1)
+        np.testing.assert_allclose(cam.heatmap, expected, rtol=0, atol=1e-5)  # same ops on the same input
+        if kind == "detr":
+            assert cam.heatmap.max() > 0.5
+        missing = next(c for c in predictor.config.classes if not any(b.label == c for b in inference.detections)) if any(
+            not any(b.label == c for b in inference.detections) for c in predictor.config.classes) else None
+        if missing:
+            with pytest.raises(InputError, match="no box of"):
+                predictor.cam(inference, CamRequest(method, missing, 127))
