@@ -1,7 +1,7 @@
 """The ``cxrdemo`` command (also ``python -m cxrdemo``): parse the arguments, check them, call the package.
 
     cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
-                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
+                    [--threshold N] [--score-threshold T] [--device D] [--json PATH|-] [--render DIR] [--debug]
     cxrdemo train ...      (see cxrdemo.training.train)
     cxrdemo cv ...         (see cxrdemo.training.cv_command)
     cxrdemo soup ...       (see cxrdemo.training.soup)
@@ -35,6 +35,8 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cam", default="gradcam", metavar="METHOD", help=f"CAM method: {', '.join(CAM_METHODS)} or none (default gradcam)")
     p.add_argument("--target", default=None, metavar="CLASS", help="class the CAM explains (default: top-1)")
     p.add_argument("--threshold", type=int, default=DEFAULT_CAM_THRESHOLD, metavar="N", help="CAM box threshold 1..254 (CLN: 127 or 180)")
+    p.add_argument("--score-threshold", type=float, default=None, metavar="T",
+                   help="a detector's boxes shown above this score, 0..1 (default: the model's documented one, else 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--json", default="-", metavar="PATH|-", help="write JSON: '-' prints one line per image (default); a path gets a JSON list")
     p.add_argument("--render", default=None, metavar="DIR", help="also write the four panels and their composite as PNG into DIR")
@@ -60,6 +62,14 @@ def precheck_weights(source: str | None) -> None:
         ModelConfig.load(path)
 
 
+def _check_score_threshold(value: float | None) -> None:
+    """A one-line :class:`InputError` for a ``--score-threshold`` outside [0, 1] (checked before torch loads)."""
+    from .errors import InputError
+
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise InputError(f"--score-threshold {value} is outside [0, 1]; give a detector score between 0 and 1")
+
+
 def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
     existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
@@ -75,6 +85,7 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
 
         check_method(args.cam)
         check_threshold(args.threshold)
+    _check_score_threshold(getattr(args, "score_threshold", None))
     if args.json != "-":
         out = Path(args.json)
         if out.is_dir():
@@ -125,7 +136,8 @@ def run_predict(args: argparse.Namespace) -> int:
     for image in images:
         try:
             radiograph = load_image(image)
-            analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold)
+            analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold,
+                                         score_threshold=getattr(args, "score_threshold", None))
             if render_dir is not None:
                 _render(radiograph, analysis, render_dir)
         except CxrDemoError as exc:
