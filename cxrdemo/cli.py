@@ -58,8 +58,26 @@ def precheck_weights(source: str | None) -> None:
         found = path.is_dir() and (path / CONFIG_NAME).is_file()
     except (OSError, ValueError):
         return
-    if found:
+    if found and not _foreign_config(path / CONFIG_NAME):
         ModelConfig.load(path)
+
+
+#: Keys of a foreign model's config.json (timm, transformers, a torchvision detector folder): such a folder is
+#: checked by its adapter at load time (:mod:`cxrdemo.models.loader`), not as a cxrdemo config.
+FOREIGN_KEYS = ("pretrained_cfg", "model_type", "builder", "num_classes")
+
+
+def _foreign_config(path: Path) -> bool:
+    """True when ``path`` (a config.json) is readable JSON of another format (see :data:`FOREIGN_KEYS`)."""
+    import json
+
+    try:
+        if path.stat().st_size > (1 << 20):
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "format_version" not in data and any(k in data for k in FOREIGN_KEYS)
 
 
 def _check_score_threshold(value: float | None) -> None:

@@ -224,12 +224,14 @@ class Predictor:
         view = self.model.view(inference.width, inference.height)
         return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height, view)
 
-    def ranked(self, inference: Inference) -> list[ClassProbability]:
-        """Every class with its probability and threshold, highest first."""
+    def ranked(self, inference: Inference, score_threshold: float | None = None) -> list[ClassProbability]:
+        """Every class with its probability and threshold, highest first (a detector's threshold: the score
+        threshold its boxes are shown above, so a class is positive exactly when one of its boxes is shown)."""
         cfg = self.config
         lm = self.labels
+        threshold = cfg.threshold if score_threshold is None else (lambda _c: float(score_threshold))
         rows = [
-            ClassProbability(c, float(p), cfg.threshold(c), own, nih is not None)
+            ClassProbability(c, float(p), threshold(c), own, nih is not None)
             for c, p, own, nih in zip(cfg.classes, inference.probabilities, lm.model_labels, lm.nih)
         ]
         return sorted(rows, key=lambda r: -r.probability)
@@ -279,7 +281,7 @@ class Predictor:
             width=inference.width,
             height=inference.height,
             model=self.model_info,
-            probabilities=self.ranked(inference),
+            probabilities=self.ranked(inference, None if detection is None else detection.score_threshold),
             boxes=boxes,
             cam=cam,
             ground_truth=list(truth.boxes),
