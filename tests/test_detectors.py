@@ -251,3 +251,46 @@ def test_detector_cams(kind: str, method: str, folders, films) -> None:
         if missing:
             with pytest.raises(InputError, match="no box of"):
                 predictor.cam(inference, CamRequest(method, missing, 127))
+
+
+def test_page_score_threshold_redraws_without_the_network(folders, films) -> None:
+    """The single-case page: the detector's boxes follow the score-threshold control; changing it reuses the case's
+    forward pass (no network), and a bad value is a one-line error."""
+    from cxrdemo.webapp import actions, models
+    from cxrdemo.webapp.state import Settings
+
+    cache = models.ModelCache(capacity=1)
+    radiograph = load_image(films[0])
+    low = Settings.from_controls(str(folders["detr"]), "cpu", "eigencam", "top-1", 127, 0.0)
+    first = actions.analyse_case(cache, radiograph, low)
+    candidates = first.case.inference.detections
+    assert len(first.json["boxes"]) == len(candidates) and first.json["detection"]["score_threshold"] == 0.0
+    t = _middle_threshold(candidates)
+    second = actions.update_case(cache, first.case, Settings.from_controls(str(folders["detr"]), "cpu", "eigencam", "top-1", 127, t))
+    assert not second.forward_ran and second.json["detection"]["score_threshold"] == t
+    assert len(second.json["boxes"]) == sum(1 for b in candidates if b.score > t)
+    default = actions.update_case(cache, first.case, Settings.from_controls(str(folders["detr"]), "cpu", "eigencam", "top-1", 127, ""))
+    assert default.json["detection"]["score_threshold"] == 0.5  # blank: the model's own (none documented: 0.5)
+    with pytest.raises(InputError, match="outside"):
+        Settings.from_controls(str(folders["detr"]), "cpu", "eigencam", "top-1", 127, 7)
+
+
+def test_render_panels_of_a_detector(folders, films) -> None:
+    from cxrdemo.render import render_panels
+
+    predictor = Predictor.from_source(str(folders["torchvision"]))
+    radiograph = load_image(films[0])
+    inference = predictor.forward(radiograph)
+    box = inference.detections[0].clipped(radiograph.width, radiograph.height)
+    truth = [{"label": box.label, "xyxy": list(box.xyxy)}]
+    analysis = predictor.analyse(radiograph, cam_method="eigencam", truth_boxes=truth, score_threshold=0.0)
+    panels = render_panels(radiograph, analysis)
+    assert set(panels.as_dict()) == {"prediction", "comparison", "probabilities", "cam"}
+    # the truth box is one of the detector's own boxes (clipped): found, the rest unmatched
+    assert analysis.detection.matched == (True,) and analysis.detection.missed == ()
+    assert len(analysis.detection.unmatched) == len(analysis.boxes) - 1
+    from cxrdemo.render.panels import _comparison_rows, _prediction_rows
+
+    texts = [r.text for r in _comparison_rows(analysis)]
+    assert any("found" in t for t in texts) and any("match no finding" in t for t in texts)
+    assert "score above 0.00" in " ".join(r.text for r in _prediction_rows(analysis, 10, len(analysis.boxes)))
