@@ -294,3 +294,22 @@ def test_render_panels_of_a_detector(folders, films) -> None:
     texts = [r.text for r in _comparison_rows(analysis)]
     assert any("found" in t for t in texts) and any("match no finding" in t for t in texts)
     assert "score above 0.00" in " ".join(r.text for r in _prediction_rows(analysis, 10, len(analysis.boxes)))
+
+
+def test_model_b_a_detector_in_the_ab_table(folders, films, model_dir: Path) -> None:
+    """A/B: a classifier (A, cxrdemo's test model) beside a detector (B) on one film; B follows the page's score
+    threshold and the table gives its boxes found / missed / unmatched."""
+    from cxrdemo.sidebyside import compare_models
+    from cxrdemo.webapp import models, side
+    from cxrdemo.webapp.models import model_key
+    from cxrdemo.webapp.state import Settings
+
+    cache = models.ModelCache(capacity=2)
+    radiograph = load_image(films[0])
+    settings = Settings.from_controls(str(model_dir), "cpu", "eigencam", "top-1", 127, 0.0)
+    a = side.analyse_with(cache, model_key(settings.source, "cpu"), radiograph, settings.cam, None, "A", 0.0)
+    b = side.analyse_with(cache, model_key(str(folders["rt_detr"]), "cpu"), radiograph, settings.cam, None, "B", 0.0)
+    assert a.detection is None and b.detection is not None and b.detection.score_threshold == 0.0
+    summary = side.models_summary(compare_models(a, b))
+    assert "| detector boxes | not a detector | " in summary and f"{len(b.boxes)} above 0.00" in summary
+    assert compare_models(a, b).to_json()["b"]["boxes"]
