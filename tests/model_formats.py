@@ -78,7 +78,8 @@ def spread_heads(net: torch.nn.Module, parts: tuple[str, ...], std: float = 0.5)
 
 
 def hf_detector_folder(tmp: Path, kind: str, labels: list[str] = DETECTOR_LABELS) -> Path:
-    """A random-initialised tiny transformers detector (``detr``, ``rt_detr`` or ``yolos``) saved as
+    """A random-initialised tiny transformers detector (``detr``, ``conditional_detr``, ``deformable_detr``,
+    ``rt_detr`` or ``yolos``) saved as
     ``save_pretrained`` does, with its image processor; nothing downloaded (a tiny ResNet backbone from a config)."""
     from transformers import (DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig, RTDetrConfig,
                               RTDetrForObjectDetection, RTDetrImageProcessor, RTDetrResNetConfig, YolosConfig,
@@ -92,6 +93,22 @@ def hf_detector_folder(tmp: Path, kind: str, labels: list[str] = DETECTOR_LABELS
             backbone_config=backbone, use_timm_backbone=False, use_pretrained_backbone=False, num_queries=12,
             encoder_layers=1, decoder_layers=1, d_model=16, encoder_ffn_dim=32, decoder_ffn_dim=32,
             encoder_attention_heads=2, decoder_attention_heads=2, **common))
+        proc = DetrImageProcessor(size={"shortest_edge": 160, "longest_edge": 224})
+    elif kind in ("conditional_detr", "deformable_detr"):
+        from transformers import (ConditionalDetrConfig, ConditionalDetrForObjectDetection, DeformableDetrConfig,
+                                  DeformableDetrForObjectDetection)
+
+        deformable = kind == "deformable_detr"
+        stages = ["stage1", "stage2"] if deformable else ["stage2"]
+        backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], out_features=stages)
+        config_cls, net_cls = ((DeformableDetrConfig, DeformableDetrForObjectDetection) if deformable
+                               else (ConditionalDetrConfig, ConditionalDetrForObjectDetection))
+        extra = dict(num_feature_levels=2, encoder_n_points=2, decoder_n_points=2) if deformable else {}
+        # Deformable DETR: GroupNorm(32, d_model) needs d_model 32; its tied box heads need two decoder layers
+        net = net_cls(config_cls(
+            backbone_config=backbone, use_timm_backbone=False, use_pretrained_backbone=False, num_queries=12,
+            encoder_layers=1, decoder_layers=2 if deformable else 1, d_model=32 if deformable else 16, encoder_ffn_dim=32, decoder_ffn_dim=32,
+            encoder_attention_heads=2, decoder_attention_heads=2, **extra, **common))
         proc = DetrImageProcessor(size={"shortest_edge": 160, "longest_edge": 224})
     elif kind == "rt_detr":
         backbone = RTDetrResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],

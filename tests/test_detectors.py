@@ -23,6 +23,8 @@ from model_formats import DETECTOR_LABELS, hf_detector_folder, tv_detector_folde
 #: Two real 1024 px 8-bit grayscale NIH films (mode "L": the pipeline's RGB conversion and cxrdemo's decoding
 #: give the same pixels, so any difference would be the model path's).
 FILMS = ("00000001_000.png", "00000002_000.png")
+#: The transformers detectors built tiny (Deformable DETR with its plain-PyTorch deformable attention).
+HF_KINDS = ("detr", "conditional_detr", "deformable_detr", "rt_detr", "yolos")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def films(data_dir: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("detectors")
-    out = {kind: hf_detector_folder(tmp, kind) for kind in ("detr", "rt_detr", "yolos")}
+    out = {kind: hf_detector_folder(tmp, kind) for kind in HF_KINDS}
     out["torchvision"] = tv_detector_folder(tmp)
     return out
 
@@ -49,7 +51,7 @@ def _middle_threshold(boxes: list[Box]) -> float:
     return scores[len(scores) // 2]
 
 
-@pytest.mark.parametrize("kind", ["detr", "rt_detr", "yolos"])
+@pytest.mark.parametrize("kind", HF_KINDS)
 def test_transformers_boxes_equal_the_object_detection_pipeline(kind: str, folders, films) -> None:
     """Same image processor, same model, same post-processing: the boxes and scores are the pipeline's exactly.
 
@@ -313,3 +315,23 @@ def test_model_b_a_detector_in_the_ab_table(folders, films, model_dir: Path) -> 
     summary = side.models_summary(compare_models(a, b))
     assert "| detector boxes | not a detector | " in summary and f"{len(b.boxes)} above 0.00" in summary
     assert compare_models(a, b).to_json()["b"]["boxes"]
+
+
+@pytest.mark.parametrize("prefix", ["", "torchvision:"])
+def test_cli_predict_json_of_a_detector(prefix: str, folders, films, capsys, tmp_path: Path) -> None:
+    """``cxrdemo predict`` with a torchvision detector folder (found from its files or forced by the prefix): the
+    JSON's boxes are those above --score-threshold, with the detection block; a bad threshold is one line."""
+    from cxrdemo.cli import main
+
+    folder = folders["torchvision"]
+    code = main(["predict", str(films[0]), "--weights", f"{prefix}{folder}", "--score-threshold", "0.2", "--cam", "eigencam",
+                 "--render", str(tmp_path / "panels")])
+    out = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert doc["model"]["architecture"] == "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn"
+    assert doc["boxes"] and all(b["score"] > 0.2 for b in doc["boxes"]) and doc["detection"]["score_threshold"] == 0.2
+    assert doc["cam"]["method"] == "eigencam" and (tmp_path / "panels").is_dir()
+    assert main(["predict", str(films[0]), "--weights", str(folder), "--score-threshold", "1.5"]) == 1
+    err = capsys.readouterr().err
+    assert "--score-threshold 1.5 is outside [0, 1]" in err and len(err.strip().splitlines()) == 1
