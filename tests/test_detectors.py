@@ -18,7 +18,7 @@ from cxrdemo.errors import ConfigError, InputError, WeightsError
 from cxrdemo.imaging import load_image
 from cxrdemo.models.loader import detect_format
 from cxrdemo.predict import Predictor
-from model_formats import DETECTOR_LABELS, hf_detector_folder, tv_detector_folder
+from model_formats import hf_detector_folder, tv_detector_folder
 
 #: Two real 1024 px 8-bit grayscale NIH films (mode "L": the pipeline's RGB conversion and cxrdemo's decoding
 #: give the same pixels, so any difference would be the model path's).

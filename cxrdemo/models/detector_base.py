@@ -21,7 +21,7 @@ same shape is never taken); a transformer backbone (YOLOS) names its layer and r
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -58,7 +58,6 @@ class Detections:
     boxes: list[Box]
     features: torch.Tensor
     input_shape: tuple[int, int]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_bounds(values: dict[str, Any], where: str) -> None:
@@ -186,8 +185,9 @@ class DetectorBase(AdapterBase):
         """The network on a preprocessed batch ``(N, C, H, W)``: the library's raw outputs."""
         raise NotImplementedError
 
-    def postprocess(self, outputs: object, sizes: list[tuple[int, int]], floor: bool = True) -> list[dict[str, torch.Tensor]]:
-        """The library's own post-processing: per image ``{"boxes" (xyxy, original pixels), "labels", "scores"}``."""
+    def postprocess(self, outputs: object, sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+        """The library's own post-processing at its floor: per image ``{"boxes" (xyxy in the film's pixels), "labels",
+        "scores"}`` for films of ``sizes`` ``(height, width)``."""
         raise NotImplementedError
 
     def cam_layer(self) -> nn.Module:

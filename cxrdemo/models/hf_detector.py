@@ -147,7 +147,7 @@ class HfDetector(DetectorBase):
     def raw_forward(self, x: torch.Tensor) -> object:  # noqa: D102
         return self.net(pixel_values=x)
 
-    def postprocess(self, outputs: object, sizes: list[tuple[int, int]], floor: bool = True) -> list[dict[str, torch.Tensor]]:  # noqa: D102
+    def postprocess(self, outputs: object, sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:  # noqa: D102
         return self.processor.post_process_object_detection(outputs, threshold=0.0, target_sizes=sizes)
 
     # ------------------------------------------------------------------ CAM layer

@@ -167,7 +167,7 @@ class TvDetector(DetectorBase):
     def raw_forward(self, x: torch.Tensor) -> object:  # noqa: D102
         return self.net(list(x))
 
-    def postprocess(self, outputs: object, sizes: list[tuple[int, int]], floor: bool = True) -> list[dict[str, torch.Tensor]]:  # noqa: D102
+    def postprocess(self, outputs: object, sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:  # noqa: D102
         return list(outputs)  # type: ignore[arg-type] - eval mode already returns boxes in the input's pixels
 
     def cam_root(self) -> nn.Module:  # noqa: D102
