@@ -207,8 +207,10 @@ def detector_heatmap(
     """
     method = check_method(method)
     if method == "eigencam":
+        # as pytorch-grad-cam's EigenCAM: ReLU, min-max scaled and resized, then min-max scaled again (its layer
+        # aggregation), so the map peaks at 1 after the resize too
         cam = np.maximum(first_component_projection(features.detach().cpu().numpy()), 0)
-        return np.clip(scale_cam_image(cam, (size, size))[0], 0.0, 1.0)
+        return np.clip(scale_cam_image(np.maximum(scale_cam_image(cam, (size, size)), 0))[0], 0.0, 1.0)
     chosen = next((b for b in detections if b.label == label), None)
     if chosen is None or inputs is None:
         raise InputError(f"the detector found no box of {label}; choose a class it boxed, or EigenCAM (no box needed)")

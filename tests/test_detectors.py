@@ -335,3 +335,24 @@ def test_cli_predict_json_of_a_detector(prefix: str, folders, films, capsys, tmp
     assert main(["predict", str(films[0]), "--weights", str(folder), "--score-threshold", "1.5"]) == 1
     err = capsys.readouterr().err
     assert "--score-threshold 1.5 is outside [0, 1]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eigencam_from_the_prediction_pass_equals_the_library_rerun(folders, films) -> None:
+    """EigenCAM read off the feature map captured in the prediction pass equals pytorch-grad-cam's own EigenCAM
+    hooked on the same layer of a fresh pass (DETR's input is 160 x 160 = the map's side here, so both resize the
+    same map to the same size once; the economy SVD gives the library's first component: float error only)."""
+    from pytorch_grad_cam import EigenCAM
+
+    from cxrdemo.cams import CamRequest
+    from cxrdemo.explain import _DetectorOutputs
+
+    predictor = Predictor.from_source(str(folders["detr"]))
+    radiograph = load_image(films[0])
+    inference = predictor.forward(radiograph)
+    ours = predictor.cam(inference, CamRequest("eigencam", None, 127)).heatmap
+    model = predictor.model
+    x = model.preprocess(radiograph.pixels)[None]
+    assert tuple(x.shape[-2:]) == ours.shape
+    with EigenCAM(model=_DetectorOutputs(model, (radiograph.height, radiograph.width)), target_layers=[model.cam_layer()]) as ref:
+        expected = ref(input_tensor=x, targets=[lambda _out: torch.zeros(1)])[0]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
