@@ -24,7 +24,7 @@ import torch
 
 from .boxes import Box
 from .boxcheck import STATIC_BOXES_NOTE, BoxProbe, probe_boxes
-from .cams import DEFAULT_CAM_THRESHOLD, CamRequest
+from .cams import DEFAULT_CAM_THRESHOLD, CamRequest, is_class_agnostic
 from .compare import GroundTruth, detection_rows, ground_truth, iou_rows
 from .models.config import ModelConfig
 from .errors import InputError, WeightsError
@@ -201,10 +201,13 @@ class Predictor:
         A gradient CAM needs a box of the class: without one, ``strict`` (the CAM the user asked for) raises a
         one-line :class:`InputError`; otherwise (the CAM boxes of the ground truth's classes) the map is empty and
         its box ``None``."""
-        out = []
+        out: list[CamResult] = []
         detections = inference.detections or []
         for index in indices:
             label = self.config.classes[index]
+            if out and is_class_agnostic(request.method):  # EigenCAM: one map for every class, computed once
+                out.append(replace(out[0], target=label, box=out[0].box and replace(out[0].box, label=label)))
+                continue
             if not strict and request.method != "eigencam" and not any(b.label == label for b in detections):
                 empty = np.zeros((self.config.input_size, self.config.input_size), np.float32)
                 out.append(CamResult(request.method, label, request.threshold, empty, None))
@@ -250,6 +253,8 @@ class Predictor:
         if cam is None:
             return None
         out: dict[str, Box | None] = {cam.target: cam.box}
+        if inference.detections is not None and is_class_agnostic(cam.method):  # a detector's EigenCAM: one map
+            return {**{label: cam.box and replace(cam.box, label=label) for label in labels}, **out}
         missing = [label for label in dict.fromkeys(labels) if label not in out]
         if missing:
             request = CamRequest(cam.method, None, cam.threshold)

@@ -168,6 +168,11 @@ def test_transformers_detector_refusals(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="parameters but model.safetensors holds"):
         Predictor.from_source(str(folder))
     _rewrite(folder, d_model=cfg["d_model"], encoder_ffn_dim=cfg["encoder_ffn_dim"])
+    proc = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps({**proc, "size": {"shortest_edge": 100000, "longest_edge": 100000}}))
+    with pytest.raises(ConfigError, match="shortest_edge"):
+        Predictor.from_source(str(folder))
+    (folder / "preprocessor_config.json").write_text(json.dumps(proc))
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(WeightsError, match="safetensors only"):
         Predictor.from_source(str(folder))

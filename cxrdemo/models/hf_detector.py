@@ -69,8 +69,11 @@ def _bounded(cfg: dict, proc: dict, folder: Path) -> None:
         widths = backbone.get("hidden_sizes") or []
         if len(depths) > 8 or any(not isinstance(d, int) or d > 64 for d in depths) or any(not isinstance(w, int) or w > 8192 for w in widths):
             raise ConfigError(f"backbone_config in {folder}/config.json asks for more than 8 stages of 64 blocks of 8192 channels; use the config saved with the weights")
-    size = proc.get("size") if isinstance(proc.get("size"), dict) else {}
-    check_bounds(dict(size), f"{folder}/preprocessor_config.json")
+    size = proc.get("size")
+    sizes = dict(size) if isinstance(size, dict) else ({"shortest_edge": size} if size is not None else {})
+    if proc.get("max_size") is not None:  # the legacy spelling of longest_edge
+        sizes["longest_edge"] = proc["max_size"]
+    check_bounds(sizes, f"{folder}/preprocessor_config.json")
 
 
 class HfDetector(DetectorBase):
