@@ -60,7 +60,7 @@ def test_transformers_boxes_equal_the_object_detection_pipeline(kind: str, folde
     1e-6 tolerance only guards against a BLAS build reordering a sum between two calls, never seen)."""
     from transformers import pipeline
 
-    predictor = Predictor.from_source(f"hf:{folders[kind]}")
+    predictor = Predictor.from_source(f"hf:{folders[kind]}", device="cpu")
     assert predictor.is_detector and predictor.model.format_name == "transformers"
     pipe = pipeline("object-detection", model=predictor.model.net, image_processor=predictor.model.processor)
     for path in films:
@@ -89,7 +89,7 @@ def test_torchvision_boxes_equal_the_model_in_eval_mode(folders, films) -> None:
                                                 min_size=cfg["min_size"], max_size=cfg["max_size"])
     ref.load_state_dict(load_file(str(folder / "model.safetensors")))
     ref.eval()
-    predictor = Predictor.from_source(f"torchvision:{folder}")
+    predictor = Predictor.from_source(f"torchvision:{folder}", device="cpu")
     assert predictor.model.format_name == "torchvision"
     for path in films:
         inference = predictor.forward(load_image(path))
@@ -111,7 +111,7 @@ def test_torchvision_boxes_equal_the_model_in_eval_mode(folders, films) -> None:
 def test_format_is_read_from_the_files_and_prefixes_force_it(folders) -> None:
     assert detect_format(folders["torchvision"]) == "torchvision"
     assert detect_format(folders["detr"]) == "transformers"
-    predictor = Predictor.from_source(str(folders["yolos"]))
+    predictor = Predictor.from_source(str(folders["yolos"]), device="cpu")
     assert predictor.is_detector and predictor.config.box_mode == "detections"
     assert predictor.config.classes == ["Nodule", "Mass", "Effusion"]  # "Pleural Effusion" mapped onto NIH's name
     assert predictor.score_threshold == 0.5  # none documented: the pipeline's default
@@ -119,7 +119,7 @@ def test_format_is_read_from_the_files_and_prefixes_force_it(folders) -> None:
 
 def test_documented_threshold_and_pth_weights(tmp_path: Path) -> None:
     folder = tv_detector_folder(tmp_path, suffix=".pth", score_threshold=0.3)
-    predictor = Predictor.from_source(str(folder))
+    predictor = Predictor.from_source(str(folder), device="cpu")
     assert predictor.score_threshold == 0.3 and predictor.loaded.source.folder == folder
     assert predictor.config.thresholds == {c: 0.3 for c in predictor.config.classes}
 
@@ -142,7 +142,7 @@ def test_torchvision_config_refusals(tmp_path: Path, changes: dict, words: str) 
     folder = tv_detector_folder(tmp_path)
     _rewrite(folder, **changes)
     with pytest.raises(ConfigError) as err:
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
@@ -155,7 +155,7 @@ def test_torchvision_missing_tensor_refused(tmp_path: Path) -> None:
     state["extra.weight"] = torch.zeros(dropped.numel() + 1)  # as many values: the size check passes, the names do not
     save_file(state, str(folder / "model.safetensors"))
     with pytest.raises(ConfigError, match="1 missing, 1 unexpected"):
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
 
 
 def test_transformers_detector_refusals(tmp_path: Path) -> None:
@@ -163,23 +163,23 @@ def test_transformers_detector_refusals(tmp_path: Path) -> None:
     cfg = json.loads((folder / "config.json").read_text())
     _rewrite(folder, num_queries=10**6)
     with pytest.raises(ConfigError, match="num_queries"):
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
     _rewrite(folder, num_queries=cfg["num_queries"], d_model=64, encoder_ffn_dim=4096)  # more than the file holds
     with pytest.raises(ConfigError, match="parameters but model.safetensors holds"):
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
     _rewrite(folder, d_model=cfg["d_model"], encoder_ffn_dim=cfg["encoder_ffn_dim"])
     proc = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**proc, "size": {"shortest_edge": 100000, "longest_edge": 100000}}))
     with pytest.raises(ConfigError, match="shortest_edge"):
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
     (folder / "preprocessor_config.json").write_text(json.dumps(proc))
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     with pytest.raises(WeightsError, match="safetensors only"):
-        Predictor.from_source(str(folder))
+        Predictor.from_source(str(folder), device="cpu")
 
 
 def test_analysis_json_boxes_matching_and_probabilities(folders, films) -> None:
-    predictor = Predictor.from_source(str(folders["detr"]))
+    predictor = Predictor.from_source(str(folders["detr"]), device="cpu")
     radiograph = load_image(films[0])
     inference = predictor.forward(radiograph)
     from cxrdemo.boxes import iou
@@ -223,7 +223,7 @@ def test_detection_rows_by_hand() -> None:
 def test_detector_cams(kind: str, method: str, folders, films) -> None:
     from cxrdemo.cams import CamRequest
 
-    predictor = Predictor.from_source(str(folders[kind]))
+    predictor = Predictor.from_source(str(folders[kind]), device="cpu")
     radiograph = load_image(films[0])
     inference = predictor.forward(radiograph)
     cam = predictor.cam(inference, CamRequest(method, None, 127))
@@ -285,7 +285,7 @@ def test_page_score_threshold_redraws_without_the_network(folders, films) -> Non
 def test_render_panels_of_a_detector(folders, films) -> None:
     from cxrdemo.render import render_panels
 
-    predictor = Predictor.from_source(str(folders["torchvision"]))
+    predictor = Predictor.from_source(str(folders["torchvision"]), device="cpu")
     radiograph = load_image(films[0])
     inference = predictor.forward(radiograph)
     box = inference.detections[0].clipped(radiograph.width, radiograph.height)
@@ -330,7 +330,7 @@ def test_cli_predict_json_of_a_detector(prefix: str, folders, films, capsys, tmp
 
     folder = folders["torchvision"]
     code = main(["predict", str(films[0]), "--weights", f"{prefix}{folder}", "--score-threshold", "0.2", "--cam", "eigencam",
-                 "--render", str(tmp_path / "panels")])
+                 "--render", str(tmp_path / "panels"), "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0
     doc = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
@@ -351,7 +351,7 @@ def test_eigencam_from_the_prediction_pass_equals_the_library_rerun(folders, fil
     from cxrdemo.cams import CamRequest
     from cxrdemo.explain import _DetectorOutputs
 
-    predictor = Predictor.from_source(str(folders["detr"]))
+    predictor = Predictor.from_source(str(folders["detr"]), device="cpu")
     radiograph = load_image(films[0])
     inference = predictor.forward(radiograph)
     ours = predictor.cam(inference, CamRequest("eigencam", None, 127)).heatmap
@@ -361,3 +361,14 @@ def test_eigencam_from_the_prediction_pass_equals_the_library_rerun(folders, fil
     with EigenCAM(model=_DetectorOutputs(model, (radiograph.height, radiograph.width)), target_layers=[model.cam_layer()]) as ref:
         expected = ref(input_tensor=x, targets=[lambda _out: torch.zeros(1)])[0]
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
+
+
+def test_eigencam_box_shared_by_every_truth_class(folders, films) -> None:
+    """EigenCAM is class-agnostic: one map per analysis, its box compared with every ground-truth box."""
+    predictor = Predictor.from_source(str(folders["detr"]), device="cpu")
+    radiograph = load_image(films[0])
+    truth = [{"label": "Nodule", "xyxy": [100, 100, 300, 300]}, {"label": "Mass", "xyxy": [500, 500, 800, 800]}]
+    analysis = predictor.analyse(radiograph, cam_method="eigencam", truth_boxes=truth, score_threshold=0.0)
+    boxes = [row.cam_box for row in analysis.ious]
+    assert boxes[0] is not None and boxes[0].xyxy == boxes[1].xyxy == analysis.cam.box.xyxy
+    assert [b.label for b in boxes] == ["Nodule", "Mass"]
