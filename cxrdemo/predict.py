@@ -208,7 +208,7 @@ class Predictor:
             if out and is_class_agnostic(request.method):  # EigenCAM: one map for every class, computed once
                 out.append(replace(out[0], target=label, box=out[0].box and replace(out[0].box, label=label)))
                 continue
-            if not strict and request.method != "eigencam" and not any(b.label == label for b in detections):
+            if not strict and not is_class_agnostic(request.method) and not any(b.label == label for b in detections):
                 empty = np.zeros((self.config.input_size, self.config.input_size), np.float32)
                 out.append(CamResult(request.method, label, request.threshold, empty, None))
                 continue
@@ -229,7 +229,8 @@ class Predictor:
 
     def ranked(self, inference: Inference, score_threshold: float | None = None) -> list[ClassProbability]:
         """Every class with its probability and threshold, highest first (a detector's threshold: the score
-        threshold its boxes are shown above, so a class is positive exactly when one of its boxes is shown)."""
+        threshold its boxes are shown above, so a class is positive when one of its boxes is shown, or, at exact
+        equality, when its best box scores the threshold itself)."""
         cfg = self.config
         lm = self.labels
         threshold = cfg.threshold if score_threshold is None else (lambda _c: float(score_threshold))
