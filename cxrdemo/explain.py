@@ -16,9 +16,10 @@ AblationCAM) need many backbone passes and are not offered.
 An object detector (:mod:`cxrdemo.models.detector_base`) has no class head on its feature map; its CAM layer is the
 backbone's last feature map, captured by a hook in the pass that made the boxes (:func:`detector_heatmap`):
 EigenCAM (gradient-free) is computed from that capture, with no network pass; the gradient methods rerun the
-detector (forward + backward: the boxes depend on the whole network after the backbone) with pytorch-grad-cam's
-``FasterRCNNBoxScoreTarget`` on the chosen box: the box of the class with the highest score, whose score plus IoU
-with itself is differentiated (the rerun's boxes equal the first pass's, so the match is the box itself).
+detector (forward + backward: the boxes depend on the whole network after the backbone) with :class:`BoxScoreTarget`
+(pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``, matching within the chosen class) on the chosen box: the box of
+the class with the highest score, whose score plus IoU with itself is differentiated (the rerun's boxes equal the
+first pass's, so the match is the box itself).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .lazy_imports import import_deferring
 import_deferring("pytorch_grad_cam")  # without its unused plotting/KPCA imports: a third of the cold start
 from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM  # noqa: E402
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, FasterRCNNBoxScoreTarget  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 from .boxes import Box
 from .cams import CAM_METHOD_KEYS, DEFAULT_CAM_THRESHOLD, check_method, check_threshold
@@ -173,6 +174,34 @@ def cam_box(heatmap: np.ndarray, threshold: int = DEFAULT_CAM_THRESHOLD, *, widt
     return Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy, label)
 
 
+class BoxScoreTarget:
+    """The score of one detected box in a rerun, as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` computes it
+    (the class score plus the IoU of the best-overlapping output box, when that IoU exceeds ``iou_threshold``), but
+    looking only at the output boxes of the chosen class: a sigmoid detector (RetinaNet, FCOS, RT-DETR) outputs one
+    box under several classes, where the library's "best IoU, then check the label" may land on another class's copy
+    and give nothing to differentiate. Without a match it returns a zero that stays on the graph (an empty map)."""
+
+    def __init__(self, label: int, box: np.ndarray, iou_threshold: float = 0.5) -> None:
+        self.label = int(label)
+        self.box = np.asarray(box, dtype=np.float32)
+        self.iou_threshold = iou_threshold
+
+    def __call__(self, model_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        from torchvision.ops import box_iou
+
+        boxes, labels, scores = model_outputs["boxes"], model_outputs["labels"], model_outputs["scores"]
+        zero = scores.sum() * 0.0
+        same = (labels == self.label).nonzero().flatten()
+        if same.numel() == 0:
+            return zero
+        target = torch.as_tensor(self.box[None, :], device=boxes.device, dtype=boxes.dtype)
+        ious = torch.nan_to_num(box_iou(target, boxes[same])[0], nan=0.0)  # an empty output box: 0/0
+        k = int(ious.argmax())
+        if float(ious[k].detach()) <= self.iou_threshold:
+            return zero
+        return ious[k] + scores[same[k]]
+
+
 class _DetectorOutputs(nn.Module):
     """``x -> [{"boxes", "labels", "scores"}]`` of a detector, in film pixels, with gradients (a gradient CAM's model)."""
 
@@ -216,7 +245,7 @@ def detector_heatmap(
         raise InputError(f"the detector found no box of {label}; choose a class it boxed, or EigenCAM (no box needed)")
     label_id = next(i for i, name in detector.label_names.items() if name == label)
     wrapper = _DetectorOutputs(detector, film_size)
-    target = FasterRCNNBoxScoreTarget([label_id], [np.asarray(chosen.xyxy, dtype=np.float32)])
+    target = BoxScoreTarget(label_id, np.asarray(chosen.xyxy, dtype=np.float32))
     reshape = detector.token_grid(tuple(inputs.shape[-2:]))
     x = inputs.detach().clone().requires_grad_(True)  # the frozen network's activations need a graph to a leaf
     with detector.hook_lock, torch.enable_grad(), CAM_METHODS[method](model=wrapper, target_layers=[detector.cam_layer()], reshape_transform=reshape) as cam:

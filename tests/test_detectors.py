@@ -372,3 +372,24 @@ def test_eigencam_box_shared_by_every_truth_class(folders, films) -> None:
     boxes = [row.cam_box for row in analysis.ious]
     assert boxes[0] is not None and boxes[0].xyxy == boxes[1].xyxy == analysis.cam.box.xyxy
     assert [b.label for b in boxes] == ["Nodule", "Mass"]
+
+
+def test_box_score_target_matches_within_the_class() -> None:
+    """One box under two classes (a sigmoid detector's habit): pytorch-grad-cam's FasterRCNNBoxScoreTarget takes the
+    first best-IoU box, of the other class, and gives 0; cxrdemo's target scores the chosen class's copy (IoU 1 +
+    its score), and without a match returns a zero that backward() accepts."""
+    from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
+
+    from cxrdemo.explain import BoxScoreTarget
+
+    scores = torch.tensor([0.9, 0.6], requires_grad=True)
+    outputs = {"boxes": torch.tensor([[10.0, 10.0, 50.0, 50.0], [10.0, 10.0, 50.0, 50.0]]), "labels": torch.tensor([1, 2]),
+               "scores": scores}
+    box = np.array([10, 10, 50, 50], dtype=np.float32)
+    assert float(FasterRCNNBoxScoreTarget([2], [box])(outputs)) == 0.0
+    value = BoxScoreTarget(2, box)(outputs)
+    assert float(value) == pytest.approx(1.6)
+    value.backward()
+    assert scores.grad.tolist() == [0.0, 1.0]
+    miss = BoxScoreTarget(3, box)(outputs)
+    assert float(miss) == 0.0 and miss.requires_grad
