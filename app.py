@@ -84,6 +84,7 @@ class UI:
     method: gr.Dropdown
     target: gr.Dropdown
     threshold: gr.Radio
+    score: gr.Number
     gallery: gr.Gallery | None
     status: gr.Markdown
     summary: gr.Markdown
@@ -106,7 +107,7 @@ class UI:
 
     @property
     def controls(self) -> list[gr.components.Component]:
-        return [self.source, self.device, self.method, self.target, self.threshold]
+        return [self.source, self.device, self.method, self.target, self.threshold, self.score]
 
     @property
     def view_outputs(self) -> list[gr.components.Component]:
@@ -154,6 +155,8 @@ def create_ui(resources: res.AppResources) -> UI:
                                          info="box cut, of 255 (CLN)", elem_id="threshold", min_width=140)  # fmt: skip
                 target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
                                      info=view.target_info(default.cam.method), allow_custom_value=True)  # fmt: skip
+                score = gr.Number(None, minimum=0, maximum=1, step=0.05, label="Detector score threshold", elem_id="score-threshold",
+                                  info="detectors: boxes shown above it (blank: the model's own, else 0.5)")  # fmt: skip
             with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
                 gallery = None
                 if resources.examples:
@@ -257,20 +260,20 @@ class Handlers:
         return out
 
     @guarded
-    def analyse(self, path, src, dev, meth, tgt, thr, handle, log, progress=gr.Progress()):
+    def analyse(self, path, src, dev, meth, tgt, thr, score, handle, log, progress=gr.Progress()):
         step = progress_reporter(progress)
         step(0.0, "reading the file")
         radiograph = read_upload(path)
-        settings = Settings.from_controls(src, dev, meth, tgt, thr)
+        settings = Settings.from_controls(src, dev, meth, tgt, thr, score)
         prev = self.resources.cases.peek(handle)  # an expired one only means its notes show again
         return self.show(actions.analyse_case(self.cache, radiograph, settings, progress=step, previous=prev), log, True, handle)
 
     @guarded
-    def settings(self, handle, src, dev, meth, tgt, thr, log, progress=gr.Progress()):
+    def settings(self, handle, src, dev, meth, tgt, thr, score, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
-        settings = Settings.from_controls(src, dev, meth, tgt, thr)
+        settings = Settings.from_controls(src, dev, meth, tgt, thr, score)
         return self.show(actions.update_case(self.cache, case, settings, progress=progress_reporter(progress)), log, False, handle)
 
     @guarded
@@ -361,7 +364,7 @@ def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
     analyse_inputs = [ui.upload, *ui.controls, ui.case_state, ui.review_state]
     analyse_triggers = [ui.analyse_btn.click, ui.upload.upload]
     then_say_failures(gr.on(analyse_triggers, analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
-    cam_triggers = [ui.method.input, ui.target.input, ui.threshold.input]
+    cam_triggers = [ui.method.input, ui.target.input, ui.threshold.input, ui.score.submit]
     settings_inputs = [ui.case_state, *ui.controls, ui.review_state]
     settings = gpu(h.settings, zerogpu.CASE_SECONDS, ui.view_outputs)
     settings_event = gr.on(cam_triggers, settings, settings_inputs, ui.view_outputs, trigger_mode="always_last", **ui_heavy)

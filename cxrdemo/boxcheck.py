@@ -65,7 +65,7 @@ def probe_boxes(model: torch.nn.Module, config: ModelConfig, device: torch.devic
     """Run ``model`` on :func:`probe_images` and report which box classes ignore the input."""
     from .preprocess import normalise
 
-    if config.box_mode == "none":  # a classifier without a box head (cxrdemo.models): nothing to probe
+    if config.box_mode in ("none", "detections"):  # a detector's boxes come from the image; a classifier without a box head (cxrdemo.models): nothing to probe
         return BoxProbe((), {}, 0)
     batch = normalise(probe_images(config.input_size), config).to(device)
     with torch.inference_mode():

@@ -1,7 +1,7 @@
 """The ``cxrdemo`` command (also ``python -m cxrdemo``): parse the arguments, check them, call the package.
 
     cxrdemo predict IMAGE [IMAGE ...] [--weights SRC] [--cam METHOD] [--target CLASS]
-                    [--threshold N] [--device D] [--json PATH|-] [--render DIR] [--debug]
+                    [--threshold N] [--score-threshold T] [--device D] [--json PATH|-] [--render DIR] [--debug]
     cxrdemo train ...      (see cxrdemo.training.train)
     cxrdemo cv ...         (see cxrdemo.training.cv_command)
     cxrdemo soup ...       (see cxrdemo.training.soup)
@@ -35,6 +35,8 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cam", default="gradcam", metavar="METHOD", help=f"CAM method: {', '.join(CAM_METHODS)} or none (default gradcam)")
     p.add_argument("--target", default=None, metavar="CLASS", help="class the CAM explains (default: top-1)")
     p.add_argument("--threshold", type=int, default=DEFAULT_CAM_THRESHOLD, metavar="N", help="CAM box threshold 1..254 (CLN: 127 or 180)")
+    p.add_argument("--score-threshold", type=float, default=None, metavar="T",
+                   help="a detector's boxes shown above this score, 0..1 (default: the model's documented one, else 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--json", default="-", metavar="PATH|-", help="write JSON: '-' prints one line per image (default); a path gets a JSON list")
     p.add_argument("--render", default=None, metavar="DIR", help="also write the four panels and their composite as PNG into DIR")
@@ -56,8 +58,34 @@ def precheck_weights(source: str | None) -> None:
         found = path.is_dir() and (path / CONFIG_NAME).is_file()
     except (OSError, ValueError):
         return
-    if found:
+    if found and not _foreign_config(path / CONFIG_NAME):
         ModelConfig.load(path)
+
+
+#: Keys of a foreign model's config.json (timm, transformers, a torchvision detector folder): such a folder is
+#: checked by its adapter at load time (:mod:`cxrdemo.models.loader`), not as a cxrdemo config.
+FOREIGN_KEYS = ("pretrained_cfg", "model_type", "builder", "num_classes")
+
+
+def _foreign_config(path: Path) -> bool:
+    """True when ``path`` (a config.json) is readable JSON of another format (see :data:`FOREIGN_KEYS`)."""
+    import json
+
+    try:
+        if path.stat().st_size > (1 << 20):
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "format_version" not in data and any(k in data for k in FOREIGN_KEYS)
+
+
+def _check_score_threshold(value: float | None) -> None:
+    """A one-line :class:`InputError` for a ``--score-threshold`` outside [0, 1] (checked before torch loads)."""
+    from .errors import InputError
+
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise InputError(f"--score-threshold {value} is outside [0, 1]; give a detector score between 0 and 1")
 
 
 def check_predict_arguments(args: argparse.Namespace) -> list[str]:
@@ -75,6 +103,7 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
 
         check_method(args.cam)
         check_threshold(args.threshold)
+    _check_score_threshold(getattr(args, "score_threshold", None))
     if args.json != "-":
         out = Path(args.json)
         if out.is_dir():
@@ -125,7 +154,8 @@ def run_predict(args: argparse.Namespace) -> int:
     for image in images:
         try:
             radiograph = load_image(image)
-            analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold)
+            analysis = predictor.analyse(radiograph, cam_method=cam_method, target=args.target, cam_threshold=args.threshold,
+                                         score_threshold=getattr(args, "score_threshold", None))
             if render_dir is not None:
                 _render(radiograph, analysis, render_dir)
         except CxrDemoError as exc:

@@ -11,8 +11,12 @@ from typing import Mapping, Sequence
 
 from .boxes import Box, iou
 from .datasets.nih import NIH_SIDE
-from .results import IouRow
+from .results import DetectionSummary, IouRow
 from .datasets.truth import nih_boxes, user_boxes
+
+#: A ground-truth box counts as found by a detector when the best box of its class overlaps it at least this much
+#: (the VinDr-CXR challenge's IoU threshold; the audit reports AP at 0.4 and 0.5).
+MATCH_IOU = 0.4
 
 #: Where a ground-truth box came from (the review CSV's ``ground_truth_source``).
 SOURCE_NIH = "NIH"
@@ -95,3 +99,40 @@ def iou_rows(
         cam_iou = None if cam_boxes is None else (0.0 if cam_box is None else iou(cam_box, g))
         rows.append(IouRow(g, box, cam_box, None if box is None else iou(box, g), cam_iou))
     return rows
+
+
+def detection_rows(
+    truth: Sequence[Box],
+    boxes: Sequence[Box],
+    cam_boxes: Mapping[str, Box | None] | None,
+    score_threshold: float,
+    match_iou: float = MATCH_IOU,
+) -> tuple[list[IouRow], DetectionSummary]:
+    """A detector's shown boxes against the ground truth: each ground-truth box with the box of its class that
+    overlaps it most (its IoU shown; ``None`` when the class has no shown box), the boxes that are no ground-truth
+    box's best match at ``match_iou`` or more (unmatched), and the ground-truth boxes without one (missed).
+
+    A box may be the best match of two ground-truth boxes (two findings under one box): both count as found; this
+    is the page's view of one image, not the one-to-one matching of AP (:mod:`cxrdemo.audit`).
+    """
+    rows: list[IouRow] = []
+    matched: list[bool] = []
+    used: set[int] = set()
+    for g in truth:
+        best, best_iou = None, -1.0
+        for k, b in enumerate(boxes):
+            if b.label == g.label:
+                v = iou(b, g)
+                if v > best_iou:
+                    best, best_iou = k, v
+        cam_box = None if cam_boxes is None else cam_boxes.get(g.label)
+        cam_iou = None if cam_boxes is None else (0.0 if cam_box is None else iou(cam_box, g))
+        box = None if best is None else boxes[best]
+        rows.append(IouRow(g, box, cam_box, None if box is None else best_iou, cam_iou))
+        found = best is not None and best_iou >= match_iou
+        matched.append(found)
+        if found:
+            used.add(best)  # type: ignore[arg-type]
+    unmatched = tuple(b for k, b in enumerate(boxes) if k not in used)
+    missed = tuple(g for g, ok in zip(truth, matched) if not ok)
+    return rows, DetectionSummary(float(score_threshold), float(match_iou), tuple(matched), unmatched, missed)

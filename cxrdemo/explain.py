@@ -12,6 +12,14 @@ function of ``A`` alone. The CAM is therefore computed by handing pytorch-grad-c
 For a GAP + linear head, Grad-CAM at this layer equals CAM (Zhou et al. 2016) exactly; GradCAM++, XGradCAM,
 LayerCAM, HiResCAM and EigenCAM weight the same activations differently. Perturbation methods (ScoreCAM,
 AblationCAM) need many backbone passes and are not offered.
+
+An object detector (:mod:`cxrdemo.models.detector_base`) has no class head on its feature map; its CAM layer is the
+backbone's last feature map, captured by a hook in the pass that made the boxes (:func:`detector_heatmap`):
+EigenCAM (gradient-free) is computed from that capture, with no network pass; the gradient methods rerun the
+detector (forward + backward: the boxes depend on the whole network after the backbone) with :class:`BoxScoreTarget`
+(pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``, matching within the chosen class) on the chosen box: the box of
+the class with the highest score, whose score plus IoU with itself is differentiated (the rerun's boxes equal the
+first pass's, so the match is the box itself).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from .lazy_imports import import_deferring
 
 import_deferring("pytorch_grad_cam")  # without its unused plotting/KPCA imports: a third of the cold start
 from pytorch_grad_cam import EigenCAM, EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM  # noqa: E402
+from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 from .boxes import Box
@@ -163,3 +172,83 @@ def cam_box(heatmap: np.ndarray, threshold: int = DEFAULT_CAM_THRESHOLD, *, widt
     x, y, w, h = (int(v) for v in stats[largest, :4])
     sy, sx = height / heatmap.shape[0], width / heatmap.shape[1]
     return Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy, label)
+
+
+class BoxScoreTarget:
+    """The score of one detected box in a rerun, as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` computes it
+    (the class score plus the IoU of the best-overlapping output box, when that IoU exceeds ``iou_threshold``), but
+    looking only at the output boxes of the chosen class: a sigmoid detector (RetinaNet, FCOS, RT-DETR) outputs one
+    box under several classes, where the library's "best IoU, then check the label" may land on another class's copy
+    and give nothing to differentiate. Without a match it returns a zero that stays on the graph (an empty map)."""
+
+    def __init__(self, label: int, box: np.ndarray, iou_threshold: float = 0.5) -> None:
+        self.label = int(label)
+        self.box = np.asarray(box, dtype=np.float32)
+        self.iou_threshold = iou_threshold
+
+    def __call__(self, model_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        from torchvision.ops import box_iou
+
+        boxes, labels, scores = model_outputs["boxes"], model_outputs["labels"], model_outputs["scores"]
+        zero = scores.sum() * 0.0
+        same = (labels == self.label).nonzero().flatten()
+        if same.numel() == 0:
+            return zero
+        target = torch.as_tensor(self.box[None, :], device=boxes.device, dtype=boxes.dtype)
+        ious = torch.nan_to_num(box_iou(target, boxes[same])[0], nan=0.0)  # an empty output box: 0/0
+        k = int(ious.argmax())
+        if float(ious[k].detach()) <= self.iou_threshold:
+            return zero
+        return ious[k] + scores[same[k]]
+
+
+class _DetectorOutputs(nn.Module):
+    """``x -> [{"boxes", "labels", "scores"}]`` of a detector, in film pixels, with gradients (a gradient CAM's model)."""
+
+    def __init__(self, detector: nn.Module, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.detector = detector
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return self.detector.postprocess(self.detector.raw_forward(x), [self.size] * x.shape[0])
+
+
+def detector_heatmap(
+    detector: nn.Module,
+    features: torch.Tensor,
+    inputs: torch.Tensor | None,
+    detections: list[Box],
+    label: str,
+    method: str,
+    size: int,
+    film_size: tuple[int, int],
+) -> np.ndarray:
+    """A detector's CAM for class ``label`` as a ``(size, size)`` map over the whole film (see module doc).
+
+    Args:
+        detector: a :class:`~cxrdemo.models.detector_base.DetectorBase`.
+        features: the CAM layer's activations captured in the prediction pass ``(1, C, h, w)``.
+        inputs: the preprocessed input of that pass (rerun by the gradient methods).
+        detections: the pass's candidate boxes (film pixels, highest first); the target is ``label``'s first.
+        method: a key of :data:`CAM_METHODS`.
+        film_size: ``(height, width)`` of the film.
+    """
+    method = check_method(method)
+    if method == "eigencam":
+        # as pytorch-grad-cam's EigenCAM: ReLU, min-max scaled and resized, then min-max scaled again (its layer
+        # aggregation), so the map peaks at 1 after the resize too
+        cam = np.maximum(first_component_projection(features.detach().cpu().numpy()), 0)
+        return np.clip(scale_cam_image(np.maximum(scale_cam_image(cam, (size, size)), 0))[0], 0.0, 1.0)
+    chosen = next((b for b in detections if b.label == label), None)
+    if chosen is None or inputs is None:
+        raise InputError(f"the detector found no box of {label}; choose a class it boxed, or EigenCAM (no box needed)")
+    label_id = next(i for i, name in detector.label_names.items() if name == label)
+    wrapper = _DetectorOutputs(detector, film_size)
+    target = BoxScoreTarget(label_id, np.asarray(chosen.xyxy, dtype=np.float32))
+    reshape = detector.token_grid(tuple(inputs.shape[-2:]))
+    x = inputs.detach().clone().requires_grad_(True)  # the frozen network's activations need a graph to a leaf
+    with detector.hook_lock, torch.enable_grad(), CAM_METHODS[method](model=wrapper, target_layers=[detector.cam_layer()], reshape_transform=reshape) as cam:
+        maps = cam(input_tensor=x, targets=[target])
+    maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(cv2.resize(maps[0], (size, size), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)

@@ -66,9 +66,9 @@ REVISION_REFUSED = (
 #: cxrdemo's Hub-only form of a source (``hf://owner/name@rev``): never a folder.
 HUB_PREFIX = "hf://"
 #: Source prefixes -> format names (``hf-hub:`` is timm's own spelling of a Hub id).
-PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision"}
+PREFIXES: dict[str, str] = {"cxrdemo:": "cxrdemo", "timm:": "timm", "hf-hub:": "timm", "hf:": "transformers", "xrv:": "torchxrayvision", "torchvision:": "torchvision"}
 #: The model formats cxrdemo loads.
-FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision")
+FORMATS = ("cxrdemo", "timm", "transformers", "torchxrayvision", "torchvision")
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ import torch
 
 from .boxes import Box
 from .boxcheck import STATIC_BOXES_NOTE, BoxProbe, probe_boxes
-from .cams import DEFAULT_CAM_THRESHOLD, CamRequest
-from .compare import GroundTruth, ground_truth, iou_rows
+from .cams import DEFAULT_CAM_THRESHOLD, CamRequest, is_class_agnostic
+from .compare import GroundTruth, detection_rows, ground_truth, iou_rows
 from .models.config import ModelConfig
 from .errors import InputError, WeightsError
-from .explain import cam_box, cam_heatmaps
+from .explain import cam_box, cam_heatmaps, detector_heatmap
 from .imaging import Radiograph
+from .models.detector_base import DEFAULT_SCORE_THRESHOLD, check_score_threshold, class_scores, shown_boxes
 from .models.geometry import FilmView
 from .datasets.nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original
@@ -71,6 +72,9 @@ class Inference:
         features: ``(1, F, h, w)`` final feature map on the CPU (the CAM layer's output).
         timings_ms: stage -> milliseconds so far.
         notes: remarks carried from decoding.
+        detections: a detector's candidate boxes in original pixels, highest score first (``None`` for a
+            classifier); :meth:`Predictor.model_boxes` shows those above the score threshold.
+        inputs: the preprocessed input a detector ran on (a gradient CAM reruns the detector on it).
     """
 
     image: str
@@ -81,6 +85,8 @@ class Inference:
     features: torch.Tensor
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    detections: list[Box] | None = None
+    inputs: torch.Tensor | None = None
 
 
 class Predictor:
@@ -92,6 +98,10 @@ class Predictor:
         self.config: ModelConfig = loaded.config
         self.device = next(self.model.parameters()).device
         self.labels = self.model.labels  # the model's own label of each shown class
+        #: an object detector (:mod:`cxrdemo.models.detector_base`): boxes from ``detect``, probabilities from boxes
+        self.is_detector = bool(getattr(self.model, "is_detector", False))
+        #: the score threshold boxes are shown above when the caller gives none (the model's documented one, else 0.5)
+        self.score_threshold = float(getattr(self.model, "score_threshold", DEFAULT_SCORE_THRESHOLD))
 
     @classmethod
     def from_source(cls, source: str | None = None, *, device: str | None = None, sha256: str | None = None) -> "Predictor":
@@ -139,6 +149,8 @@ class Predictor:
 
     def forward(self, radiograph: Radiograph) -> Inference:
         """Preprocess and run one radiograph."""
+        if self.is_detector:
+            return self._detect(radiograph)
         timings: dict[str, float] = {}
         with _timed(timings, "preprocess"):
             x = self.model.preprocess(radiograph.pixels)[None]
@@ -152,17 +164,35 @@ class Predictor:
         notes = [str(radiograph.metadata["note"])] if radiograph.metadata.get("note") else []
         return Inference(radiograph.name, radiograph.width, radiograph.height, probs[0], boxes[0], features, timings, notes)
 
+    def _detect(self, radiograph: Radiograph) -> Inference:
+        """A detector's forward: its own pass and post-processing, class probabilities from its boxes."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "preprocess"):
+            x = self.model.preprocess(radiograph.pixels)[None].to(self.device)
+        with _timed(timings, "forward"):
+            found = self.model.detect(x, radiograph.width, radiograph.height)
+        if not all(np.isfinite([*b.xyxy, b.score or 0.0]).all() for b in found.boxes):
+            raise WeightsError(
+                f"the detector gave NaN or infinite boxes on {radiograph.name}; its weights are probably corrupt: use other weights"
+            )
+        probs = class_scores(found.boxes, self.config.classes)
+        notes = [str(radiograph.metadata["note"])] if radiograph.metadata.get("note") else []
+        return Inference(radiograph.name, radiograph.width, radiograph.height, probs, np.zeros((0, 4), np.float32),
+                         found.features, timings, notes, found.boxes, x)
+
     def cam(self, inference: Inference, request: CamRequest = CamRequest()) -> CamResult:
         """The CAM that ``request`` asks for (target ``None`` = top-1) and its box, from the cached feature map."""
         index = self.class_index(request.target, inference.probabilities)
-        return self._cams(inference, request, [index])[0]
+        return self._cams(inference, request, [index], strict=True)[0]
 
     def cams(self, inference: Inference, request: CamRequest, labels: Sequence[str]) -> dict[str, CamResult]:
         """The CAMs of several classes with ``request``'s method and threshold, in one batched call."""
         indices = [self.class_index(label, inference.probabilities) for label in dict.fromkeys(labels)]
         return {r.target: r for r in self._cams(inference, request, indices)} if indices else {}
 
-    def _cams(self, inference: Inference, request: CamRequest, indices: list[int]) -> list[CamResult]:
+    def _cams(self, inference: Inference, request: CamRequest, indices: list[int], strict: bool = False) -> list[CamResult]:
+        if inference.detections is not None:
+            return self._detector_cams(inference, request, indices, strict)
         feats = inference.features.expand(len(indices), *inference.features.shape[1:])
         maps = cam_heatmaps(self.model, feats, indices, request.method)
         view = self.model.view(inference.width, inference.height)
@@ -174,17 +204,47 @@ class Predictor:
             out.append(CamResult(request.method, label, request.threshold, heatmap, box))
         return out
 
-    def model_boxes(self, inference: Inference) -> list[Box]:
-        """The model's boxes in original pixels, each scored by its class probability, highest first."""
+    def _detector_cams(self, inference: Inference, request: CamRequest, indices: list[int], strict: bool) -> list[CamResult]:
+        """A detector's CAM per class: EigenCAM of the captured feature map, or a gradient CAM of the class's best box.
+
+        A gradient CAM needs a box of the class: without one, ``strict`` (the CAM the user asked for) raises a
+        one-line :class:`InputError`; otherwise (the CAM boxes of the ground truth's classes) the map is empty and
+        its box ``None``."""
+        out: list[CamResult] = []
+        detections = inference.detections or []
+        for index in indices:
+            label = self.config.classes[index]
+            if out and is_class_agnostic(request.method):  # EigenCAM: one map for every class, computed once
+                out.append(replace(out[0], target=label, box=out[0].box and replace(out[0].box, label=label)))
+                continue
+            if not strict and not is_class_agnostic(request.method) and not any(b.label == label for b in detections):
+                empty = np.zeros((self.config.input_size, self.config.input_size), np.float32)
+                out.append(CamResult(request.method, label, request.threshold, empty, None))
+                continue
+            heatmap = detector_heatmap(self.model, inference.features, inference.inputs, inference.detections or [], label,
+                                       request.method, self.config.input_size, (inference.height, inference.width))
+            box = cam_box(heatmap, request.threshold, width=inference.width, height=inference.height, label=label)
+            out.append(CamResult(request.method, label, request.threshold, heatmap, box))
+        return out
+
+    def model_boxes(self, inference: Inference, score_threshold: float | None = None) -> list[Box]:
+        """The model's boxes in original pixels, highest score first: a classifier's box head scored by class
+        probability, or a detector's boxes scoring above ``score_threshold`` (default :attr:`score_threshold`)."""
+        if inference.detections is not None:
+            t = self.score_threshold if score_threshold is None else check_score_threshold(score_threshold)
+            return shown_boxes(inference.detections, t)
         view = self.model.view(inference.width, inference.height)
         return model_boxes_in_pixels(self.config, inference.probabilities, inference.boxes, inference.width, inference.height, view)
 
-    def ranked(self, inference: Inference) -> list[ClassProbability]:
-        """Every class with its probability and threshold, highest first."""
+    def ranked(self, inference: Inference, score_threshold: float | None = None) -> list[ClassProbability]:
+        """Every class with its probability and threshold, highest first (a detector's threshold: the score
+        threshold its boxes are shown above, so a class is positive when one of its boxes is shown, or, at exact
+        equality, when its best box scores the threshold itself)."""
         cfg = self.config
         lm = self.labels
+        threshold = cfg.threshold if score_threshold is None else (lambda _c: float(score_threshold))
         rows = [
-            ClassProbability(c, float(p), cfg.threshold(c), own, nih is not None)
+            ClassProbability(c, float(p), threshold(c), own, nih is not None)
             for c, p, own, nih in zip(cfg.classes, inference.probabilities, lm.model_labels, lm.nih)
         ]
         return sorted(rows, key=lambda r: -r.probability)
@@ -203,30 +263,40 @@ class Predictor:
         if cam is None:
             return None
         out: dict[str, Box | None] = {cam.target: cam.box}
+        if inference.detections is not None and is_class_agnostic(cam.method):  # a detector's EigenCAM: one map
+            return {**{label: cam.box and replace(cam.box, label=label) for label in labels}, **out}
         missing = [label for label in dict.fromkeys(labels) if label not in out]
         if missing:
             request = CamRequest(cam.method, None, cam.threshold)
             out.update({label: r.box for label, r in self.cams(inference, request, missing).items()})
         return out
 
-    def assemble(self, inference: Inference, cam: CamResult | None, truth: GroundTruth = GroundTruth()) -> Analysis:
+    def assemble(
+        self, inference: Inference, cam: CamResult | None, truth: GroundTruth = GroundTruth(), score_threshold: float | None = None
+    ) -> Analysis:
         """Build the :class:`Analysis` from a forward pass, a CAM and checked ground truth (:meth:`ground_truth`).
 
         The CAM boxes of the ground truth's other classes are computed here, with the same method and threshold,
-        then compared by :func:`cxrdemo.compare.iou_rows`.
+        then compared by :func:`cxrdemo.compare.iou_rows`; a detector's boxes are those above ``score_threshold``
+        (default :attr:`score_threshold`), matched by :func:`cxrdemo.compare.detection_rows`.
         """
         timings = dict(inference.timings_ms)
+        detection = None
         with _timed(timings, "compare"):
-            boxes = self.model_boxes(inference)
+            boxes = self.model_boxes(inference, score_threshold)
             seen, view_notes = self.visible_truth(inference, truth)
             cam_boxes = self.cam_boxes(inference, cam, [b.label for b in seen])
-            rows = self.mark_prior_rows(inference.image, iou_rows(seen, boxes, cam_boxes, self.config.box_mode == "single"))
+            if inference.detections is not None:
+                t = self.score_threshold if score_threshold is None else check_score_threshold(score_threshold)
+                rows, detection = detection_rows(seen, boxes, cam_boxes, t)
+            else:
+                rows = self.mark_prior_rows(inference.image, iou_rows(seen, boxes, cam_boxes, self.config.box_mode == "single"))
         return Analysis(
             image=inference.image,
             width=inference.width,
             height=inference.height,
             model=self.model_info,
-            probabilities=self.ranked(inference),
+            probabilities=self.ranked(inference, None if detection is None else detection.score_threshold),
             boxes=boxes,
             cam=cam,
             ground_truth=list(truth.boxes),
@@ -237,6 +307,7 @@ class Predictor:
             truth_source=truth.source,
             boxes_static=self.box_probe.all_static,
             model_region=self.model_region(inference),
+            detection=detection,
         )
 
     def mark_prior_rows(self, image: str, rows: Sequence[IouRow]) -> list[IouRow]:
@@ -277,6 +348,8 @@ class Predictor:
         return kept, notes
 
     def _box_notes(self) -> list[str]:
+        if self.is_detector:
+            return ["detector: a class's probability is its highest box score (0 without a box); boxes shown above the score threshold"]
         if self.config.box_mode == "none":
             return ["this model has no box head: only the CAM box is compared with the ground truth (model-box IoU skipped)"]
         probe = self.box_probe
@@ -295,15 +368,17 @@ class Predictor:
         cam_threshold: int = DEFAULT_CAM_THRESHOLD,
         truth_boxes: Sequence[Box | Sequence[float] | dict] | None = None,
         lookup_nih: bool = True,
+        score_threshold: float | None = None,
     ) -> Analysis:
-        """The whole pipeline for one decoded radiograph (``cam_method=None`` skips the CAM)."""
+        """The whole pipeline for one decoded radiograph (``cam_method=None`` skips the CAM; ``score_threshold``:
+        a detector's boxes shown above it, default the model's documented one)."""
         inference = self.forward(radiograph)
         truth = self.ground_truth(inference, truth_boxes, lookup_nih)
         cam = None
         if cam_method:
             with _timed(inference.timings_ms, "cam"):
                 cam = self.cam(inference, CamRequest(cam_method, target, cam_threshold))
-        return self.assemble(inference, cam, truth)
+        return self.assemble(inference, cam, truth, score_threshold)
 
 
 def network_outputs(model: "AdapterBase", batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:

@@ -91,6 +91,25 @@ class IouRow:
         return f"{self.box_iou:.{digits}f}" + (f" ({caveat})" if caveat else "")
 
 
+@dataclass(frozen=True)
+class DetectionSummary:
+    """How a detector's shown boxes meet the ground truth (:func:`cxrdemo.compare.detection_rows`).
+
+    Attributes:
+        score_threshold: boxes were shown when their score was above it.
+        match_iou: a ground-truth box counts as found when the best box of its class overlaps it at least this much.
+        matched: per ground-truth box (the rows' order), whether it was found.
+        unmatched: shown boxes that are no ground-truth box's best match (false or unconfirmed findings).
+        missed: ground-truth boxes not found.
+    """
+
+    score_threshold: float
+    match_iou: float
+    matched: tuple[bool, ...]
+    unmatched: tuple[Box, ...]
+    missed: tuple[Box, ...]
+
+
 @dataclass
 class Analysis:
     """Everything cxrdemo says about one radiograph.
@@ -113,6 +132,8 @@ class Analysis:
         model_region: the part of the film (original pixels) the model saw when its preprocessing cropped (a
             centre crop); ``None`` when it saw the whole film. The panels dim the rest; the JSON carries it as
             ``model_region`` only when it is set.
+        detection: for an object detector, the score threshold and how its boxes meet the ground truth (the JSON
+            carries it as ``detection`` only then); ``None`` for a classifier.
     """
 
     image: str
@@ -129,6 +150,7 @@ class Analysis:
     truth_source: str = ""
     boxes_static: bool = False
     model_region: Box | None = None
+    detection: DetectionSummary | None = None
 
     @property
     def top(self) -> ClassProbability:
@@ -156,7 +178,7 @@ class Analysis:
             "image": self.image,
             "model": dict(self.model),
             "probabilities": [_probability_json(p) for p in self.probabilities],
-            "boxes": [{"label": b.label, "score": round(float(b.score or 0.0), 6), "xyxy": b.rounded()} for b in self.boxes],
+            "boxes": [_box_json(b) for b in self.boxes],
             "cam": cam,
             "ground_truth": [{"label": b.label, "xyxy": b.rounded()} for b in self.ground_truth],
             "iou": [_iou_json(r) for r in self.ious],
@@ -164,6 +186,16 @@ class Analysis:
         }
         if self.model_region is not None:
             doc["model_region"] = self.model_region.rounded()
+        if self.detection is not None:
+            d = self.detection
+            for row, matched in zip(doc["iou"], d.matched):
+                row["matched"] = matched
+            doc["detection"] = {
+                "score_threshold": d.score_threshold,
+                "match_iou": d.match_iou,
+                "unmatched": [_box_json(b) for b in d.unmatched],
+                "missed": [{"label": b.label, "xyxy": b.rounded()} for b in d.missed],
+            }
         return doc
 
 
@@ -180,6 +212,11 @@ def _iou_json(r: IouRow) -> dict[str, Any]:
     if r.prior_fitted_here:
         row["prior_fitted_here"] = True
     return row
+
+
+def _box_json(b: Box) -> dict[str, Any]:
+    """``{"label", "score", "xyxy"}`` of a model box."""
+    return {"label": b.label, "score": round(float(b.score or 0.0), 6), "xyxy": b.rounded()}
 
 
 def _probability_json(p: ClassProbability) -> dict[str, Any]:

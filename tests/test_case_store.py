@@ -146,7 +146,7 @@ def test_page_handlers_keep_a_handle_and_say_expired_in_one_line(tmp_path: Path,
         ui = module.create_ui(resources)
         h = module.create_event_handlers(ui, resources)
     image = str(images_dir / IMAGE)
-    controls = (str(model_dir), "cpu", "gradcam", "top-1", 127)
+    controls = (str(model_dir), "cpu", "gradcam", "top-1", 127, None)
     first = h.analyse(image, *controls, None, None)[ui.case_state]
     assert isinstance(first, CaseHandle) and resources.cases.get(first).radiograph.name == IMAGE
     assert isinstance(h.settings(first, *controls, None)[ui.case_state], CaseHandle)

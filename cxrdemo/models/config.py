@@ -39,7 +39,7 @@ MAX_TEXT_CHARS = 2000
 MAX_CONFIG_BYTES = 1 << 20
 
 CLASS_MODES = ("multilabel", "softmax")
-BOX_MODES = ("per_class", "single", "none")
+BOX_MODES = ("per_class", "single", "none", "detections")
 
 
 @dataclass
@@ -51,7 +51,8 @@ class ModelConfig:
         classes: output labels of the classification head, in head order.
         box_classes: labels that own a box (``box_mode="per_class"``); a subset of ``classes``.
         class_mode: ``"multilabel"`` (sigmoid per class) or ``"softmax"`` (CLN's single-label head).
-        box_mode: ``"per_class"`` (one box per box class), ``"single"`` (CLN's one box per image) or ``"none"``
+        box_mode: ``"per_class"`` (one box per box class), ``"single"`` (CLN's one box per image), ``"detections"``
+            (an object detector's scored boxes, :mod:`cxrdemo.models.detector_base`) or ``"none"``
             (a foreign classifier without a box head, :mod:`cxrdemo.models`).
         input_size: side of the square model input in pixels.
         channels: 1 or 3 input channels (grayscale radiographs are repeated to 3 for ImageNet backbones).
@@ -99,7 +100,7 @@ class ModelConfig:
     @property
     def num_boxes(self) -> int:
         """Number of boxes the box head predicts."""
-        if self.box_mode == "none":
+        if self.box_mode in ("none", "detections"):
             return 0
         return len(self.box_classes) if self.box_mode == "per_class" else 1
 

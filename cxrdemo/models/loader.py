@@ -2,9 +2,10 @@
 
 A source is ``[format:]where``: ``where`` is a folder, a Hub id ``owner/name[@rev]`` or (for ``xrv:``) a
 torchxrayvision weight name; ``format`` is ``cxrdemo:``, ``timm:`` (or timm's own ``hf-hub:``), ``hf:``
-(transformers) or ``xrv:``. Without a prefix the format is read from the files: ``config.json`` with
+(transformers: classifiers and object detectors), ``torchvision:`` (torchvision detectors) or ``xrv:``. Without a prefix the format is read from the files: ``config.json`` with
 ``format_version`` is cxrdemo's own; with ``pretrained_cfg`` or timm's legacy flat keys (``architecture`` and
-``labels``/``num_classes``) it is timm; with ``model_type`` and a ``preprocessor_config.json`` it is transformers.
+``labels``/``num_classes``) it is timm; with ``model_type`` and a ``preprocessor_config.json`` it is transformers (an object detector when
+``architectures`` ends in ``ForObjectDetection``); with a ``builder`` and ``classes`` it is a torchvision detector.
 A bare torchxrayvision weight name (``densenet121-res224-all``) that is not a folder is torchxrayvision.
 """
 
@@ -35,6 +36,8 @@ def detect_format(folder: Path) -> str:
         return "cxrdemo"
     if "pretrained_cfg" in cfg or ("architecture" in cfg and ("labels" in cfg or "num_classes" in cfg)):
         return "timm"
+    if isinstance(cfg.get("builder"), str) and "classes" in cfg:
+        return "torchvision"
     if "model_type" in cfg and (folder / "preprocessor_config.json").is_file():
         return "transformers"
     if "model_type" in cfg:
@@ -43,15 +46,24 @@ def detect_format(folder: Path) -> str:
 
 
 def build_adapter(fmt: str, folder_or_name: Path | str):
-    """The adapter of a foreign format (``timm``, ``transformers``, ``torchxrayvision``) for a folder or xrv name."""
+    """The adapter of a foreign format (``timm``, ``transformers``, ``torchvision``, ``torchxrayvision``) for a folder
+    or xrv name."""
     if fmt == "timm":
         from .timm_adapter import TimmAdapter
 
         return TimmAdapter(Path(folder_or_name))
     if fmt == "transformers":
+        from .hf_detector import HfDetector, is_detector_config
+
+        if is_detector_config(read_json(Path(folder_or_name) / "config.json")):
+            return HfDetector(Path(folder_or_name))
         from .hf_adapter import HfAdapter
 
         return HfAdapter(Path(folder_or_name))
+    if fmt == "torchvision":
+        from .tv_detector import TvDetector
+
+        return TvDetector(Path(folder_or_name))
     if fmt == "torchxrayvision":
         from .xrv_adapter import XrvAdapter
 

@@ -258,7 +258,12 @@ def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, d
     from .loader import build_adapter
 
     if resolved is not None:  # a folder or Hub snapshot: the weights are checked before anything is built
-        path = weights_file(resolved.folder)
+        if fmt == "torchvision":
+            from .tv_detector import detector_weights
+
+            path = detector_weights(resolved.folder)  # a state dict as safetensors or a tensor-only .pth
+        else:
+            path = weights_file(resolved.folder)
         digest = _checked_digest(path, _expected_sha256(resolved.folder, sha256))
         adapter = build_adapter(fmt, where)
     else:  # torchxrayvision: the library's own cache, known once the library has fetched the weights

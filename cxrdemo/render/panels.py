@@ -58,6 +58,8 @@ from .film import CAM, MODEL, NO_HINTS, TRUTH, Hints, View, box_text, film_view,
 
 #: Most model boxes drawn on the prediction panel (readability).
 MAX_PREDICTION_BOXES = 3
+#: Most detector boxes drawn on panels (a) and (b) (highest scores first; the JSON has them all).
+MAX_DETECTOR_BOXES = 10
 #: Perceptually uniform, colour-blind-safe map for the CAM; it holds no sky blue, so the CAM box stands out.
 CAM_COLORMAP = "inferno"
 #: CAM opacity grows with the map's value (min, max): the film shows through where the model did not look.
@@ -82,7 +84,10 @@ PANEL_TITLES = {
 
 # ----------------------------------------------------------------------------------------- (a) prediction
 def _prediction_boxes(analysis: Analysis) -> tuple[list[Box], int]:
-    """The model boxes to draw (positives, capped; else the top one) and how many boxes are positive."""
+    """The model boxes to draw (positives, capped; else the top one) and how many boxes are positive; a detector's
+    boxes (already those above its score threshold), capped at :data:`MAX_DETECTOR_BOXES`."""
+    if analysis.detection is not None:
+        return analysis.boxes[:MAX_DETECTOR_BOXES], len(analysis.boxes)
     positives = []
     for box in analysis.boxes:
         p = probability_of(analysis, box.label)
@@ -92,6 +97,11 @@ def _prediction_boxes(analysis: Analysis) -> tuple[list[Box], int]:
 
 
 def _prediction_rows(analysis: Analysis, n_shown: int, n_positive: int) -> list[Row]:
+    if analysis.detection is not None:
+        t = analysis.detection.score_threshold
+        note = f"no box scores above {t:.2f}" if not n_positive else f"{n_positive} box(es) score above {t:.2f}" + (
+            f": top {n_shown} shown" if n_positive > n_shown else "")
+        return [Row("detector box: class, score", MODEL.colour, MODEL), Row(note, MUTED)]
     if not analysis.boxes:
         note = "this model predicts no box"
     elif n_positive == 0:
@@ -179,10 +189,15 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
         Row(cam_text, CAM.colour, CAM),
     ]
     names = numbered_labels([r.label for r in analysis.ious])
-    for name, row in zip(names, analysis.ious):
+    found = analysis.detection.matched if analysis.detection is not None else (None,) * len(names)
+    for name, row, ok in zip(names, analysis.ious, found):
         model_iou = "no box" if row.box_iou is None else row.box_iou_text()  # "(prior box ...)" when it is one
         cam_iou = "n/a" if row.cam_iou is None else f"{row.cam_iou:.2f}"
-        rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}", TEXT, bold=True))
+        verdict = "" if ok is None else (" \u00b7 found" if ok else " \u00b7 MISSED")
+        rows.append(Row(f"{name}: IoU model {model_iou} \u00b7 CAM {cam_iou}{verdict}", TEXT, bold=True))
+    if analysis.detection is not None:
+        d = analysis.detection
+        rows.append(Row(f"{len(d.unmatched)} box(es) above {d.score_threshold:.2f} match no finding (IoU \u2265 {d.match_iou:g})", MODEL.colour, indent=True))
     return rows
 
 
@@ -193,6 +208,8 @@ def _comparison_boxes(analysis: Analysis) -> list[tuple[Box, BoxStyle]]:
         pairs = [(b, s) for r in analysis.ious for b, s in ((r.truth, TRUTH), (r.box, MODEL), (r.cam_box, CAM))]
     else:
         pairs = [(analysis.boxes[0] if analysis.boxes else None, MODEL), (cam_box, CAM)]
+    if analysis.detection is not None:  # a detector: its unmatched boxes too (the false or unconfirmed findings)
+        pairs += [(b, MODEL) for b in analysis.detection.unmatched[:MAX_DETECTOR_BOXES]]
     unique: dict[tuple[Box, BoxStyle], None] = {}  # an ordered set: each box once, in drawing order, linear time
     for box, style in pairs:
         if box is not None:
@@ -207,9 +224,12 @@ def _comparison(view: View, analysis: Analysis, hints: Hints = NO_HINTS) -> Imag
         paint_box(img, rect, style, view.scale.line)
     # Name the truth boxes; name every box when several classes are compared at once.
     several = len({b.label for b, s, _ in drawn if s is TRUTH}) > 1
+    detector = analysis.detection is not None
     taken: list[Rect] = [view.keep_clear]
     for box, style, rect in drawn:
-        if style is TRUTH or several:
+        if detector and style is MODEL:  # a detector's box: its class and score
+            view.label(draw, rect, box_text(box), style.colour, taken)
+        elif style is TRUTH or several:
             view.label(draw, rect, pretty(box.label), style.colour, taken)
     view.caption(draw, _comparison_rows(analysis, hints), [r for _, _, r in drawn] + taken[1:])
     return img

@@ -147,7 +147,7 @@ def _case_view(
     start = time.perf_counter()
     cam = predictor.cam(inference, settings.cam)
     timed = replace(inference, timings_ms={**inference.timings_ms, "cam": (time.perf_counter() - start) * 1000.0})
-    analysis = predictor.assemble(timed, cam, truth)
+    analysis = predictor.assemble(timed, cam, truth, settings.score_threshold if predictor.is_detector else None)
     progress(0.8, "drawing the panels")
     panels, render_ms = finish_drawing(drawing, analysis)
     messages, shown = notes_to_show(previous, radiograph, analysis.notes)

@@ -151,10 +151,12 @@ def _truth(predictor: "Predictor", radiograph: Radiograph, boxes) -> GroundTruth
 
 
 def analyse_with(
-    cache: ModelCache, key: ModelKey, radiograph: Radiograph, request: CamRequest, boxes=None, tag: str = "B"
+    cache: ModelCache, key: ModelKey, radiograph: Radiograph, request: CamRequest, boxes=None, tag: str = "B",
+    score_threshold: float | None = None,
 ) -> "Analysis":
     """``radiograph`` through the model ``key``: forward pass, the CAM of ``request``, ground truth ``boxes`` (or
-    NIH's), IoUs. A target class the model does not have is a one-line error naming the model."""
+    NIH's), IoUs; a detector's boxes above ``score_threshold`` (``None``: its own). A target class the model does
+    not have is a one-line error naming the model."""
     try:
         predictor = cache.get(key)
     except CxrDemoError as exc:  # name the box the user typed this model into, not the first model's
@@ -169,7 +171,7 @@ def analyse_with(
     start = time.perf_counter()
     cam = predictor.cam(inference, request)
     inference.timings_ms["cam"] = (time.perf_counter() - start) * 1000.0
-    return predictor.assemble(inference, cam, truth)
+    return predictor.assemble(inference, cam, truth, score_threshold if predictor.is_detector else None)
 
 
 def models_view(radiograph: Radiograph, a: "Analysis", b: "Analysis", *, size: int = TILE_SIZE, compose: bool = False) -> ModelsView:
@@ -195,7 +197,7 @@ def case_models(cache: ModelCache, case: Case | None, source_b: str | None, devi
     if case is None:
         raise InputError("analyse a radiograph first, then compare it with a second model")
     key = model_key(source_b, device or case.key.device)
-    b = analyse_with(cache, key, case.radiograph, case.settings.cam, case.truth)
+    b = analyse_with(cache, key, case.radiograph, case.settings.cam, case.truth, score_threshold=case.settings.score_threshold)
     return models_view(case.radiograph, case.analysis, b, size=size)
 
 
@@ -205,8 +207,8 @@ def api_models(
     """The ``compare_models`` endpoint: the radiograph through A (``settings.source``) and B (``source_b``); both
     sources are checked before either model is loaded."""
     key_a, key_b = model_key(settings.source, settings.device), model_key(source_b, settings.device)
-    a = analyse_with(cache, key_a, radiograph, settings.cam, boxes, "A")
-    b = analyse_with(cache, key_b, radiograph, settings.cam, boxes, "B")
+    a = analyse_with(cache, key_a, radiograph, settings.cam, boxes, "A", settings.score_threshold)
+    b = analyse_with(cache, key_b, radiograph, settings.cam, boxes, "B", settings.score_threshold)
     return models_view(radiograph, a, b, size=size, compose=True)
 
 
@@ -231,6 +233,15 @@ def _ranked(a: "Analysis", k: int) -> str:
     return f"{p.label} {p.probability:.1%}" + (" \u2713" if p.positive else "")
 
 
+def _detection_text(a: "Analysis") -> str:
+    """A detector's shown boxes in one cell: how many above which score, findings found / missed, unmatched."""
+    d = a.detection
+    if d is None:
+        return "not a detector"
+    found = sum(d.matched)
+    return f"{len(a.boxes)} above {d.score_threshold:.2f}; found {found}, missed {len(d.missed)}, unmatched {len(d.unmatched)}"
+
+
 def _iou(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -243,6 +254,8 @@ def models_summary(comparison: "ModelComparison") -> str:
     for k in range(min(TOP_RANKED, max(len(a.probabilities), len(b.probabilities)))):
         lines.append(f"| rank {k + 1} | {_ranked(a, k)} | {_ranked(b, k)} |")
     lines.append(f"| CAM | {_cam_text(a)} | {_cam_text(b)} |")
+    if a.detection is not None or b.detection is not None:
+        lines.append(f"| detector boxes | {_detection_text(a)} | {_detection_text(b)} |")
     rows_b = list(b.ious)
     names = numbered_labels([row.label for row in a.ious])  # "Atelectasis #1", "#2" as in the panels
     for i, (name, row) in enumerate(zip(names, a.ious)):

@@ -35,11 +35,14 @@ class Settings:
             id ``owner/name[@revision]``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         cam: the CAM method, target class (``None`` = top-1) and box threshold, checked.
+        score_threshold: a detector's boxes are shown above it (``None``: the model's documented one, else 0.5);
+            ignored for a classifier.
     """
 
     source: str = ""
     device: str = "auto"
     cam: CamRequest = field(default_factory=CamRequest)
+    score_threshold: float | None = None
 
     @classmethod
     def from_controls(
@@ -49,13 +52,31 @@ class Settings:
         method: str | None,
         target: str | None,
         threshold: int | float | str | None,
+        score_threshold: int | float | str | None = None,
     ) -> "Settings":
-        """Settings from raw control values, checked (unknown method or threshold: :class:`~cxrdemo.errors.InputError`)."""
+        """Settings from raw control values, checked (unknown method or threshold, a score threshold outside
+        [0, 1]: :class:`~cxrdemo.errors.InputError`)."""
         return cls(
             source=(source or "").strip(),
             device=(device or "auto").strip() or "auto",
             cam=CamRequest.of(method, target, threshold),
+            score_threshold=_score_threshold(score_threshold),
         )
+
+
+def _score_threshold(value: int | float | str | None) -> float | None:
+    """A detector score threshold control's value: blank -> ``None``, else a number in [0, 1] (one-line error)."""
+    from ..errors import InputError
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"detector score threshold {str(value)[:40]!r} is not a number; give a value between 0 and 1") from None
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"detector score threshold {t:g} is outside [0, 1]; give a value between 0 and 1")
+    return t
 
 
 @dataclass
