@@ -217,3 +217,47 @@ def test_a_detector_box_without_score_is_one_line(setup, tmp_path: Path, monkeyp
     assert cli_main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the detector returned an unusable box") and "finite score" in err[0]
+
+
+def test_a_torchvision_detector_through_evaluate(setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real (random, tiny) torchvision detector through ``cxrdemo evaluate``: the audit runs its own pass on every
+    film (DetectorBase.predict_boxes), scores every candidate box (report.json's ``detection``), and its class
+    probabilities in predictions.csv are each class's highest box score, the same as the single-case Predictor's
+    pass on the same film (the same network, the same preprocessing, one film at a time: equal to float rounding)."""
+    from model_formats import tv_detector_folder
+
+    from cxrdemo.imaging import load_image
+    from cxrdemo.models.detector_base import class_scores
+    from cxrdemo.predict import Predictor
+
+    # box_score_thresh 0: the random network's candidates all come back, so there are boxes to score
+    folder = tv_detector_folder(tmp_path / "det", labels=["Cardiomegaly", "Atelectasis", "Pneumonia"], box_score_thresh=0.0)
+    out = tmp_path / "run"
+    argv = ["evaluate", "--images", str(setup["images"]), "--labels", str(setup["labels"]), "--boxes", str(setup["boxes"]),
+            "--weights", str(folder), "--out", str(out), "--device", "cpu", "--quiet", "--batch-size", "2",
+            "--workers", "0", "--bootstrap", "50", "--no-plots"]  # fmt: skip
+    assert cli_main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    predictor = Predictor.from_source(str(folder), device="cpu")
+    found = {n: predictor.forward(load_image(setup["images"] / n)).detections for n in NAMES}
+    doc = report["detection"]
+    assert doc["n_images"] == len(NAMES) and doc["n_predicted"] == sum(len(b) for b in found.values()) > 0
+    assert doc["n_truth"] == 3  # the NIH boxes of the three boxed images, in the detector's classes
+    assert set(doc["ap"]) == {"0.4", "0.5"} and "froc" in doc and "iou_accuracy" in doc
+    classes = predictor.config.classes
+    with (out / "predictions.csv").open(newline="") as handle:
+        rows = {r["Image Index"]: r for r in csv.DictReader(handle)}
+    for name in NAMES:
+        expected = class_scores(found[name], classes)
+        got = np.array([float(rows[name][f"prob_{c}"]) for c in classes])
+        assert got == pytest.approx(expected, abs=1e-5), name  # predictions.csv writes 6 decimals
+    assert "a detector: its boxes are scored" in capsys.readouterr().err
+
+
+def test_a_detector_refuses_road_and_sanity_in_one_line(setup, tmp_path: Path) -> None:
+    from model_formats import tv_detector_folder
+
+    folder = tv_detector_folder(tmp_path / "det")
+    argv = ["evaluate", "--images", str(setup["images"]), "--labels", str(setup["labels"]), "--weights", str(folder),
+            "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet", "--faithfulness"]  # fmt: skip
+    assert cli_main(argv) != 0

@@ -216,6 +216,13 @@ def _prepare(options: AuditOptions, ctx) -> _Setup:
     if options.baseline_predictions:  # checked before any image is processed
         baselines.append(_read_baseline(options.baseline_predictions, classes, options.labels, options.images))
     names = [s.name for s in samples]  # by name: the seeded subsets do not depend on the processing order
+    if getattr(loaded.model, "is_detector", False):
+        if options.faithfulness or options.sanity:
+            raise InputError("ROAD (--faithfulness) and the randomization cascade (--sanity) explain a classifier's "
+                             "class score; drop them for a detector (its boxes are scored: AP, FROC, IoU accuracy)")
+        notes.append("a detector: its boxes are scored (AP, FROC, IoU accuracy) and its class probabilities are each "
+                     "class's highest box score; its CAMs (EigenCAM, box-target Grad-CAM) are on the single-case page, "
+                     "not in this audit")
     road = choose_subset(names, options.faithfulness_images, options.seed) if options.faithfulness else frozenset()
     sanity = choose_subset(names, options.sanity_images, options.seed + 1) if options.sanity else frozenset()
     samples = boxed_first(samples)  # processed (and batched) boxed images first: a Stop keeps the most boxes

@@ -188,6 +188,8 @@ class BatchAuditor:
         # a detector (cxrdemo.audit.detection.BoxPredictor): its scored boxes of every image, for AP / FROC
         self.detect = detector_of(model)
         self.score_threshold = score_threshold_of(model)
+        #: a real detector (cxrdemo.models.detector_base): no classifier head, so no CAM cases; see _detector_batch
+        self.is_detector = bool(getattr(model, "is_detector", False))
         self.notify: Callable[[str, int], None] = lambda stage, n: None
         self.references = ReferenceMaps(cfg.input_size, plan.cam_threshold, plan.seed)
         self.seconds = {"decode_wait": 0.0, "model": 0.0, "cam": 0.0, "road": 0.0, "sanity": 0.0, "class_sensitivity": 0.0}
@@ -218,9 +220,13 @@ class BatchAuditor:
             return records
         good = [items[k] for k in ok]
         recs = [records[k] for k in ok]
+        if self.is_detector:
+            self._detector_batch(good, recs)
+            self.notify("images", len(items))
+            return records
         t0 = time.perf_counter()
         x, feats, probs, boxes = self._forward(self.model, good)
-        compare = self._forward(self.compare, good)[2][:, self.compare_order] if self.compare is not None else None
+        compare = self._class_scores(self.compare, good)[:, self.compare_order] if self.compare is not None else None
         detections = self._detections(good)
         self.seconds["model"] += time.perf_counter() - t0
         for j, (it, rec) in enumerate(zip(good, recs)):
@@ -248,6 +254,35 @@ class BatchAuditor:
         if self.plan.sanity:
             self._sanity(good, recs, x, top1)
         return records
+
+    def _class_scores(self, model: Any, items: list[dict[str, Any]]) -> np.ndarray:
+        """``(N, n_classes)`` image-level probabilities of ``model`` (a detector: each class's highest box score)."""
+        if getattr(model, "is_detector", False):
+            from ..models.detector_base import class_scores
+
+            return np.stack([class_scores(b, model.config.classes) for b in model.predict_boxes([it["pixels"] for it in items])]).astype(np.float64)
+        return self._forward(model, items)[2]
+
+    def _detector_batch(self, items: list[dict[str, Any]], recs: list[ImageRecord]) -> None:
+        """A detector's batch: every candidate box of each film (AP, FROC and IoU accuracy need those below the
+        shown threshold too) and the image-level probabilities from the same boxes (a class's highest box score,
+        :func:`cxrdemo.models.detector_base.class_scores`), one pass per film. A detector has no classifier head on
+        a feature map: its CAMs are not audited here (the engine says so in the report's notes)."""
+        from ..models.detector_base import class_scores
+        from .detection import rows_to_boxes
+
+        t0 = time.perf_counter()
+        detections = self._detections(items)
+        assert detections is not None
+        compare = self._class_scores(self.compare, items)[:, self.compare_order] if self.compare is not None else None
+        self.seconds["model"] += time.perf_counter() - t0
+        for j, (it, rec) in enumerate(zip(items, recs)):
+            rec.width, rec.height = int(it["width"]), int(it["height"])
+            rec.probabilities = [float(v) for v in class_scores(rows_to_boxes(detections[j]), self.config.classes)]
+            rec.compare = None if compare is None else [float(v) for v in compare[j]]
+            rec.detections = detections[j]
+            if self.plan.gallery is not None and it.get("thumb") is not None:
+                rec.detection_thumbnail = self._detection_picture(it, rec)
 
     def _detections(self, items: list[dict[str, Any]]) -> list[list[list[Any]]] | None:
         """A detector's boxes of each image as JSON rows (``None`` for a model that is not a detector)."""

@@ -222,6 +222,17 @@ class DetectorBase(AdapterBase):
             feats = reshape(feats)
         return Detections(boxes, feats.float().cpu(), (int(x.shape[-2]), int(x.shape[-1])))
 
+    def predict_boxes(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Every candidate box of each film (2-D uint8, original pixels), highest score first, in the same pixels:
+        what the audit scores (:class:`cxrdemo.audit.detection.BoxPredictor`; AP and FROC need the boxes below the
+        shown threshold too). One :meth:`detect` per film, as the single-case page runs it."""
+        device = next(self.parameters()).device
+        out = []
+        for pixels in images:
+            height, width = int(pixels.shape[0]), int(pixels.shape[1])
+            out.append(self.detect(self.preprocess(pixels)[None].to(device), width, height).boxes)
+        return out
+
     def to_boxes(self, result: dict[str, torch.Tensor], width: int, height: int) -> list[Box]:
         """Post-processed tensors -> :class:`Box` list (shown class names), background dropped, highest first."""
         names = self.label_names
