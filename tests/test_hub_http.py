@@ -29,7 +29,7 @@ import pytest
 
 from conftest import REPO, calibrated_model_folder
 from hub_server import HubServer, endpoint_constants, hub, set_offline  # noqa: F401 - hub is a fixture
-from model_formats import hf_folder, timm_folder
+from model_formats import hf_detector_folder, hf_folder, timm_folder
 
 from cxrdemo import hubsize
 from cxrdemo.errors import InputError, WeightsError
@@ -52,13 +52,14 @@ CASES = [
     HubCase("cxrdemo", "", lambda tmp: calibrated_model_folder(tmp / "cxrdemo", 64, batches=1), "cxrdemo"),
     HubCase("timm", "hf-hub:", lambda tmp: timm_folder(tmp, "resnet10t", LABELS), "timm"),
     HubCase("transformers", "hf:", lambda tmp: hf_folder(tmp, "vit", LABELS, multi=True), "transformers"),
-    # the transformers detector joins here: HubCase("hf-detector", "hf:", <builder>, "<its format_name>")
+    HubCase("hf-detector", "hf:", lambda tmp: hf_detector_folder(tmp, "detr"), "transformers-detector"),
 ]
 IDS = [case.name for case in CASES]
 
 
 def _format(loaded) -> str:
-    return getattr(loaded.model, "format_name", "cxrdemo")
+    detector = "-detector" if getattr(loaded.model, "is_detector", False) else ""
+    return getattr(loaded.model, "format_name", "cxrdemo") + detector
 
 
 def _altered_copy(folder: Path, dest: Path) -> Path:
