@@ -41,31 +41,45 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def precheck_weights(source: str | None) -> None:
-    """Check a local model folder's ``config.json`` (types and every size bound) before torch is imported, so that a
-    bad or hostile folder is refused with one line in a fraction of a second (the full checks run at load time).
+    """Check a local model folder's config files before torch is imported, so that a bad or hostile folder is refused
+    with one line in a fraction of a second (the full checks run at load time). The format is read from the prefix
+    or the files (:func:`cxrdemo.models.loader.folder_format`, torch-free): a cxrdemo config gets every check of
+    :class:`~cxrdemo.models.config.ModelConfig`, a timm or transformers config its size bounds
+    (:func:`cxrdemo.models.bounds.check_folder_bounds`).
 
     Raises:
         ConfigError: the folder's config.json is wrong (one line).
     """
+    from .errors import CxrDemoError
     from .models.config import CONFIG_NAME, ModelConfig
+    from .models.loader import folder_format, parse_source
 
     if not source:
         return
-    path = Path(str(source)).expanduser()
     try:
+        spec = parse_source(str(source))
+        path = Path(spec.where).expanduser()
         found = path.is_dir() and (path / CONFIG_NAME).is_file()
-    except (OSError, ValueError):
+    except (CxrDemoError, OSError, ValueError):
+        return  # the source's shape is checked (and explained) by check_predict_arguments
+    if not found or spec.format == "torchxrayvision":
         return
-    if found:
+    fmt = spec.format or folder_format(path)
+    if fmt == "cxrdemo":
         ModelConfig.load(path)
+    else:
+        from .models.bounds import check_folder_bounds
+
+        check_folder_bounds(path, fmt)
 
 
 def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
     existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
-    one-line :class:`CxrDemoError` for those; returns the images that are readable files, after printing one
-    ``error:`` line for each that is not."""
-    from .imaging import check_image_path
+    one-line :class:`CxrDemoError` for those; returns the images whose bytes pass
+    :func:`cxrdemo.imaging.check_image_file` (format from the magic, size caps, PNG/JPEG header), after printing one
+    ``error:`` line for each that does not (a text file named ``.png`` is answered before torch is imported)."""
+    from .imaging import check_image_file
     from .locations import check_source_shape, default_source
 
     text = str(args.weights).strip() if args.weights is not None else ""
@@ -86,7 +100,7 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     readable = []
     for image in args.images:
         try:
-            check_image_path(Path(image))
+            check_image_file(Path(image))  # its bytes: format, size, header (torch-free)
         except CxrDemoError as exc:
             _print_image_error(image, exc)
             continue
