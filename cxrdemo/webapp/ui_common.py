@@ -6,7 +6,10 @@
 - :func:`progress_reporter`: ``gr.Progress`` as the package's ``progress(fraction, message)``;
 - :func:`owner`: the browser (or API client) session a handler serves, for the audit line;
 - :func:`source_field`: a model-source field (a text box; on a public server, a list of the server's models that
-  also takes a typed Hub id).
+  also takes a typed Hub id);
+- :class:`CheckedNumber`: a number field whose non-numbers (text, ``None``, NaN through the API) reach the handler,
+  whose check answers them with the app's one-line error instead of Gradio's generic "upstream Gradio app has
+  raised an exception".
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from typing import Any, Callable, Iterator
 
 import gradio as gr
@@ -24,6 +28,23 @@ from .state import Progress
 from .view import describe_error
 
 LOG = logging.getLogger("cxrdemo.app")
+
+
+class CheckedNumber(gr.Number):
+    """``gr.Number`` (same page control, same API type) that hands anything but a finite number to the handler as
+    sent: ``gr.Number.preprocess`` would fail on ``"abc"``, NaN or infinity (``round``/``int``) or on ``None`` against
+    a minimum, before the handler could check the value. Every handler that takes one checks it
+    (:func:`cxrdemo.cams.check_threshold`, :func:`cxrdemo.webapp.audit_limits.parse_count`)."""
+
+    def get_block_name(self) -> str:
+        return "number"  # the page uses Gradio's own number control
+
+    def preprocess(self, payload: Any) -> Any:
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+            return payload
+        if (self.minimum is not None and payload < self.minimum) or (self.maximum is not None and payload > self.maximum):
+            return payload  # out of the field's range: the handler's check says so in the app's words
+        return super().preprocess(payload)
 
 
 @contextlib.contextmanager
