@@ -423,6 +423,7 @@ def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tup
     # arenas capped, and Gradio's scheduled cache clean-up made safe against files added while it runs.
     housekeeping.limit_malloc_arenas(2)
     housekeeping.harden_gradio_cache_cleanup()
+    res.check_settings()  # every numeric setting, once, before anything is built
     resources = resources or res.make_resources(REPO)
     # Gradio sets matplotlib's backend around every queued event; with the backend set to "agg" now (what it sets)
     # that is a no-op, and never races the warm-up thread while it imports grad-cam with matplotlib stood in for
@@ -451,11 +452,15 @@ def _warm(resources: res.AppResources) -> None:
 def main() -> None:
     """``python app.py``: serve on ``GRADIO_SERVER_NAME``:``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        res.check_settings()  # a bad numeric setting stops the app here, with one line naming the variable
+    except CxrDemoError as exc:
+        raise SystemExit(f"error: {exc}") from None
     demo, resources = prepare()
     housekeeping.remove_on_exit(resources.export_root)  # a temporary folder of this process (panels, exports, audits)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        server_port=res.server_port(),
         **launch_options(resources),
     )
 
