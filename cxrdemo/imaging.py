@@ -99,6 +99,8 @@ def load_image(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
 
 #: Bytes read to tell a file's format (the DICOM magic sits at bytes 128..131).
 HEAD_BYTES = 132
+#: Bytes of a PNG whose chunk checksums :func:`check_image_file` verifies (a chunk cut short there is skipped).
+PNG_HEADER_BYTES = 1 << 16
 #: Formats recognised from their first bytes but not read by cxrdemo: (magic, offset, name).
 _OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
     (b"II*\x00", 0, "TIFF"), (b"MM\x00*", 0, "TIFF"), (b"II+\x00", 0, "TIFF"), (b"MM\x00+", 0, "TIFF"),
@@ -154,8 +156,10 @@ def check_image_file(path: str | os.PathLike) -> str:
         raise ImageError(f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB")
     try:
         with path.open("rb") as fh:
-            head = fh.read(HEAD_BYTES)
-            fmt = sniff_format(head, name)
+            head = fh.read(PNG_HEADER_BYTES)
+            fmt = sniff_format(head[:HEAD_BYTES], name)
+            if fmt == "png":
+                _check_png_crc(head, name)  # the chunks in the first 64 KiB (IHDR...), as load_image would say
             if fmt != "dicom":
                 fh.seek(0)
                 with _decoding(name), Image.open(fh, formats=[_PIL_FORMATS[fmt]]) as img:  # the header only
