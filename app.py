@@ -42,7 +42,7 @@ from cxrdemo.webapp.models import warm_up
 from cxrdemo.webapp.page_style import CSS, HEAD
 from cxrdemo.webapp.state import CaseView, Settings
 from cxrdemo.webapp.ui_audit import create_audit_page, wire_audit
-from cxrdemo.webapp.ui_common import CheckedNumber, guarded, progress_reporter, source_field
+from cxrdemo.webapp.ui_common import checked_number, guarded, progress_reporter, source_field
 from cxrdemo.webapp.ui_side import SideUI, create_side, wire_side
 from cxrdemo.webapp.upload import max_upload_bytes, read_upload
 
@@ -205,7 +205,7 @@ def create_ui(resources: res.AppResources) -> UI:
         device=gr.Textbox("auto", visible=False),
         method=gr.Textbox(default.cam.method, visible=False),
         target=gr.Textbox(TOP1, visible=False),
-        threshold=CheckedNumber(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
     )
     scope = locals()
     return UI(**{f.name: scope[f.name] for f in fields(UI)})

@@ -89,15 +89,15 @@ def test_huge_thresholds_are_echoed_short(value):
 @pytest.mark.parametrize("payload", ["abc", None, float("nan"), float("inf"), -5, [1]])
 def test_checked_number_hands_non_numbers_to_the_handler(payload):
     """gr.Number.preprocess raises on text, NaN, infinity and values under its minimum (Gradio's generic error);
-    CheckedNumber passes them through so the handler's check answers with the app's one line."""
+    checked_number passes them through so the handler's check answers with the app's one line."""
     from cxrdemo.webapp.audit_limits import parse_count
-    from cxrdemo.webapp.ui_common import CheckedNumber
+    from cxrdemo.webapp.ui_common import checked_number
 
-    field = CheckedNumber(0, precision=0, minimum=0)
+    field = checked_number(0, precision=0, minimum=0)
     assert field.get_block_name() == "number" and field.api_info() == {"type": "integer"}
     value = field.preprocess(payload)
     assert value is payload or value == payload
     if payload is not None:
         for check in (lambda: parse_count(value, "images"), lambda: check_threshold(value)):
             _message(check)
-    assert CheckedNumber(0, precision=0).preprocess(7.6) == 8  # numbers are still rounded as before
+    assert checked_number(0, precision=0).preprocess(7.6) == 8  # numbers are still rounded as before

@@ -22,7 +22,7 @@ from ..render.casepicture import legend_html
 from . import audit_view
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
-from .ui_common import CheckedNumber, guarded, guarded_stream, owner, source_field
+from .ui_common import checked_number, guarded, guarded_stream, owner, source_field
 
 INTRO = (
     "Run the model over a data set and judge its explanations: AUC per class, how well each CAM method's map falls "
@@ -43,11 +43,11 @@ class AuditUI:
     device: gr.Dropdown
     methods: gr.CheckboxGroup
     threshold: gr.Radio
-    max_images: CheckedNumber
+    max_images: gr.Number
     faithfulness: gr.Checkbox
-    faithfulness_images: CheckedNumber
+    faithfulness_images: gr.Number
     sanity: gr.Checkbox
-    sanity_images: CheckedNumber
+    sanity_images: gr.Number
     unseen: gr.Checkbox
     run_btn: gr.Button
     stop_btn: gr.Button
@@ -105,13 +105,13 @@ def create_audit_page(service: AuditService, default_source: str, default_device
                                        elem_id="audit-methods")  # fmt: skip
             threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
                                  elem_id="audit-threshold")  # fmt: skip
-            max_images = CheckedNumber(0, precision=0, minimum=0, label="Images (0 = all; boxed images first)", elem_id="audit-max")
+            max_images = checked_number(0, precision=0, minimum=0, label="Images (0 = all; boxed images first)", elem_id="audit-max")
             with gr.Row():
                 faithfulness = gr.Checkbox(False, label="Faithfulness (ROAD; slow)", elem_id="audit-faith")
-                faithfulness_images = CheckedNumber(64, precision=0, minimum=0, label="ROAD images", min_width=100)
+                faithfulness_images = checked_number(64, precision=0, minimum=0, label="ROAD images", min_width=100)
             with gr.Row():
                 sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
-                sanity_images = CheckedNumber(4, precision=0, minimum=0, label="Sanity images", min_width=100)
+                sanity_images = checked_number(4, precision=0, minimum=0, label="Sanity images", min_width=100)
             unseen = gr.Checkbox(False, label="Only images the model never saw", elem_id="audit-unseen",
                                  info="leave out the model's training and validation images (a test, not a re-check)")  # fmt: skip
             with gr.Row():
@@ -147,12 +147,12 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         source=gr.Textbox("", visible=False),
         device=gr.Textbox("auto", visible=False),
         methods=gr.Textbox("gradcam", visible=False),
-        threshold=CheckedNumber(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
-        max_images=CheckedNumber(0, precision=0, visible=False),
+        threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        max_images=checked_number(0, precision=0, visible=False),
         faithfulness=gr.Checkbox(False, visible=False),
-        faithfulness_images=CheckedNumber(64, precision=0, visible=False),
+        faithfulness_images=checked_number(64, precision=0, visible=False),
         sanity=gr.Checkbox(False, visible=False),
-        sanity_images=CheckedNumber(4, precision=0, visible=False),
+        sanity_images=checked_number(4, precision=0, visible=False),
         unseen=gr.Checkbox(False, visible=False),
         report=gr.JSON(visible=False),
         zip=gr.File(visible=False),
