@@ -43,7 +43,7 @@ from cxrdemo.webapp.models import warm_up
 from cxrdemo.webapp.page_style import CSS, HEAD
 from cxrdemo.webapp.state import CaseView, Settings
 from cxrdemo.webapp.ui_audit import create_audit_page, wire_audit
-from cxrdemo.webapp.ui_common import guarded, progress_reporter, source_field
+from cxrdemo.webapp.ui_common import checked_number, guarded, progress_reporter, source_field
 from cxrdemo.webapp.ui_side import SideUI, create_side, wire_side
 from cxrdemo.webapp.upload import max_upload_bytes, read_upload
 
@@ -214,7 +214,7 @@ def create_ui(resources: res.AppResources) -> UI:
         device=gr.Textbox("auto", visible=False),
         method=gr.Textbox(default.cam.method, visible=False),
         target=gr.Textbox(TOP1, visible=False),
-        threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
     )
     scope = locals()
     return UI(**{f.name: scope[f.name] for f in fields(UI)})
@@ -438,6 +438,7 @@ def prepare(resources: res.AppResources | None = None, warm: bool = True) -> tup
     # arenas capped, and Gradio's scheduled cache clean-up made safe against files added while it runs.
     housekeeping.limit_malloc_arenas(2)
     housekeeping.harden_gradio_cache_cleanup()
+    res.check_settings()  # every numeric setting, once, before anything is built
     resources = resources or res.make_resources(REPO)
     # On a ZeroGPU Space, spaces is imported before any layout asks torch for devices (it emulates CUDA there), and
     # the model is loaded by the first GPU call (in ZeroGPU's worker process), not by a warm-up in this one.
@@ -469,11 +470,15 @@ def _warm(resources: res.AppResources) -> None:
 def main() -> None:
     """``python app.py``: serve on ``GRADIO_SERVER_NAME``:``GRADIO_SERVER_PORT`` (default 127.0.0.1:7860)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        res.check_settings()  # a bad numeric setting stops the app here, with one line naming the variable
+    except CxrDemoError as exc:
+        raise SystemExit(f"error: {exc}") from None
     demo, resources = prepare()
     housekeeping.remove_on_exit(resources.export_root)  # a temporary folder of this process (panels, exports, audits)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        server_port=res.server_port(),
         **launch_options(resources),
     )
 

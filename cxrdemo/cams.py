@@ -49,7 +49,9 @@ def check_threshold(threshold: int | float | str) -> int:
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"CAM threshold {clip_text(repr(threshold))} is not a finite number; use 1..254 (CLN uses 127 or 180)") from None
     if not 1 <= value <= 254:
-        raise InputError(f"CAM threshold {value} is outside 1..254; CLN uses 127 or 180")
+        # ``g``: 1e308 is echoed as "1e+308", never as its 309 digits (clip_text cuts anything else to 80 characters)
+        shown = f"{value}" if abs(value) < 10**15 else f"{float(threshold):g}"
+        raise InputError(f"CAM threshold {clip_text(shown)} is outside 1..254; CLN uses 127 or 180")
     return value
 
 

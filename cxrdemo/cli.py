@@ -43,41 +43,36 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def precheck_weights(source: str | None) -> None:
-    """Check a local model folder's ``config.json`` (types and every size bound) before torch is imported, so that a
-    bad or hostile folder is refused with one line in a fraction of a second (the full checks run at load time).
+    """Check a local model folder's config files before torch is imported, so that a bad or hostile folder is refused
+    with one line in a fraction of a second (the full checks run at load time). The format is read from the prefix
+    or the files (:func:`cxrdemo.models.loader.folder_format`, torch-free): a cxrdemo config gets every check of
+    :class:`~cxrdemo.models.config.ModelConfig`, a timm or transformers config its size bounds
+    (:func:`cxrdemo.models.bounds.check_folder_bounds`).
 
     Raises:
         ConfigError: the folder's config.json is wrong (one line).
     """
+    from .errors import CxrDemoError
     from .models.config import CONFIG_NAME, ModelConfig
+    from .models.loader import folder_format, parse_source
 
     if not source:
         return
-    path = Path(str(source)).expanduser()
     try:
+        spec = parse_source(str(source))
+        path = Path(spec.where).expanduser()
         found = path.is_dir() and (path / CONFIG_NAME).is_file()
-    except (OSError, ValueError):
+    except (CxrDemoError, OSError, ValueError):
+        return  # the source's shape is checked (and explained) by check_predict_arguments
+    if not found or spec.format == "torchxrayvision":
         return
-    if found and not _foreign_config(path / CONFIG_NAME):
+    fmt = spec.format or folder_format(path)
+    if fmt == "cxrdemo":
         ModelConfig.load(path)
+    elif fmt in ("timm", "transformers"):  # a torchvision detector's config is checked by its adapter's reader
+        from .models.bounds import check_folder_bounds
 
-
-#: Keys of a foreign model's config.json (timm, transformers, a torchvision detector folder): such a folder is
-#: checked by its adapter at load time (:mod:`cxrdemo.models.loader`), not as a cxrdemo config.
-FOREIGN_KEYS = ("pretrained_cfg", "model_type", "builder", "num_classes")
-
-
-def _foreign_config(path: Path) -> bool:
-    """True when ``path`` (a config.json) is readable JSON of another format (see :data:`FOREIGN_KEYS`)."""
-    import json
-
-    try:
-        if path.stat().st_size > (1 << 20):
-            return False
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and "format_version" not in data and any(k in data for k in FOREIGN_KEYS)
+        check_folder_bounds(path, fmt)
 
 
 def _check_score_threshold(value: float | None) -> None:
@@ -91,9 +86,10 @@ def _check_score_threshold(value: float | None) -> None:
 def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
     existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
-    one-line :class:`CxrDemoError` for those; returns the images that are readable files, after printing one
-    ``error:`` line for each that is not."""
-    from .imaging import check_image_path
+    one-line :class:`CxrDemoError` for those; returns the images whose bytes pass
+    :func:`cxrdemo.imaging.check_image_file` (format from the magic, size caps, PNG/JPEG header), after printing one
+    ``error:`` line for each that does not (a text file named ``.png`` is answered before torch is imported)."""
+    from .imaging import check_image_file
     from .locations import check_source_shape, default_source
 
     text = str(args.weights).strip() if args.weights is not None else ""
@@ -115,7 +111,7 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     readable = []
     for image in args.images:
         try:
-            check_image_path(Path(image))
+            check_image_file(Path(image))  # its bytes: format, size, header (torch-free)
         except CxrDemoError as exc:
             _print_image_error(image, exc)
             continue

@@ -24,7 +24,6 @@ a modest cine or tomosynthesis file.
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -47,13 +46,14 @@ HEADER_BYTES = 1 << 20
 
 
 def pixel_byte_limit(environ: Mapping[str, str] | None = None) -> int:
-    """The limit on declared pixel bytes: ``CXRDEMO_MAX_DICOM_MB`` MiB (a positive number), else the default."""
-    env = os.environ if environ is None else environ
-    try:
-        mb = float(env.get(LIMIT_ENV, "") or DEFAULT_MAX_PIXEL_MB)
-    except ValueError:
-        mb = DEFAULT_MAX_PIXEL_MB
-    return int((mb if mb > 0 else DEFAULT_MAX_PIXEL_MB) * 2**20)
+    """The limit on declared pixel bytes: ``CXRDEMO_MAX_DICOM_MB`` MiB (a positive number), else the default.
+
+    Raises:
+        InputError: the variable is set but not a positive number of at most 1 TiB (NaN, infinity, text...).
+    """
+    from .envnumbers import env_number
+
+    return int(env_number(LIMIT_ENV, DEFAULT_MAX_PIXEL_MB, environ, maximum=2**20) * 2**20)
 
 
 def read_dataset(

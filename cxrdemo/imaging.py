@@ -12,6 +12,13 @@ a PNG chunk with a bad CRC, a JPEG whose entropy-coded data holds reserved marke
 DICOM rescale that turns stored values into NaN/inf. Only frame 1 of a multi-frame DICOM is decoded, and a DICOM
 whose header declares more pixel data than :func:`cxrdemo.dicom_read.pixel_byte_limit` (all frames) is refused
 before anything is inflated (:mod:`cxrdemo.dicom_read`; deflated files are inflated with a bounded decompressor).
+The format is read from the file's first bytes, never from its name (:func:`sniff_format`): only PNG, JPEG and
+DICOM are decoded; TIFF, GIF, BMP, WebP and the like are refused with one line before any decoder sees them (a
+44 MB TIFF of 450,000 tiny frames named ``.png`` would otherwise make Pillow count its frames, quadratic in their
+number). Frames are never counted by walking the file: an animated PNG declares its count in its ``acTL`` chunk
+(read from the bytes) and only its first frame is decoded; a multi-picture JPEG (MPO) shows its first picture.
+:func:`check_image_file` runs the byte checks (format, file size, image size from the header) without decoding
+pixels, so the CLI refuses a text file named ``.png`` before it imports torch.
 Every failure raises :class:`ImageError` with a one-line message.
 """
 
@@ -19,12 +26,13 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -83,9 +91,82 @@ def load_image(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
     data, name = _read_bytes(source, name)
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); give a PNG, JPEG or DICOM radiograph")
-    if _looks_like_dicom(data, name):
+    fmt = sniff_format(data[:HEAD_BYTES], name)
+    if fmt == "dicom":
         return _load_dicom(data, name)
-    return _load_raster(data, name)
+    return _load_raster(data, name, fmt)
+
+
+#: Bytes read to tell a file's format (the DICOM magic sits at bytes 128..131).
+HEAD_BYTES = 132
+#: Bytes of a PNG whose chunk checksums :func:`check_image_file` verifies (a chunk cut short there is skipped).
+PNG_HEADER_BYTES = 1 << 16
+#: Formats recognised from their first bytes but not read by cxrdemo: (magic, offset, name).
+_OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
+    (b"II*\x00", 0, "TIFF"), (b"MM\x00*", 0, "TIFF"), (b"II+\x00", 0, "TIFF"), (b"MM\x00+", 0, "TIFF"),
+    (b"GIF87a", 0, "GIF"), (b"GIF89a", 0, "GIF"), (b"WEBP", 8, "WebP"), (b"\x00\x00\x01\x00", 0, "ICO"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "JPEG 2000"), (b"\xff\x4f\xff\x51", 0, "JPEG 2000"),
+    (b"%PDF", 0, "PDF"), (b"ftypheic", 4, "HEIC"), (b"ftypavif", 4, "AVIF"), (b"8BPS", 0, "Photoshop"),
+    (b"\x97JB2", 0, "JBIG2"), (b"\x76\x2f\x31\x01", 0, "OpenEXR"),
+)
+#: BMP info-header sizes (offset 14): with the ``BM`` magic they tell a bitmap from text that starts with "BM".
+_BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+
+
+def sniff_format(head: bytes, name: str) -> str:
+    """The format of a file from its first :data:`HEAD_BYTES` bytes: ``"png"``, ``"jpeg"`` or ``"dicom"``.
+
+    The name is used only for a DICOM file without its 128-byte preamble (``.dcm`` and no other format's magic).
+
+    Raises:
+        ImageError: another image format (named: "x.png is a TIFF image; use a PNG, JPEG or DICOM radiograph") or
+            bytes of no image format.
+    """
+    if head.startswith(_PNG_SIGNATURE):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    other = next((kind for magic, at, kind in _OTHER_FORMATS if head[at : at + len(magic)] == magic), None)
+    if other is None and head.startswith(b"BM") and len(head) >= 18 and struct.unpack("<I", head[14:18])[0] in _BMP_HEADER_SIZES:
+        other = "BMP"
+    if other is not None:
+        raise ImageError(f"{name} is a {other} image; use a PNG, JPEG or DICOM radiograph")
+    if name.lower().endswith(DICOM_SUFFIXES):
+        return "dicom"  # no preamble: pydicom decides (a text file named .dcm is refused there)
+    raise ImageError(f"{name} is not an image cxrdemo can read; give a PNG, JPEG or DICOM radiograph")
+
+
+def check_image_file(path: str | os.PathLike) -> str:
+    """The checks of an image file that need no pixel decoding, torch-free (the CLI runs them before it loads the
+    model): a regular file, not empty, within :data:`MAX_FILE_BYTES`, of a format cxrdemo reads (from its bytes),
+    and for PNG and JPEG an image size within :data:`MAX_PIXELS` and :data:`MIN_SIDE` from the header. Returns the
+    format (:func:`sniff_format`). A DICOM header is checked when the file is loaded.
+
+    Raises:
+        ImageError: one line, as :func:`load_image` would raise it.
+    """
+    path = Path(path)
+    size = check_image_path(path)
+    name = path.name
+    if size == 0:
+        raise ImageError(f"{name} is empty (0 bytes); give a PNG, JPEG or DICOM radiograph")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(PNG_HEADER_BYTES)
+            fmt = sniff_format(head[:HEAD_BYTES], name)
+            if fmt == "png":
+                _check_png_crc(head, name)  # the chunks in the first 64 KiB (IHDR...), as load_image would say
+            if fmt != "dicom":
+                fh.seek(0)
+                with _decoding(name), Image.open(fh, formats=[_PIL_FORMATS[fmt]]) as img:  # the header only
+                    _check_size(*img.size, name)
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    return fmt
 
 
 def _read_bytes(source: str | os.PathLike | bytes | BinaryIO, name: str | None) -> tuple[bytes, str]:
@@ -131,10 +212,6 @@ def check_image_path(path: Path) -> int:
     return info.st_size
 
 
-def _looks_like_dicom(data: bytes, name: str) -> bool:
-    return data[128:132] == b"DICM" or name.lower().endswith(DICOM_SUFFIXES)
-
-
 def _check_size(width: int, height: int, name: str) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(
@@ -149,27 +226,30 @@ def _check_size(width: int, height: int, name: str) -> None:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_png_crc(data: bytes, name: str) -> None:
-    """Refuse a PNG any of whose chunks fails its CRC-32.
+def _check_png_crc(data: bytes, name: str) -> int:
+    """Refuse a PNG any of whose chunks fails its CRC-32; return its frame count (``acTL`` of an animated PNG, else 1).
 
     Pillow checks the CRC of the header chunks only, and skips those of the image data (IDAT): a file damaged in
     transit could otherwise decode to a wrong picture. A chunk cut short is left to the decoder (truncated file).
     """
-    pos = len(_PNG_SIGNATURE)
+    pos, frames = len(_PNG_SIGNATURE), 1
     while pos + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         end = pos + 8 + length
         if end + 4 > len(data):
-            return
+            return frames
         (stored,) = struct.unpack(">I", data[end : end + 4])
         if zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF != stored:
             chunk = kind.decode("latin-1") if kind.isalpha() else repr(kind)
             raise ImageError(
                 f"{name} is a corrupt PNG (bad checksum in its {chunk} chunk); re-export the image and try again"
             )
+        if kind == b"acTL" and length >= 4:
+            frames = max(1, struct.unpack(">I", data[pos + 8 : pos + 12])[0])
         if kind == b"IEND":
-            return
+            return frames
         pos = end + 4
+    return frames
 
 
 #: JPEG markers with no length field (TEM, RSTn, SOI, EOI).
@@ -232,27 +312,15 @@ def _check_jpeg_markers(data: bytes, name: str) -> None:
                     break
 
 
-def _load_raster(data: bytes, name: str) -> Radiograph:
-    if data.startswith(_PNG_SIGNATURE):
-        _check_png_crc(data, name)
-    elif data.startswith(b"\xff\xd8"):
-        _check_jpeg_markers(data, name)
+#: The Pillow plugin of each raster format cxrdemo reads (``Image.open`` tries no other).
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG"}
+
+
+@contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Turn what Pillow raises on a bad file into one-line :class:`ImageError` messages."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = (img.format or "unknown").lower()
-            if fmt not in ("png", "jpeg", "tiff", "bmp", "webp", "gif"):
-                raise ImageError(f"{name} is a {fmt.upper()} image; use a PNG, JPEG or DICOM radiograph")
-            width, height = img.size
-            _check_size(width, height, name)
-            frames = getattr(img, "n_frames", 1)
-            bit_depth = _bit_depth(img)
-            mode = img.mode
-            # Decode fully inside the guard: truncated or corrupt data fails here, not later.
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-            pixels = _png_gray8_fast(data, img) if frames == 1 else None
-            if pixels is None:
-                img.load()
-                pixels = _to_gray8(img)
+        yield
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -261,11 +329,33 @@ def _load_raster(data: bytes, name: str) -> Radiograph:
         raise ImageError(f"{name} is not an image cxrdemo can read; give a PNG, JPEG or DICOM radiograph") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name} is corrupt or truncated ({str(exc)[:80]}); re-export the image and try again") from None
+
+
+def _load_raster(data: bytes, name: str, fmt: str) -> Radiograph:
+    """Decode a PNG or JPEG (``fmt`` from :func:`sniff_format`); only its first frame or picture."""
+    frames = 1
+    if fmt == "png":
+        frames = _check_png_crc(data, name)
+    else:
+        _check_jpeg_markers(data, name)
+    with _decoding(name), Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+        shown = (img.format or fmt).lower()
+        width, height = img.size
+        _check_size(width, height, name)
+        bit_depth = _bit_depth(img)
+        mode = img.mode
+        # Decode fully inside the guard: truncated or corrupt data fails here, not later. Never img.n_frames or
+        # img.seek: Pillow's frame count walks the whole file; the default image is frame 1 (APNG) or picture 1 (MPO).
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        pixels = _png_gray8_fast(data, img) if frames == 1 else None
+        if pixels is None:
+            img.load()
+            pixels = _to_gray8(img)
     meta: dict[str, Any] = {"mode": mode}
     if frames > 1:
         meta["frames"] = frames
         meta["note"] = f"multi-frame file: showing frame 1 of {frames}"
-    return Radiograph(pixels, name, fmt, bit_depth, meta)
+    return Radiograph(pixels, name, "jpeg" if shown == "mpo" else shown, bit_depth, meta)
 
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"

@@ -333,18 +333,37 @@ class Predictor:
         return None if view.full else Box(view.x0, view.y0, view.x1, view.y1, "model input")
 
     def visible_truth(self, inference: Inference, truth: GroundTruth) -> tuple[list[Box], list[str]]:
-        """The ground-truth boxes clipped to the part of the film the model saw, and notes on what was hidden.
+        """The ground-truth boxes the model can be scored on, clipped to the part of the film it saw, and notes on
+        what is not scored.
 
-        A box less than half inside a centre crop is not scored (:data:`cxrdemo.models.geometry.MIN_VISIBLE_FRACTION`).
+        A box of a class the model does not have (NIH's ``Atelectasis`` for a model whose outputs are ``output 0``..)
+        is shown but never scored, with a note; a box less than half inside a centre crop is not scored either
+        (:data:`cxrdemo.models.geometry.MIN_VISIBLE_FRACTION`).
         """
+        boxes, notes = self.scorable_truth(truth.boxes)
         view = self.model.view(inference.width, inference.height)
         if view.full:
-            return list(truth.boxes), []
-        kept = [v for v in (view.visible(b) for b in truth.boxes) if v is not None]
-        notes = [view.note() or ""]
-        hidden = len(truth.boxes) - len(kept)
+            return boxes, notes
+        kept = [v for v in (view.visible(b) for b in boxes) if v is not None]
+        notes = [view.note() or ""] + notes
+        hidden = len(boxes) - len(kept)
         if hidden:
             notes.append(f"{hidden} ground-truth box(es) lie mostly outside the crop the model saw: not scored")
+        return kept, notes
+
+    def scorable_truth(self, boxes: Sequence[Box]) -> tuple[list[Box], list[str]]:
+        """The boxes whose class the model has (labelled with the model's class name), and one note per class it
+        lacks ("the model has no class 'Atelectasis': its ground truth is shown, not scored")."""
+        classes = self.config.classes
+        kept: list[Box] = []
+        lacking: list[str] = []
+        for box in boxes:
+            found = match_class(str(box.label), classes)
+            if found is None:
+                lacking.append(str(box.label))
+            else:
+                kept.append(box if found == box.label else replace(box, label=found))
+        notes = [f"the model has no class {clip_text(label, 40)!r}: its ground truth is shown, not scored" for label in dict.fromkeys(lacking)]
         return kept, notes
 
     def _box_notes(self) -> list[str]:

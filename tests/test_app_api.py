@@ -126,16 +126,23 @@ def test_api_threshold_method_and_device_are_checked_by_the_package(client, serv
 
     doc, *_ = call(client, served, images_dir / BOXED_IMAGE, threshold=150)  # any of 1..254 works
     assert doc["cam"]["threshold"] == 150
+    doc, *_ = call(client, served, images_dir / BOXED_IMAGE, threshold=None)  # an empty number field: the default
+    assert doc["cam"]["threshold"] == 127
     for overrides, expected in (
         (dict(threshold=300), "outside 1..254; CLN uses 127 or 180"),
         (dict(method="scorecam"), "unknown CAM method"),
         (dict(device="tpu"), "device"),
         (dict(target="Tumour"), "unknown class"),
+        # issue 27 E5: text or None in a number field got Gradio's generic "upstream Gradio app has raised an
+        # exception"; 1e308 was echoed as 309 digits
+        (dict(threshold="abc"), "CAM threshold 'abc' is not a finite number"),
+        (dict(threshold=1e308), "CAM threshold 1e+308 is outside 1..254"),
     ):
         with pytest.raises(AppError) as info:
             call(client, served, images_dir / BOXED_IMAGE, **overrides)
         message = str(info.value)
-        assert expected in message and "\n" not in message.strip() and "list of choices" not in message
+        assert expected in message and "\n" not in message.strip() and "list of choices" not in message, message
+        assert len(message) < 300 and "upstream" not in message
     params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]["parameters"]
     assert next(p for p in params if p["parameter_name"] == "threshold")["python_type"]["type"] == "int"
 
@@ -186,6 +193,17 @@ def test_audit_endpoint_with_sanity_on_two_images(client, served) -> None:
     with zipfile.ZipFile(archive) as zf:
         names = {n.split("/", 1)[1] for n in zf.namelist()}
     assert {"report.json", "report.md", "cases.csv", "gallery.html", "sanity.png"} <= names
+
+
+def test_audit_counts_that_are_not_numbers_get_the_apps_line(client, served) -> None:
+    """Issue 27 E5: text in the audit's number fields reaches parse_count (one line), not Gradio's generic error."""
+    from gradio_client.exceptions import AppError
+
+    source = served.resources.default.source
+    with pytest.raises(AppError) as info:
+        client.predict("examples", source, "cpu", "gradcam", 127, "lots", False, 8, False, 4, api_name="/audit")
+    message = str(info.value)
+    assert "'lots' is not a number; give a whole number of 0 or more" in message and "upstream" not in message, message
 
 
 def test_audit_offers_only_named_data_sets(client, served) -> None:

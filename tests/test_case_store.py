@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cxrdemo.errors import InputError
 from cxrdemo.imaging import Radiograph
 from cxrdemo.webapp.case_store import (
     BUDGET_ENV,
@@ -105,8 +106,10 @@ def test_no_handle_and_foreign_values(case):
 def test_budget_variable():
     assert state_budget({}) == DEFAULT_BUDGET_MB * MB
     assert state_budget({BUDGET_ENV: "64"}) == 64 * MB
-    for bad in ("x", "-1", "0", ""):
-        assert state_budget({BUDGET_ENV: bad}) == DEFAULT_BUDGET_MB * MB
+    assert state_budget({BUDGET_ENV: ""}) == DEFAULT_BUDGET_MB * MB
+    for bad in ("x", "-1", "0", "nan", "inf"):  # issue 27 E5: one line naming the variable, never a silent default
+        with pytest.raises(InputError, match=rf"^{BUDGET_ENV}='{bad}' is not a positive number"):
+            state_budget({BUDGET_ENV: bad})
 
 
 def test_many_threads_keep_the_accounting_exact(case):

@@ -94,3 +94,24 @@ def test_tool_path_mistakes_answer_before_torch(tmp_path: Path, args: list[str],
     rc, errors, heavy = _main(args, tmp_path)
     assert rc == 1 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
     assert heavy == []
+
+
+@pytest.mark.parametrize("kind", ["timm", "transformers"])
+def test_foreign_folders_without_prefix_pass_the_early_check(tmp_path: Path, kind: str) -> None:
+    """Issue 27 C3: a timm or transformers folder given without a prefix is recognised from its files (torch-free)
+    and not checked as a cxrdemo config: the only error left is the missing image, and torch was never imported."""
+    from model_formats import hf_folder, timm_folder
+
+    folder = timm_folder(tmp_path, "resnet10t", ["A", "B"]) if kind == "timm" else hf_folder(tmp_path, "vit", ["A", "B"], multi=True)
+    rc, errors, heavy = _main(["predict", "--weights", str(folder), "missing.png"], tmp_path)
+    assert (rc, heavy, errors) == (1, [], ["error: missing.png does not exist; check the path"])
+
+
+def test_a_text_file_named_png_is_refused_before_torch(tmp_path: Path) -> None:
+    """Issue 27 C9: the image's bytes (format, header, size) are checked before torch and the model load."""
+    (tmp_path / "notes.png").write_text("This is a text file, not a radiograph.\n" * 20)
+    (tmp_path / "tiny.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    rc, errors, heavy = _main(["predict", "notes.png", "tiny.png"], tmp_path)
+    assert (rc, heavy) == (1, [])
+    assert errors[0] == "error: notes.png is not an image cxrdemo can read; give a PNG, JPEG or DICOM radiograph"
+    assert errors[1].startswith("error: tiny.png is ") and len(errors) == 2

@@ -129,5 +129,9 @@ def test_refusal_leaves_the_reader_working(tmp_path, small_limit):
 def test_limit_variable():
     assert pixel_byte_limit({}) == DEFAULT_MAX_PIXEL_MB * MB
     assert pixel_byte_limit({LIMIT_ENV: "64"}) == 64 * MB
-    for bad in ("", "lots", "-5", "0"):
-        assert pixel_byte_limit({LIMIT_ENV: bad}) == DEFAULT_MAX_PIXEL_MB * MB
+    assert pixel_byte_limit({LIMIT_ENV: ""}) == DEFAULT_MAX_PIXEL_MB * MB
+    from cxrdemo.errors import InputError
+
+    for bad in ("lots", "-5", "0", "inf", "nan"):  # issue 27 E5: inf raised on every upload; now one line, named
+        with pytest.raises(InputError, match=rf"^{LIMIT_ENV}='{bad}' is not a positive number"):
+            pixel_byte_limit({LIMIT_ENV: bad})

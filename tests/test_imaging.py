@@ -137,3 +137,82 @@ def test_preprocess_contract(film):
     b = Box(100, 50, 300, 250)
     back = box_to_original(box_to_normalised(b, 400, 300), 400, 300)
     assert np.allclose(back.xyxy, b.xyxy)
+
+
+def _multi_frame_tiff(frames: int) -> bytes:
+    """A TIFF of ``frames`` tiny 16x16 frames (the issue's 450,000-frame upload, scaled down)."""
+    tile = Image.fromarray(np.full((16, 16), 128, np.uint8))
+    buf = io.BytesIO()
+    tile.save(buf, format="TIFF", save_all=True, append_images=[tile] * (frames - 1))
+    return buf.getvalue()
+
+
+def test_a_many_frame_tiff_named_png_is_refused_from_its_bytes_without_counting_frames(tmp_path, monkeypatch):
+    """The format comes from the bytes, not the name: a TIFF named .png is refused before Pillow opens it, so its
+    frames are never counted (Pillow's count walks every IFD) or seeked, through load_image and the CLI's check."""
+    from PIL import TiffImagePlugin
+
+    from cxrdemo.imaging import check_image_file
+
+    path = tmp_path / "scan.png"
+    path.write_bytes(_multi_frame_tiff(3000))
+    touched: list[str] = []
+
+    def spy(name):
+        def fail(*args, **kwargs):
+            touched.append(name)
+            raise AssertionError(f"TiffImageFile.{name} was called")
+
+        return fail
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_open", spy("_open"))
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "seek", spy("seek"))
+    for check in (load_image, check_image_file, lambda p: load_image(p.read_bytes(), name=p.name)):
+        with pytest.raises(ImageError, match=r"^scan\.png is a TIFF image; use a PNG, JPEG or DICOM radiograph$"):
+            check(path)
+    assert touched == []
+
+
+@pytest.mark.parametrize(
+    ("save", "kind"),
+    [({"format": "GIF"}, "GIF"), ({"format": "BMP"}, "BMP"), ({"format": "WEBP"}, "WebP"), ({"format": "TIFF"}, "TIFF")],
+)
+def test_other_formats_are_named_and_refused_whatever_the_suffix(film, save, kind):
+    buf = io.BytesIO()
+    Image.fromarray(film).save(buf, **save)
+    for name in ("x.png", "x.jpg", "x"):
+        with pytest.raises(ImageError, match=rf"^{name} is a {kind} image; use a PNG, JPEG or DICOM radiograph$"):
+            load_image(buf.getvalue(), name=name)
+
+
+def test_an_animated_png_shows_frame_one_from_its_actl_count(film, monkeypatch):
+    """An APNG's frame count is read from its acTL chunk; Pillow's n_frames/seek are never used."""
+    from PIL import PngImagePlugin
+
+    frames = [Image.fromarray(film), Image.fromarray(255 - film), Image.fromarray(film // 2), Image.fromarray(film // 3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:])
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "seek", lambda *a, **k: pytest.fail("seek was called"))
+    r = load_image(buf.getvalue(), name="anim.png")
+    assert np.array_equal(r.pixels, film)
+    assert r.metadata["note"] == "multi-frame file: showing frame 1 of 4" and r.metadata["frames"] == 4
+
+
+def test_check_image_file_refuses_text_and_header_bombs_without_decoding(tmp_path, film):
+    from cxrdemo.imaging import check_image_file
+
+    text = tmp_path / "notes.png"
+    text.write_text("This is a text file, not a radiograph.\n" * 20)
+    with pytest.raises(ImageError, match="notes.png is not an image cxrdemo can read"):
+        check_image_file(text)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty.jpg is empty"):
+        check_image_file(empty)
+    good = tmp_path / "good.jpg"
+    Image.fromarray(film).save(good, format="JPEG")
+    assert check_image_file(good) == "jpeg"
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", (8, 8)).save(tiny)
+    with pytest.raises(ImageError, match=r"8x8 pixels"):
+        check_image_file(tiny)

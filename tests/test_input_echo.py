@@ -77,3 +77,27 @@ def test_audit_folder_and_zip_use_the_registry_name(model_dir: Path, images_dir:
     assert not any(ch.isspace() for ch in base.name)
     with zipfile.ZipFile(run.zip_path) as zf:
         assert all(name.startswith(f"{base.name}/") for name in zf.namelist())
+
+
+@pytest.mark.parametrize("value", [1e308, 10**400, -1e300, "1e308", "9" * 5000])
+def test_huge_thresholds_are_echoed_short(value):
+    """Issue 27 E5: 1e308 was echoed as its 309 digits, past the 80-character clip."""
+    text = _message(lambda: check_threshold(value))
+    assert len(text) < 120 and "outside 1..254" in text or "not a finite number" in text, text
+
+
+@pytest.mark.parametrize("payload", ["abc", None, float("nan"), float("inf"), -5, [1]])
+def test_checked_number_hands_non_numbers_to_the_handler(payload):
+    """gr.Number.preprocess raises on text, NaN, infinity and values under its minimum (Gradio's generic error);
+    checked_number passes them through so the handler's check answers with the app's one line."""
+    from cxrdemo.webapp.audit_limits import parse_count
+    from cxrdemo.webapp.ui_common import checked_number
+
+    field = checked_number(0, precision=0, minimum=0)
+    assert field.get_block_name() == "number" and field.api_info() == {"type": "integer"}
+    value = field.preprocess(payload)
+    assert value is payload or value == payload
+    if payload is not None:
+        for check in (lambda: parse_count(value, "images"), lambda: check_threshold(value)):
+            _message(check)
+    assert checked_number(0, precision=0).preprocess(7.6) == 8  # numbers are still rounded as before

@@ -1,16 +1,15 @@
 """Reading a foreign model's files safely: JSON, weights (safetensors first) and the model card.
 
 Safetensors are preferred. A ``pytorch_model.bin`` is read only with ``torch.load(weights_only=True)`` (tensors, no
-code); every other pickle is refused. Nothing here imports or runs code from a model repository.
+code); every other pickle is refused. Nothing here imports or runs code from a model repository. The module is
+torch-free until a weights file is read (the CLI reads configs with it before torch is imported).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, WeightsError
 
@@ -18,14 +17,26 @@ SAFE_NAMES = ("model.safetensors",)
 TENSOR_PICKLE_NAMES = ("pytorch_model.bin",)
 CARD_NAMES = ("README.md", "MODEL_CARD.md")
 
+if TYPE_CHECKING:
+    import torch
+
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; :class:`ConfigError` with one line when it is missing or malformed."""
+    """A JSON object from ``path``; :class:`ConfigError` with one line when it is missing, malformed, nested too deep
+    or larger than :data:`~cxrdemo.models.config.MAX_CONFIG_BYTES` (checked before it is read)."""
+    from .config import MAX_CONFIG_BYTES
+
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path.name} in {path.parent} has {size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a model config may have; "
+                "re-download or re-export the model"
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"no {path.name} in {path.parent}; the model folder is incomplete: re-download it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (ValueError, RecursionError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit number
         raise ConfigError(f"{path} is not valid JSON ({exc.__class__.__name__}); re-download or re-export the model") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object; re-download or re-export the model")
@@ -42,6 +53,8 @@ def weights_file(folder: Path) -> Path:
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors, or from a tensor-only pickle with ``weights_only=True``; finite values only."""
+    import torch
+
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -70,16 +83,38 @@ def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
     """A one-line :class:`ConfigError` when ``state`` (read from ``path``) does not hold exactly ``model``'s tensors
     with their shapes: counts of missing, unexpected and misshapen tensors and the first of them; ``what`` names
     what the file should match (e.g. ``"config.json (efficientnet_lite0, 14 classes, 8 boxes)"``)."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, path, what)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """The number of parameter values of ``model`` (shared parameters once); works on the ``meta`` device."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], path: Path, what: str) -> None:
+    """:func:`check_state` on shapes alone (``expected`` from a model, possibly built on the ``meta`` device;
+    ``found`` from a safetensors header): a one-line :class:`ConfigError` naming the counts and up to three names."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
     if missing or unexpected or wrong:
-        first = (wrong or missing or unexpected)[0]
         raise ConfigError(
             f"{path.name} does not match {what}: {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
-            f"misshapen tensors (first: {first}); use the config.json saved with these weights"
+            f"misshapen tensors ({first_names(wrong, missing, unexpected)}); use the config.json saved with these weights"
         )
+
+
+def first_names(wrong: list[str], missing: list[str], unexpected: list[str], shown: int = 3) -> str:
+    """``"misshapen: a; missing: b, c; unexpected: d"``: up to ``shown`` names of each non-empty group, clipped."""
+    from ..publicmode import clip_text
+
+    parts = []
+    for label, names in (("misshapen", wrong), ("missing", missing), ("unexpected", unexpected)):
+        if names:
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            parts.append(f"{label}: {', '.join(clip_text(n, 60) for n in names[:shown])}{more}")
+    return "; ".join(parts)
 
 
 def read_card(folder: Path, limit: int = 20000) -> str | None:

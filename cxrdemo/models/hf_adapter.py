@@ -20,12 +20,27 @@ from PIL import Image
 from .config import ModelConfig
 from ..errors import ConfigError
 from .base import AdapterBase, sequence_to_grid, tokens_to_grid
-from .files import read_card, read_json
+from .bounds import HF_FIX as FIX, check_folder_bounds, check_parameter_count
+from .files import count_parameters, first_names, read_card, read_json, weights_file
 from .geometry import FilmView, centre_crop_view
 from .labels import map_labels
 
 #: ``model_type`` values whose network this adapter splits at the CAM layer.
 SUPPORTED_TYPES = ("vit", "swin", "convnext")
+
+
+def check_loading_info(info: dict, path: Path, what: str) -> None:
+    """Refuse a model whose weights file did not fill it exactly (transformers only logs "newly initialized" and
+    would run with random weights): one line with the counts of missing, unexpected and misshapen tensors and the
+    first names of each, from ``from_pretrained(..., output_loading_info=True)``'s ``info``."""
+    missing = sorted(info.get("missing_keys") or [])
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    wrong = sorted(str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys") or [])
+    if missing or unexpected or wrong:
+        raise ConfigError(
+            f"{path.name} does not match {what}: {len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} "
+            f"misshapen tensors ({first_names(wrong, missing, unexpected)}); {FIX}"
+        )
 
 
 def _size_pair(size: dict | int | None, default: int = 224) -> tuple[int, int] | int:
@@ -71,20 +86,32 @@ class HfAdapter(AdapterBase):
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
+        from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
         cfg = read_json(folder / "config.json")
         kind = cfg.get("model_type")
         if kind not in SUPPORTED_TYPES:
             raise ConfigError(f"transformers model_type {kind!r} in {folder} is not supported; supported: {', '.join(SUPPORTED_TYPES)}")
-        read_json(folder / "preprocessor_config.json")  # a clear error when it is missing
+        # Bounded, then counted on the meta device against the weights' header, before anything is allocated.
+        check_folder_bounds(folder, "transformers")
+        path = weights_file(folder)
         try:
-            net = AutoModelForImageClassification.from_pretrained(
-                str(folder), local_files_only=True, trust_remote_code=False, weights_only=True, use_safetensors=None
+            net_config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            with torch.device("meta"):
+                shell = AutoModelForImageClassification.from_config(net_config)
+        except Exception as exc:  # noqa: BLE001 - a config transformers refuses is one line
+            raise ConfigError(f"transformers cannot build a model from config.json in {folder} ({' '.join(str(exc).split())[:120]}); {FIX}") from None
+        check_parameter_count(count_parameters(shell), path, f"config.json in {folder} ({kind})", FIX)
+        del shell
+        try:
+            net, info = AutoModelForImageClassification.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False, weights_only=True, use_safetensors=None,
+                output_loading_info=True,
             )
             self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001 - any loader failure (incl. a refused pickle) is one line
             raise ConfigError(f"transformers cannot load {folder} ({' '.join(str(exc).split())[:120]}); check config.json and the weights") from None
+        check_loading_info(info, path, f"config.json ({kind}, {net.config.num_labels} labels)")
         self.net = net.eval().requires_grad_(False)
         self.kind = kind
         n = int(net.config.num_labels)

@@ -17,7 +17,7 @@ from ..errors import ConfigError, WeightsError
 from ..locations import FORMATS, PREFIXES, SourceSpec, parse_source  # torch-free: the CLI checks sources before torch
 from .files import read_json
 
-__all__ = ["FORMATS", "PREFIXES", "SourceSpec", "parse_source", "is_xrv_name", "detect_format", "build_adapter"]
+__all__ = ["FORMATS", "PREFIXES", "SourceSpec", "parse_source", "is_xrv_name", "detect_format", "folder_format", "build_adapter"]
 
 
 def is_xrv_name(text: str) -> bool:
@@ -43,6 +43,32 @@ def detect_format(folder: Path) -> str:
     if "model_type" in cfg:
         raise ConfigError(f"{folder} looks like a transformers model but has no preprocessor_config.json; add the model's image processor config")
     raise ConfigError(f"config.json in {folder} is neither cxrdemo's, timm's nor transformers'; prefix the source with timm:, hf: or xrv:")
+
+
+def folder_format(folder: Path) -> str:
+    """``"cxrdemo"`` unless the folder's config.json is recognisably timm's or transformers' (:func:`detect_format`).
+
+    A config.json that is missing, unreadable or only holds :class:`~cxrdemo.models.config.ModelConfig` keys is left
+    to cxrdemo's own loader, whose errors say what is wrong with it. Torch-free (the CLI calls it before torch).
+    """
+    import dataclasses
+    import json
+
+    from .config import CONFIG_NAME, MAX_CONFIG_BYTES, ModelConfig
+
+    try:
+        path = folder / CONFIG_NAME
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return "cxrdemo"  # cxrdemo's loader refuses it by its size, before reading it
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return "cxrdemo"
+    if not isinstance(cfg, dict) or "format_version" in cfg or set(cfg) <= {f.name for f in dataclasses.fields(ModelConfig)}:
+        return "cxrdemo"
+    try:
+        return detect_format(folder)
+    except ConfigError:
+        return "cxrdemo"
 
 
 def build_adapter(fmt: str, folder_or_name: Path | str):

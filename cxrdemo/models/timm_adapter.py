@@ -20,7 +20,8 @@ import torch
 from .config import ModelConfig
 from ..errors import ConfigError
 from .base import AdapterBase, DeclaredPreprocessing, channels_last_to_first, tokens_to_grid
-from .files import load_into, read_card, read_state, weights_file
+from .bounds import TIMM_FIX as FIX, check_folder_bounds, check_parameter_count, safetensors_shapes
+from .files import check_shapes, count_parameters, load_into, read_card, read_state, weights_file
 from .labels import map_labels
 
 
@@ -52,6 +53,9 @@ class TimmAdapter(AdapterBase):
         import timm
         from timm.models._hub import load_model_config_from_path
 
+        # Bounded before timm parses it, then built on the meta device and matched against the weights' header,
+        # so a hostile config never allocates (cxrdemo.models.bounds).
+        check_folder_bounds(folder, "timm")
         try:
             pretrained_cfg, arch, model_args = load_model_config_from_path(folder)
         except (KeyError, TypeError, ValueError, FileNotFoundError) as exc:
@@ -59,13 +63,25 @@ class TimmAdapter(AdapterBase):
         num_classes = int(pretrained_cfg.get("num_classes") or 0)
         if num_classes <= 0:
             raise ConfigError(f"config.json in {folder} has no num_classes; re-export it with timm save_for_hf")
-        try:
-            args = {**dict(model_args or {}), "num_classes": num_classes}
-            net = timm.create_model(arch, pretrained=False, pretrained_cfg=pretrained_cfg, **args)
-        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"timm cannot build {arch!r} from {folder}/config.json ({' '.join(str(exc).split())[:100]}); check the architecture name") from None
+        args = {**dict(model_args or {}), "num_classes": num_classes}
+        what = f"timm {arch} with {num_classes} classes"
         path = weights_file(folder)
-        load_into(net, read_state(path), path, f"timm {arch} with {num_classes} classes")
+
+        def build() -> torch.nn.Module:
+            try:
+                return timm.create_model(arch, pretrained=False, pretrained_cfg=pretrained_cfg, **args)
+            except (RuntimeError, ValueError, TypeError, KeyError, AssertionError, NotImplementedError) as exc:
+                raise ConfigError(f"timm cannot build {arch!r} from {folder}/config.json ({' '.join(str(exc).split())[:100]}); check the architecture name") from None
+
+        with torch.device("meta"):
+            shell = build()
+        check_parameter_count(count_parameters(shell), path, f"config.json in {folder} ({what})", FIX)
+        state = read_state(path) if path.suffix != ".safetensors" else None
+        found = {k: tuple(v.shape) for k, v in state.items()} if state is not None else safetensors_shapes(path)
+        check_shapes({k: tuple(v.shape) for k, v in shell.state_dict().items()}, found, path, what)
+        del shell
+        net = build()
+        load_into(net, state if state is not None else read_state(path), path, what)
         self.net = net.eval().requires_grad_(False)
         labels = list(pretrained_cfg.get("label_names") or [])
         if labels and len(labels) != num_classes:

@@ -229,26 +229,10 @@ def check_weights_size(config: ModelConfig, weights: Path) -> None:
 
 
 def _folder_format(folder: Path) -> str:
-    """``"cxrdemo"`` unless the folder's config.json is recognisably timm's or transformers' (:mod:`cxrdemo.models`).
+    """The format of a local folder, from its files (:func:`cxrdemo.models.loader.folder_format`)."""
+    from .loader import folder_format
 
-    A config.json that is missing, unreadable or only holds :class:`ModelConfig` keys is left to cxrdemo's own
-    loader, whose errors say what is wrong with it.
-    """
-    import dataclasses
-    import json
-
-    from .loader import detect_format
-
-    try:
-        cfg = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "cxrdemo"
-    if not isinstance(cfg, dict) or "format_version" in cfg or set(cfg) <= {f.name for f in dataclasses.fields(ModelConfig)}:
-        return "cxrdemo"
-    try:
-        return detect_format(folder)
-    except ConfigError:
-        return "cxrdemo"
+    return folder_format(folder)
 
 
 def _load_adapter(fmt: str, resolved: WeightsSource | None, where: Path | str, device, sha256: str | None) -> LoadedModel:

@@ -63,13 +63,9 @@ class AuditLimits:
         env = os.environ if environ is None else environ
         if not is_public(env):
             return cls()
-        caps = {}
-        for key, (variable, default) in CAP_VARIABLES.items():
-            raw = env.get(variable, "").strip()
-            value = default if not raw else parse_count(raw, variable)
-            if value < 1:
-                raise InputError(f"{variable}={clip_text(raw)} must be 1 or more (it caps what one visitor may ask)")
-            caps[key] = value
+        from ..envnumbers import env_number
+
+        caps = {key: int(env_number(variable, default, env, integer=True, minimum=1)) for key, (variable, default) in CAP_VARIABLES.items()}
         return cls(**caps)
 
 

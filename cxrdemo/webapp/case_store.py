@@ -12,7 +12,6 @@ one-line :class:`CaseExpired` ("upload it again"), never a traceback.
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 import threading
 import time
@@ -56,12 +55,9 @@ class CaseHandle:
 
 def state_budget(environ: Mapping[str, str] | None = None) -> int:
     """The budget in bytes: ``CXRDEMO_STATE_BUDGET_MB`` MiB (a positive number), else :data:`DEFAULT_BUDGET_MB`."""
-    env = os.environ if environ is None else environ
-    try:
-        mb = float(env.get(BUDGET_ENV, "") or DEFAULT_BUDGET_MB)
-    except ValueError:
-        mb = DEFAULT_BUDGET_MB
-    return int((mb if mb > 0 else DEFAULT_BUDGET_MB) * 2**20)
+    from ..envnumbers import env_number
+
+    return int(env_number(BUDGET_ENV, DEFAULT_BUDGET_MB, environ, maximum=2**20) * 2**20)
 
 
 def case_bytes(case: Any) -> int:

@@ -120,11 +120,42 @@ def thumbnail(path: str | os.PathLike, side: int = 256) -> Image.Image:
 
 
 def concurrency_limit() -> int:
-    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see docs/app.md, "Concurrency")."""
-    try:
-        return max(1, int(os.environ.get("CXRDEMO_CONCURRENCY", "1")))
-    except ValueError:
-        return 1
+    """Model jobs run at once (``CXRDEMO_CONCURRENCY``, default 1: see docs/app.md, "Concurrency").
+
+    Raises:
+        InputError: the variable is not a whole number in 1..64 (one line).
+    """
+    from ..envnumbers import env_number
+
+    return int(env_number("CXRDEMO_CONCURRENCY", 1, integer=True, minimum=1, maximum=64))
+
+
+def server_port() -> int:
+    """The port ``python app.py`` serves on (``GRADIO_SERVER_PORT``, default 7860)."""
+    from ..envnumbers import env_number
+
+    return int(env_number("GRADIO_SERVER_PORT", 7860, integer=True, minimum=1, maximum=65535))
+
+
+def check_settings() -> None:
+    """Read every numeric setting of the app once, at start: a bad value (``CXRDEMO_MAX_UPLOAD_MB=nan``,
+    ``CXRDEMO_MAX_DICOM_MB=inf``...) stops the app with one line naming the variable, instead of failing later on
+    every upload.
+
+    Raises:
+        InputError: the first bad setting.
+    """
+    from ..dicom_read import pixel_byte_limit
+    from .audit_limits import AuditLimits
+    from .case_store import state_budget
+    from .upload import max_upload_bytes
+
+    max_upload_bytes()
+    pixel_byte_limit()
+    state_budget()
+    concurrency_limit()
+    server_port()
+    AuditLimits.from_env()
 
 
 @dataclass

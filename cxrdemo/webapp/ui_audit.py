@@ -24,7 +24,7 @@ from . import audit_view
 from .audit_limits import DEFAULT_ROAD_IMAGES, DEFAULT_SANITY_IMAGES, AuditLimits, field_limits
 from .audit_runs import AuditCancelled, AuditRequest, AuditRun, AuditService, waiting_message
 from .datasets import ENV
-from .ui_common import guarded, guarded_stream, owner, source_field
+from .ui_common import checked_number, guarded, guarded_stream, owner, source_field
 from .zerogpu import audit_seconds, on_gpu
 
 INTRO = (
@@ -109,18 +109,18 @@ def create_audit_page(service: AuditService, default_source: str, default_device
             threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM box threshold (of 255)",
                                  elem_id="audit-threshold")  # fmt: skip
             counts = count_fields()  # (default, maximum): on a public server the caps are the maxima
-            max_images = gr.Number(counts["max_images"][0], precision=0, minimum=0, maximum=counts["max_images"][1],
+            max_images = checked_number(counts["max_images"][0], precision=0, minimum=0, maximum=counts["max_images"][1],
                                    label="Images (0 = all; boxed images first)", elem_id="audit-max",
                                    info=_cap_info(counts["max_images"][1]))  # fmt: skip
             with gr.Row():
                 faithfulness = gr.Checkbox(False, label="Faithfulness (ROAD; slow)", elem_id="audit-faith")
                 road, road_cap = counts["faithfulness_images"]
-                faithfulness_images = gr.Number(road, precision=0, minimum=0, maximum=road_cap, label="ROAD images",
+                faithfulness_images = checked_number(road, precision=0, minimum=0, maximum=road_cap, label="ROAD images",
                                                 min_width=100, elem_id="audit-road", info=_cap_info(road_cap))  # fmt: skip
             with gr.Row():
                 sanity = gr.Checkbox(False, label="Sanity: randomization (slow)", elem_id="audit-sanity")
                 few, few_cap = counts["sanity_images"]
-                sanity_images = gr.Number(few, precision=0, minimum=0, maximum=few_cap, label="Sanity images", min_width=100,
+                sanity_images = checked_number(few, precision=0, minimum=0, maximum=few_cap, label="Sanity images", min_width=100,
                                           elem_id="audit-sanity-n", info=_cap_info(few_cap))  # fmt: skip
             unseen = gr.Checkbox(False, label="Only images the model never saw", elem_id="audit-unseen",
                                  info="leave out the model's training and validation images (a test, not a re-check)")  # fmt: skip
@@ -157,12 +157,12 @@ def create_audit_page(service: AuditService, default_source: str, default_device
         source=gr.Textbox("", visible=False),
         device=gr.Textbox("auto", visible=False),
         methods=gr.Textbox("gradcam", visible=False),
-        threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
-        max_images=gr.Number(0, precision=0, visible=False),
+        threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        max_images=checked_number(0, precision=0, visible=False),
         faithfulness=gr.Checkbox(False, visible=False),
-        faithfulness_images=gr.Number(DEFAULT_ROAD_IMAGES, precision=0, visible=False),
+        faithfulness_images=checked_number(DEFAULT_ROAD_IMAGES, precision=0, visible=False),
         sanity=gr.Checkbox(False, visible=False),
-        sanity_images=gr.Number(DEFAULT_SANITY_IMAGES, precision=0, visible=False),
+        sanity_images=checked_number(DEFAULT_SANITY_IMAGES, precision=0, visible=False),
         unseen=gr.Checkbox(False, visible=False),
         report=gr.JSON(visible=False),
         zip=gr.File(visible=False),

@@ -6,7 +6,10 @@
 - :func:`progress_reporter`: ``gr.Progress`` as the package's ``progress(fraction, message)``;
 - :func:`owner`: the browser (or API client) session a handler serves, for the audit line;
 - :func:`source_field`: a model-source field (a text box; on a public server, a list of the server's models that
-  also takes a typed Hub id).
+  also takes a typed Hub id);
+- :func:`checked_number`: a number field whose non-numbers (text, ``None``, NaN through the API) reach the handler,
+  whose check answers them with the app's one-line error instead of Gradio's generic "upstream Gradio app has
+  raised an exception".
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from typing import Any, Callable, Iterator
 
 import gradio as gr
@@ -24,6 +28,29 @@ from .state import Progress
 from .view import describe_error
 
 LOG = logging.getLogger("cxrdemo.app")
+
+
+def checked_number(*args: Any, **kwargs: Any) -> gr.Number:
+    """A ``gr.Number`` (same page control, same API type) that hands anything but a finite number within its range
+    to the handler as sent: ``gr.Number.preprocess`` fails on ``"abc"``, NaN or infinity (``round``/``int``) and
+    answers a value under its minimum in Gradio's words, before the handler could check it. Every handler that
+    takes one checks the value (:func:`cxrdemo.cams.check_threshold`, :func:`cxrdemo.webapp.audit_limits.parse_count`).
+
+    An instance with its ``preprocess`` wrapped, not a subclass: Gradio writes a ``.pyi`` stub beside the module of
+    every ``Component`` subclass when the class is defined.
+    """
+    field = gr.Number(*args, **kwargs)
+    numeric = field.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+            return payload
+        if (field.minimum is not None and payload < field.minimum) or (field.maximum is not None and payload > field.maximum):
+            return payload  # out of the field's range: the handler's check says so in the app's words
+        return numeric(payload)
+
+    field.preprocess = preprocess  # type: ignore[method-assign]
+    return field
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from . import side
 from .boxes_text import parse_boxes_text
 from .resources import AppResources
 from .state import Settings
-from .ui_common import guarded, progress_reporter, source_field
+from .ui_common import checked_number, guarded, progress_reporter, source_field
 from .upload import read_upload
 from .view import sentence
 from .zerogpu import CASE_SECONDS, COMPARE_MODELS_SECONDS, on_gpu
@@ -86,7 +86,7 @@ def create_side() -> SideUI:
         device=gr.Textbox("auto", visible=False),
         method=gr.Textbox("gradcam", visible=False),
         target=gr.Textbox(TOP1, visible=False),
-        threshold=gr.Number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
         methods_json=gr.JSON(visible=False),
         models_json=gr.JSON(visible=False),
         picture=gr.File(visible=False),

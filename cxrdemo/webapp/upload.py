@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from ..errors import ImageError
-from ..imaging import IMAGE_SUFFIXES, Radiograph, load_image
+from ..envnumbers import env_number
+from ..imaging import IMAGE_SUFFIXES, MAX_FILE_BYTES, Radiograph, load_image
 from ..publicmode import clip_text
 
 #: Largest upload the app accepts (MB); ``CXRDEMO_MAX_UPLOAD_MB`` overrides. A 4280x3520 16-bit CR DICOM is ~30 MB.
@@ -18,13 +19,17 @@ DEFAULT_MAX_UPLOAD_MB = 50
 UPLOAD_SUFFIXES = IMAGE_SUFFIXES
 
 
+#: The variable that sets the upload limit, in MB (MiB).
+UPLOAD_ENV = "CXRDEMO_MAX_UPLOAD_MB"
+
+
 def max_upload_bytes() -> int:
-    """The upload size limit in bytes (``CXRDEMO_MAX_UPLOAD_MB``, default :data:`DEFAULT_MAX_UPLOAD_MB`)."""
-    text = os.environ.get("CXRDEMO_MAX_UPLOAD_MB", "").strip()
-    try:
-        mb = float(text) if text else float(DEFAULT_MAX_UPLOAD_MB)
-    except ValueError:
-        mb = float(DEFAULT_MAX_UPLOAD_MB)
+    """The upload size limit in bytes (``CXRDEMO_MAX_UPLOAD_MB``, default :data:`DEFAULT_MAX_UPLOAD_MB`; at least 1 MB).
+
+    Raises:
+        InputError: the variable is not a positive number (NaN, infinity, text...): one line naming it.
+    """
+    mb = env_number(UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB, maximum=MAX_FILE_BYTES / 2**20)
     return int(max(mb, 1.0) * 1024 * 1024)
 
 
