@@ -153,10 +153,12 @@ def create_ui(resources: res.AppResources) -> UI:
                                          min_width=140)  # fmt: skip
                     threshold = gr.Radio(list(CAM_THRESHOLDS), value=DEFAULT_CAM_THRESHOLD, label="CAM threshold",
                                          info="box cut, of 255 (CLN)", elem_id="threshold", min_width=140)  # fmt: skip
-                target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
-                                     info=view.target_info(default.cam.method), allow_custom_value=True)  # fmt: skip
-                score = gr.Number(None, minimum=0, maximum=1, step=0.05, label="Detector score threshold", elem_id="score-threshold",
-                                  info="detectors: boxes shown above it (blank: the model's own, else 0.5)")  # fmt: skip
+                with gr.Row():  # side by side: the column stays as tall as its neighbours (panels on the first screen)
+                    target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
+                                         info=view.target_info(default.cam.method), allow_custom_value=True, scale=2,
+                                         min_width=150)  # fmt: skip
+                    score = gr.Number(None, minimum=0, maximum=1, step=0.05, label="Detector score", elem_id="score-threshold",
+                                      placeholder="model's / 0.5", scale=1, min_width=110)  # fmt: skip
             with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
                 gallery = None
                 if resources.examples:
@@ -293,6 +295,8 @@ class Handlers:
         if boxes_text.annotator_pending(drawn):  # its class dialog is open: wait for the final value
             return {self.ui.truth_text: gr.skip()}
         case = self.resources.cases.get(handle)
+        if not boxes_text.control_changed(drawn, case, boxes_text.text_lines(synced)):  # the page redrew it
+            return {self.ui.truth_text: gr.skip(), self.ui.drawn_state: gr.skip()}
         text, lines = boxes_text.merge_drawn(text, drawn, case, boxes_text.text_lines(synced))
         return {self.ui.truth_text: text, self.ui.drawn_state: "\n".join(lines)}
 

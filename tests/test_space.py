@@ -142,12 +142,12 @@ def test_page_handlers_answer_with_picklable_tuples_on_zero_gpu(monkeypatch, fak
     build(model_dir, tmp_path)
     found = fake_spaces.by_name()
     # The CAM-change handler without a case: one update (the target field), the other outputs skipped.
-    answer = found["settings"][0](None, "", "cpu", "gradcam", "top-1", 127, None)
+    answer = found["settings"][0](None, "", "cpu", "gradcam", "top-1", 127, None, None)  # ..., score, log
     assert isinstance(answer, tuple) and pickle.loads(pickle.dumps(answer)) is not None
     assert sum(1 for a in answer if a != gr.skip()) == 1
     # A real analysis of a real radiograph: every output in order, and all of it picklable.
     image = next(p for p in sorted(images_dir.glob("*.png")))
-    answer = found["analyse"][0](str(image), "", "cpu", "gradcam", "top-1", 127, None, None)
+    answer = found["analyse"][0](str(image), "", "cpu", "gradcam", "top-1", 127, None, None, None)  # score, case, log
     assert isinstance(answer, tuple) and len(answer) > 10
     assert all(a != gr.skip() for a in answer)  # a new case updates every output
     back = pickle.loads(pickle.dumps(answer))

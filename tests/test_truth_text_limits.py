@@ -156,3 +156,16 @@ def test_control_changes_reach_the_text_and_user_deletions_stay(boxed_view):
     # the box deleted in the control goes from the text (matched within one display pixel of its exact line)
     merged2, _ = boxes_text.merge_drawn(f"{text}\n{merged}", {"image": None, "boxes": [drawn["boxes"][1]]}, case, now)
     assert merged2.splitlines() == ["# my reading", "600,300,800,500, Effusion", "40, 850, 140, 930, Nodule"]
+
+
+def test_a_redraw_of_the_control_by_the_page_does_not_answer_the_text(boxed_view) -> None:
+    """Issue 27 C4 (a race found in the browser): *Apply* redraws the box-drawing control, whose change event carries
+    the text as it was when it fired; answered later, it overwrote what the user had typed meanwhile. A control
+    holding exactly the boxes the text took in is no change: the handler must not answer the text."""
+    case = boxed_view.case
+    value = boxes_text.annotator_value(case)
+    lines = boxes_text.drawn_lines(value, case)
+    assert lines  # the NIH-boxed image: its box is in the control
+    assert not boxes_text.control_changed(value, case, lines)  # the page's own redraw: nothing to merge
+    assert boxes_text.control_changed(value, case, ())  # boxes the text has not taken in: a drawing to merge
+    assert not boxes_text.control_changed(None, case, lines)  # no control value (no image)

@@ -40,7 +40,7 @@ def test_method_tile_prints_the_iou_of_the_box_it_draws() -> None:
 
 
 def _analysis(ious: list[IouRow]) -> SimpleNamespace:
-    return SimpleNamespace(model={"architecture": "x", "source": "s", "revision": "r"}, probabilities=[], cam=None, ious=ious)
+    return SimpleNamespace(model={"architecture": "x", "source": "s", "revision": "r"}, probabilities=[], cam=None, ious=ious, detection=None, boxes=[])
 
 
 def test_ab_table_numbers_two_boxes_of_one_class() -> None:

@@ -225,6 +225,21 @@ def drawn_lines(value: Mapping[str, Any] | None, case: Case | None) -> tuple[str
     return text_lines(format_boxes_text(boxes_from_annotator(value, case)))
 
 
+def control_changed(value: Mapping[str, Any] | None, case: Case | None, synced: Sequence[str] = ()) -> bool:
+    """Whether the box-drawing control holds other boxes than the text last took in (``synced``).
+
+    The control's change event also fires when the page itself redraws it (*Apply*, a new case); that event carries
+    the text as it was when it fired, and its answer can arrive after the user has typed again. When the control
+    holds exactly the boxes already taken in, there is nothing to merge, and the text must not be answered at all
+    (nothing the user typed meanwhile may be overwritten).
+    """
+    if not value or case is None:
+        return False
+    if annotator_pending(value):
+        return True  # merge_drawn says what to do
+    return tuple(drawn_lines(value, case)) != tuple(synced)
+
+
 def merge_drawn(
     text: str | None, value: Mapping[str, Any] | None, case: Case | None, synced: Sequence[str] = ()
 ) -> tuple[str, tuple[str, ...]]:

@@ -11,6 +11,8 @@ content is only drawn by the browser when the tab is opened, and nothing is comp
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -303,12 +305,15 @@ class AuditHandlers:
         time; others wait in the queue. Cancelling the job stops the audit."""
         req = _request(dataset, source, device, methods, threshold, max_images, faithfulness, faithfulness_images, sanity,
                        sanity_images, unseen)  # fmt: skip
-        for update in self.service.stream(req, owner(request)):
-            if update.run is not None:
-                yield audit_view.report_json(update.run.result), str(update.run.zip_path)
-                return
-            progress(update.fraction, desc=update.status)
-            yield gr.skip(), gr.skip()
+        # closed explicitly when Gradio closes this generator (a cancelled job, Stop): the stream's clean-up sets the
+        # run's stop event at once, never later when the garbage collector happens to finalise it
+        with contextlib.closing(self.service.stream(req, owner(request))) as updates:
+            for update in updates:
+                if update.run is not None:
+                    yield audit_view.report_json(update.run.result), str(update.run.zip_path)
+                    return
+                progress(update.fraction, desc=update.status)
+                yield gr.skip(), gr.skip()
 
 
 def wire_audit(
