@@ -20,8 +20,6 @@ patch tokens), its patch tokens reshaped to the input's patch grid.
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +31,8 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from .config import ModelConfig
 from .detector_base import DEFAULT_SCORE_THRESHOLD, DetectorBase, check_bounds, is_background
-from .files import read_card, read_json
+from .bounds import check_parameter_count
+from .files import count_parameters, read_card, read_json
 from .labels import map_labels
 
 #: The ``model_type`` values loaded (each runs on the CPU in plain PyTorch: Deformable DETR and RT-DETR v2 use
@@ -46,19 +45,6 @@ def is_detector_config(cfg: dict) -> bool:
     """True when a transformers ``config.json`` describes an object detector (``architectures`` end so)."""
     archs = cfg.get("architectures") or []
     return isinstance(archs, list) and any(isinstance(a, str) and a.endswith("ForObjectDetection") for a in archs)
-
-
-def safetensors_elements(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape from a safetensors header, without reading the tensors."""
-    try:
-        with path.open("rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > MAX_WEIGHTS_HEADER:
-                raise ValueError("header too large")
-            header = json.loads(fh.read(n))
-        return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({exc.__class__.__name__}); re-download it") from None
 
 
 def _bounded(cfg: dict, proc: dict, folder: Path) -> None:
@@ -94,7 +80,6 @@ class HfDetector(DetectorBase):
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise WeightsError(f"no model.safetensors in {folder}; cxrdemo loads a transformers detector from safetensors only (convert the .bin)")
-        stored = safetensors_elements(weights)
         try:
             config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
             if hasattr(config, "use_pretrained_backbone"):
@@ -103,12 +88,8 @@ class HfDetector(DetectorBase):
                 skeleton = AutoModelForObjectDetection.from_config(config)
         except Exception as exc:  # noqa: BLE001 - any config failure is one line
             raise ConfigError(f"transformers cannot build the detector in {folder} ({' '.join(str(exc).split())[:120]}); check config.json") from None
-        needed = sum(p.numel() for p in skeleton.parameters())
-        held = sum(int(np.prod(s)) for s in stored.values())
-        if needed > held:
-            raise ConfigError(
-                f"config.json in {folder} describes a detector of {needed:,} parameters but model.safetensors holds {held:,} values; use the config saved with these weights"
-            )
+        check_parameter_count(count_parameters(skeleton), weights, f"config.json in {folder} (a {kind} detector)",
+                              "use the config saved with these weights")
         del skeleton
         try:
             net, info = AutoModelForObjectDetection.from_pretrained(

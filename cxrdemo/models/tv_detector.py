@@ -36,7 +36,7 @@ from ..errors import ConfigError, WeightsError
 from .config import MAX_NAME_CHARS, ModelConfig
 from .detector_base import DEFAULT_SCORE_THRESHOLD, MAX_DETECTOR_CLASSES, DetectorBase, check_bounds, is_background
 from .files import check_state, read_card, read_json, read_state
-from .hf_detector import safetensors_elements
+from .bounds import check_parameter_count
 from .labels import map_labels
 
 #: builder -> (kwarg name of the candidate score floor, kwarg name of the box cap, takes min_size/max_size)
@@ -130,14 +130,8 @@ class TvDetector(DetectorBase):
                 needed = sum(t.numel() for t in build_detector(cfg).state_dict().values())
         except (RuntimeError, ValueError, TypeError) as exc:
             raise ConfigError(f"torchvision cannot build {cfg['builder']} from {folder}/config.json ({' '.join(str(exc).split())[:100]})") from None
-        if path.suffix == ".safetensors":
-            held = sum(int(np.prod(s)) for s in safetensors_elements(path).values())
-            what = f"{held:,} values"
-        else:
-            held = path.stat().st_size  # one byte per value at the least
-            what = f"{held:,} bytes"
-        if needed > held:
-            raise ConfigError(f"config.json in {folder} describes a {cfg['builder']} of {needed:,} values but {path.name} holds {what}; use the config saved with these weights")
+        check_parameter_count(needed, path, f"config.json in {folder} (a {cfg['builder']})",
+                              "use the config saved with these weights")
         net = build_detector(cfg)
         state = read_state(path)
         check_state(net, state, path, f"config.json ({cfg['builder']}, {len(cfg['classes'])} classes)")
