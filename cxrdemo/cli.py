@@ -75,14 +75,6 @@ def precheck_weights(source: str | None) -> None:
         check_folder_bounds(path, fmt)
 
 
-def _check_score_threshold(value: float | None) -> None:
-    """A one-line :class:`InputError` for a ``--score-threshold`` outside [0, 1] (checked before torch loads)."""
-    from .errors import InputError
-
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise InputError(f"--score-threshold {value} is outside [0, 1]; give a detector score between 0 and 1")
-
-
 def check_predict_arguments(args: argparse.Namespace) -> list[str]:
     """The checks of ``predict`` that need no model, run before torch is imported: the weight source names an
     existing folder or a Hub id, the CAM method and threshold are valid, the output paths can be written. Raises a
@@ -99,7 +91,10 @@ def check_predict_arguments(args: argparse.Namespace) -> list[str]:
 
         check_method(args.cam)
         check_threshold(args.threshold)
-    _check_score_threshold(getattr(args, "score_threshold", None))
+    if getattr(args, "score_threshold", None) is not None:
+        from .compare import check_score_threshold
+
+        check_score_threshold(args.score_threshold, "--score-threshold")
     if args.json != "-":
         out = Path(args.json)
         if out.is_dir():

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from .boxes import Box, iou
+from .errors import InputError
 from .datasets.nih import NIH_SIDE
 from .results import DetectionSummary, IouRow
 from .datasets.truth import nih_boxes, user_boxes
@@ -17,6 +18,21 @@ from .datasets.truth import nih_boxes, user_boxes
 #: A ground-truth box counts as found by a detector when the best box of its class overlaps it at least this much
 #: (the VinDr-CXR challenge's IoU threshold; the audit reports AP at 0.4 and 0.5).
 MATCH_IOU = 0.4
+#: A detector's boxes are shown above this score when its model documents none (transformers' object-detection
+#: pipeline's default); also the operating point of the audit's IoU accuracy and error gallery.
+DEFAULT_SCORE_THRESHOLD = 0.5
+
+
+def check_score_threshold(value: object, name: str = "score threshold") -> float:
+    """``value`` as a detector score threshold in [0, 1] (NaN is not), else a one-line :class:`InputError` that
+    names the field (``name``: ``--score-threshold`` on the command line, the page's field, the API's)."""
+    try:
+        t = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} {str(value)[:40]!r} is not a number; give a value between 0 and 1") from None
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"{name} {t:g} is outside [0, 1]; give a value between 0 and 1")
+    return t
 
 #: Where a ground-truth box came from (the review CSV's ``ground_truth_source``).
 SOURCE_NIH = "NIH"

@@ -25,12 +25,12 @@ import torch
 from .boxes import Box
 from .boxcheck import STATIC_BOXES_NOTE, BoxProbe, probe_boxes
 from .cams import DEFAULT_CAM_THRESHOLD, CamRequest, is_class_agnostic
-from .compare import GroundTruth, detection_rows, ground_truth, iou_rows
+from .compare import DEFAULT_SCORE_THRESHOLD, GroundTruth, check_score_threshold, detection_rows, ground_truth, iou_rows
 from .models.config import ModelConfig
 from .errors import InputError, WeightsError
 from .explain import cam_box, cam_heatmaps, detector_heatmap
 from .imaging import Radiograph
-from .models.detector_base import DEFAULT_SCORE_THRESHOLD, check_score_threshold, class_scores, shown_boxes
+from .models.detector_base import class_scores, shown_boxes
 from .models.geometry import FilmView
 from .datasets.nih import TOP1, is_top1, match_class
 from .preprocess import box_to_original

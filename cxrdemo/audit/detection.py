@@ -74,6 +74,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..boxes import Box, iou_matrix
+from ..compare import DEFAULT_SCORE_THRESHOLD  # the score cut of IoU accuracy and of the gallery's errors
 from ..metrics import IOU_THRESHOLDS, threshold_key
 from .stats import Estimate, interval_of, resample_indices
 
@@ -81,8 +82,6 @@ from .stats import Estimate, interval_of, resample_indices
 AP_IOU_THRESHOLDS: tuple[float, ...] = (0.5, 0.4)
 #: FROC's false-positive rates per image.
 FROC_RATES: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-#: The score cut of IoU accuracy and of the gallery's errors when the model documents none (transformers' pipeline).
-DEFAULT_SCORE_THRESHOLD = 0.5
 #: AP definitions (see the module doc).
 INTERPOLATIONS: tuple[str, ...] = ("voc", "coco")
 #: COCO's recall thresholds, built as pycocotools builds them (``np.linspace``, not ``arange``).

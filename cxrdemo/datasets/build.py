@@ -15,7 +15,7 @@ from typing import Mapping
 from ..boxes import Box
 from ..errors import InputError
 from .base import GroundTruth, ImageEntry, Region
-from .files import ImageIndex, header_size, shown, where
+from .files import ImageIndex, shown, where
 from .limits import Limits, limits
 from .masks import PolygonMask, RunMask
 
@@ -60,16 +60,9 @@ class Builder:
         return entry
 
     def size(self, image_id: str) -> tuple[int, int] | None:
-        """``(width, height)`` of a known image: stated, else from its file's header (then remembered)."""
-        entry = self.gt.images[image_id]
-        if entry.width and entry.height:
-            return entry.width, entry.height
-        if entry.path is None:
-            return None
-        found = header_size(entry.path)
-        if found is not None:
-            self.gt.images[image_id] = replace(entry, width=found[0], height=found[1])
-        return found
+        """``(width, height)`` of a known image: stated, else from its file's header (then remembered;
+        :meth:`GroundTruth.size_of`)."""
+        return self.gt.size_of(image_id)
 
     def label(self, image_id: str, name: str, value: int) -> None:
         """State ``name`` for ``image_id``: 1 wins over 0 and -1 (any reader marking it), -1 over 0; a change of a

@@ -29,11 +29,10 @@ import torch
 from torch import nn
 
 from ..boxes import Box
+from ..compare import DEFAULT_SCORE_THRESHOLD
 from ..errors import ConfigError, InputError
 from .base import AdapterBase
 
-#: Score threshold when a model's files document none (transformers' ``object-detection`` pipeline's default).
-DEFAULT_SCORE_THRESHOLD = 0.5
 #: Class names that mark a background / placeholder output (torchvision's ``__background__``, COCO's ``N/A``):
 #: such outputs are neither shown nor scored.
 BACKGROUND_NAMES = frozenset({"__background__", "background", "n/a", "__ignore__"})
@@ -87,17 +86,6 @@ def is_background(name: str) -> bool:
 def shown_boxes(boxes: Sequence[Box], threshold: float) -> list[Box]:
     """The boxes whose score is strictly above ``threshold`` (as the libraries' post-processing keep them)."""
     return [b for b in boxes if (b.score or 0.0) > threshold]
-
-
-def check_score_threshold(value: object) -> float:
-    """A score threshold in [0, 1], else a one-line :class:`InputError`."""
-    try:
-        t = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"score threshold {value!r} is not a number; give a value between 0 and 1") from None
-    if not 0.0 <= t <= 1.0 or t != t:
-        raise InputError(f"score threshold {t} is outside [0, 1]; give a value between 0 and 1")
-    return t
 
 
 def class_scores(boxes: Sequence[Box], classes: Sequence[str]) -> np.ndarray:

@@ -66,17 +66,11 @@ class Settings:
 
 def _score_threshold(value: int | float | str | None) -> float | None:
     """A detector score threshold control's value: blank -> ``None``, else a number in [0, 1] (one-line error)."""
-    from ..errors import InputError
+    from ..compare import check_score_threshold
 
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"detector score threshold {str(value)[:40]!r} is not a number; give a value between 0 and 1") from None
-    if not 0.0 <= t <= 1.0:
-        raise InputError(f"detector score threshold {t:g} is outside [0, 1]; give a value between 0 and 1")
-    return t
+    return check_score_threshold(value, "detector score threshold")
 
 
 @dataclass
