@@ -84,7 +84,7 @@ class UI:
     method: gr.Dropdown
     target: gr.Dropdown
     threshold: gr.Radio
-    score: gr.Number
+    score: gr.Textbox
     gallery: gr.Gallery | None
     status: gr.Markdown
     summary: gr.Markdown
@@ -157,8 +157,10 @@ def create_ui(resources: res.AppResources) -> UI:
                     target = gr.Dropdown(view.target_choices(classes), value=TOP1, label="CAM target class", elem_id="target",
                                          info=view.target_info(default.cam.method), allow_custom_value=True, scale=2,
                                          min_width=150)  # fmt: skip
-                    score = gr.Number(None, minimum=0, maximum=1, step=0.05, label="Detector score", elem_id="score-threshold",
-                                      placeholder="model's / 0.5", scale=1, min_width=110)  # fmt: skip
+                    # a text field: blank must reach the handler as blank (the model's own threshold); a gr.Number
+                    # without a value shows and sends 0, which would show every candidate box of a detector
+                    score = gr.Textbox("", label="Detector score", elem_id="score-threshold", max_lines=1,
+                                       placeholder="auto", scale=1, min_width=110)  # fmt: skip
             with gr.Column(scale=2, min_width=300, elem_id="gallery-col"):
                 gallery = None
                 if resources.examples:

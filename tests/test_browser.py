@@ -298,3 +298,13 @@ def test_layout_keeps_panels_on_the_first_screen_and_labels_whole(
         view.screenshot(path=str(tmp_path / f"layout-{width}.png"))
     finally:
         view.close()
+
+
+def test_detector_score_field_starts_blank(page) -> None:
+    """A blank field means the model's own score threshold (else 0.5). A gr.Number without a value showed and sent
+    0, which would have shown every candidate box of a detector: the field is text, blank until the user types."""
+    from cxrdemo.webapp.state import Settings
+
+    sent = page.locator("#score-threshold textarea, #score-threshold input").first.input_value()
+    assert sent == ""
+    assert Settings.from_controls("", "cpu", "gradcam", "top-1", 127, sent).score_threshold is None
