@@ -215,14 +215,16 @@ def plausibility_tables(result: AuditResult) -> list[str]:
     from .audit.interreader import reader_lines
     from .audit.verdict import reference_lines
 
-    lines += ["", *reference_lines(result.plausibility_reference, doc["methods"])]
-    lines += reader_lines((result.plausibility_reference or {}).get("readers"), doc["methods"])
-    lines += ["Per class (n = images with a box of the class):", ""]
+    # the per-class table right under the overall one; then the reference levels (chance and centre map, then a
+    # second radiologist), each under its own heading, so that no table sits under another section's heading
+    lines += ["", "Per class (n = images with a box of the class):", ""]
     lines += _header(["Method", "Class", "n", *[METRIC_NAMES[k] for k in keys], "IoU acc. @0.1"])
     for m, entry in doc["methods"].items():
         for c, est in entry["pointing_game"]["per_class"].items():
             cells = [fmt_estimate(entry[k]["per_class"][c], 2) for k in keys]
             lines.append(_row([_method(m), c, str(est["n"]), *cells, fmt_estimate(entry["cam_iou_accuracy"]["0.1"]["per_class"][c], 2)]))
+    lines += ["", *reference_lines(result.plausibility_reference, doc["methods"])]
+    lines += reader_lines((result.plausibility_reference or {}).get("readers"), doc["methods"])
     return lines + [""]
 
 
