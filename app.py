@@ -219,6 +219,7 @@ def create_ui(resources: res.AppResources) -> UI:
         method=gr.Textbox(default.cam.method, visible=False),
         target=gr.Textbox(TOP1, visible=False),
         threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        score=gr.Textbox("", visible=False),  # a detector's score threshold as text: "" = the model's own
     )
     scope = locals()
     return UI(**{f.name: scope[f.name] for f in fields(UI)})
@@ -339,13 +340,13 @@ class Handlers:
         return {self.ui.status: FAILED}
 
     @guarded
-    def predict(self, image, source, device, method, target, threshold, truth, progress=gr.Progress()):
+    def predict(self, image, source, device, method, target, threshold, truth, score_threshold="", progress=gr.Progress()):
         """Analyse one radiograph (PNG, JPEG or DICOM). Optional: model source, device, CAM method, CAM target
         class (top-1), CAM threshold (127 or 180; any of 1..254), ground-truth boxes as 'x1, y1, x2, y2, Class'
-        lines. Returns the CLI's JSON (image, model, probabilities, boxes, cam, ground_truth, iou, timings_ms) and
+        lines, a detector's score threshold (0..1; "" = the model's own, else 0.5; ignored for a classifier). Returns the CLI's JSON (image, model, probabilities, boxes, cam, ground_truth, iou, timings_ms) and
         the four panels as image files (prediction, comparison and CAM as JPEG, probabilities as PNG)."""
         radiograph = read_upload(image)
-        settings = Settings.from_controls(source, device, method, target, threshold)
+        settings = Settings.from_controls(source, device, method, target, threshold, score_threshold)
         boxes = boxes_text.parse_boxes_text(truth) or None
         result = actions.analyse_case(self.cache, radiograph, settings, boxes, progress=progress_reporter(progress))
         return (result.json, *view.write_page_panels(result.panels, self.resources.panel_root).values())
@@ -391,7 +392,7 @@ def create_event_handlers(ui: UI, resources: res.AppResources) -> Handlers:
         chosen = ui.gallery.select(h.example, None, ui.upload, **ui_light)
         then_say_failures(chosen.success(analyse, analyse_inputs, ui.case_outputs, **ui_heavy))
     api = ui.api
-    api_inputs = [ui.upload, ui.source, api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
+    api_inputs = [ui.upload, ui.source, api["device"], api["method"], api["target"], api["threshold"], ui.truth_text, api["score"]]
     api_outputs = [ui.json_view, *ui.panels.values()]
     predict = gpu(h.predict, zerogpu.CASE_SECONDS)
     api["trigger"].click(predict, api_inputs, api_outputs, api_name="predict", api_description=h.predict.__doc__, **heavy)

@@ -152,3 +152,25 @@ def tv_detector_folder(tmp: Path, labels: list[str] = DETECTOR_LABELS, suffix: s
     else:
         torch.save(net.state_dict(), folder / f"model{suffix}")
     return folder
+
+
+def tv_detector_reference(folder: Path, image: Path, threshold: float) -> list[tuple[str, tuple[float, ...], float]]:
+    """torchvision's own answer for a :func:`tv_detector_folder`: the network rebuilt by torchvision from the folder's
+    state dict, called in eval mode on the PNG read by PIL and scaled to [0, 1] (the model's transform does the
+    rest); ``(class, xyxy, score)`` of the boxes scoring above ``threshold``, highest score first."""
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import load_file
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    cfg = json.loads((folder / "config.json").read_text())
+    ref = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=len(cfg["classes"]),
+                                                min_size=cfg["min_size"], max_size=cfg["max_size"])
+    ref.load_state_dict(load_file(str(folder / "model.safetensors")))
+    ref.eval()
+    x = torch.from_numpy(np.asarray(Image.open(image), dtype=np.float32) / 255.0)[None].expand(3, -1, -1)
+    with torch.no_grad():
+        out = ref([x])[0]
+    rows = [(cfg["classes"][int(c)], tuple(b.tolist()), float(s))
+            for b, c, s in zip(out["boxes"], out["labels"], out["scores"]) if float(s) > threshold]
+    return sorted(rows, key=lambda r: (-r[2], r[1]))

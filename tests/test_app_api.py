@@ -14,9 +14,9 @@ from conftest import REPO
 CLI_KEYS = {"image", "model", "probabilities", "boxes", "cam", "ground_truth", "iou", "timings_ms"}
 BOXED_IMAGE = "00000468_017.png"  # NIH: one Atelectasis box
 ENDPOINTS = {
-    "/predict": ["image", "source", "device", "method", "target", "threshold", "truth"],
+    "/predict": ["image", "source", "device", "method", "target", "threshold", "truth", "score_threshold"],
     "/compare_methods": ["image", "source", "device", "target", "threshold", "truth"],
-    "/compare_models": ["image", "source", "source_b", "device", "method", "target", "threshold", "truth"],
+    "/compare_models": ["image", "source", "source_b", "device", "method", "target", "threshold", "truth", "score_threshold"],
     "/audit": ["dataset", "source", "device", "methods", "threshold", "max_images", "faithfulness", "faithfulness_images",
                "sanity", "sanity_images", "unseen"],
 }  # fmt: skip
@@ -43,7 +43,8 @@ def client(served):
 def call(client, served, image: Path, **overrides):
     from gradio_client import handle_file
 
-    args = dict(source=served.resources.default.source, device="cpu", method="gradcam", target="top-1", threshold=127, truth="")
+    args = dict(source=served.resources.default.source, device="cpu", method="gradcam", target="top-1", threshold=127, truth="",
+                score_threshold="")
     args.update(overrides)
     return client.predict(handle_file(str(image)), *args.values(), api_name="/predict")
 
@@ -180,6 +181,37 @@ def test_compare_models_a_and_b(client, served, images_dir: Path) -> None:
     assert [r["label"] for r in doc["b"]["iou"]] == ["Atelectasis"]
     with Image.open(rows) as img:
         assert img.format == "JPEG" and img.height > 2 * 384
+
+
+def test_a_detector_through_predict_and_compare_models(client, served, images_dir: Path, tmp_path_factory) -> None:
+    """A torchvision detector folder as the source: predict's boxes are torchvision's own above the typed score
+    threshold (same network, same float ops, then the JSON's rounding: 0.05 px for 0.1 px, 5e-7 for 6 decimals,
+    plus test_detectors' 1e-3 px / 1e-6), under the page's names for the model's labels, with the detection block; blank
+    is the model's own threshold; the same detector as model B gets the same boxes; a bad threshold is one line."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    from model_formats import tv_detector_folder, tv_detector_reference
+
+    folder = tv_detector_folder(tmp_path_factory.mktemp("api-detector"))
+    film = images_dir / "00000001_000.png"
+    doc, *panels = call(client, served, film, source=str(folder), method="eigencam", score_threshold="0.2")
+    ref = tv_detector_reference(folder, film, 0.2)
+    assert 0 < len(doc["boxes"]) == len(ref) and doc["detection"]["score_threshold"] == 0.2
+    own_name = {p["label"]: p.get("model_label", p["label"]) for p in doc["probabilities"]}
+    left = list(ref)  # each JSON box is one of torchvision's, each used once (scores tie after rounding: no sort)
+    for b in doc["boxes"]:
+        same = [r for r in left if r[0] == own_name[b["label"]] and abs(r[2] - b["score"]) <= 5e-7 + 1e-6
+                and max(abs(u - v) for u, v in zip(r[1], b["xyxy"])) <= 0.05 + 1e-3]
+        assert same, f"{b} is not one of torchvision's boxes"
+        left.remove(same[0])
+    own, *_ = call(client, served, film, source=str(folder), method="eigencam")
+    assert own["detection"]["score_threshold"] == 0.5 and all(b["score"] > 0.5 for b in own["boxes"])
+    pair, _ = client.predict(handle_file(str(film)), served.resources.default.source, str(folder), "cpu", "eigencam", "top-1",
+                             127, "", "0.2", api_name="/compare_models")  # fmt: skip
+    assert pair["b"]["boxes"] == doc["boxes"] and pair["a"]["boxes"] != doc["boxes"]
+    with pytest.raises(AppError) as err:
+        call(client, served, film, source=str(folder), score_threshold="1.5")
+    assert "outside [0, 1]" in str(err.value) and len(str(err.value).strip().splitlines()) == 1
 
 
 def test_audit_endpoint_with_sanity_on_two_images(client, served) -> None:

@@ -87,6 +87,7 @@ def create_side() -> SideUI:
         method=gr.Textbox("gradcam", visible=False),
         target=gr.Textbox(TOP1, visible=False),
         threshold=checked_number(DEFAULT_CAM_THRESHOLD, precision=0, visible=False),
+        score=gr.Textbox("", visible=False),  # detectors' score threshold as text: "" = each model's own
         methods_json=gr.JSON(visible=False),
         models_json=gr.JSON(visible=False),
         picture=gr.File(visible=False),
@@ -149,12 +150,13 @@ class SideHandlers:
         return view.doc, side.write_picture(view.grid, self.resources.panel_root)
 
     @guarded
-    def compare_models(self, image, source, source_b, device, method, target, threshold, truth, progress=gr.Progress()):
-        """One radiograph through two models, A (source) and B (source_b), with the same CAM settings and ground
-        truth. Returns the JSON {a, b, top_changed, differences} (a and b: predict's JSON) and both rows of panels
+    def compare_models(self, image, source, source_b, device, method, target, threshold, truth, score_threshold="",
+                       progress=gr.Progress()):
+        """One radiograph through two models, A (source) and B (source_b), with the same CAM settings, ground
+        truth and detector score threshold ("" = each model's own). Returns the JSON {a, b, top_changed, differences} (a and b: predict's JSON) and both rows of panels
         as one JPEG."""
         progress(0.1, desc="running models A and B")
-        settings = Settings.from_controls(source, device, method, target, threshold)
+        settings = Settings.from_controls(source, device, method, target, threshold, score_threshold)
         view = side.api_models(self.cache, read_upload(image), settings, source_b, parse_boxes_text(truth) or None)
         return view.doc, side.write_picture(view.rows, self.resources.panel_root)
 
@@ -175,7 +177,7 @@ def wire_side(side_ui: SideUI, ui: Any, resources: AppResources, heavy: dict, on
     methods_in = [ui.upload, ui.source, api["device"], api["target"], api["threshold"], ui.truth_text]
     trigger.click(on_gpu(h.compare_methods, CASE_SECONDS), methods_in, [api["methods_json"], api["picture"]], api_name="compare_methods",
                   api_description=h.compare_methods.__doc__, **heavy)  # fmt: skip
-    models_in = [ui.upload, ui.source, api["source_b"], api["device"], api["method"], api["target"], api["threshold"], ui.truth_text]
+    models_in = [ui.upload, ui.source, api["source_b"], api["device"], api["method"], api["target"], api["threshold"], ui.truth_text, api["score"]]
     trigger.click(on_gpu(h.compare_models, COMPARE_MODELS_SECONDS), models_in, [api["models_json"], api["picture"]], api_name="compare_models",
                   api_description=h.compare_models.__doc__, **heavy)  # fmt: skip
     return h
