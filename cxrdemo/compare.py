@@ -7,7 +7,7 @@ This module receives the model's boxes and the CAM boxes; it never runs the netw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .boxes import Box, iou
 from .errors import InputError
@@ -34,9 +34,16 @@ def check_score_threshold(value: object, name: str = "score threshold") -> float
         raise InputError(f"{name} {t:g} is outside [0, 1]; give a value between 0 and 1")
     return t
 
-#: Where a ground-truth box came from (the review CSV's ``ground_truth_source``).
+#: Where a ground-truth box came from (the review CSV's ``ground_truth_source``): NIH's list, the user, or a
+#: configured data set (:data:`SOURCE_DATASET` followed by its name).
 SOURCE_NIH = "NIH"
 SOURCE_USER = "user"
+SOURCE_DATASET = "data set "
+
+
+def is_radiologists(source: str) -> bool:
+    """True when ground truth from ``source`` is radiologists' (NIH's list or a configured data set's)."""
+    return source == SOURCE_NIH or source.startswith(SOURCE_DATASET)
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ class GroundTruth:
 
     Attributes:
         boxes: the boxes (labels are the model's class names).
-        source: :data:`SOURCE_NIH`, :data:`SOURCE_USER`, or ``""`` when there is none.
+        source: :data:`SOURCE_NIH`, :data:`SOURCE_USER`, :data:`SOURCE_DATASET` + a data set's name, or ``""``
+            when there is none.
         notes: remarks for the user (NIH boxes scaled from 1024 px...).
     """
 
@@ -59,6 +67,11 @@ class GroundTruth:
         return list(dict.fromkeys(b.label for b in self.boxes))
 
 
+#: ``lookup(image file name, width, height)``: the ground truth of an image that a configured data set lists, else
+#: ``None`` (its boxes in that image's pixels, labels in the data set's NIH names, source :data:`SOURCE_DATASET`...)
+TruthLookup = Callable[[str, int, int], Optional[GroundTruth]]
+
+
 def ground_truth(
     image: str,
     width: int,
@@ -66,8 +79,10 @@ def ground_truth(
     classes: Sequence[str],
     boxes: Sequence[Box | Sequence[float] | Mapping[str, object]] | None = None,
     lookup_nih: bool = True,
+    lookup: TruthLookup | None = None,
 ) -> GroundTruth:
-    """The ground truth of an image: the caller's boxes if any (checked once here), else NIH's list by file name.
+    """The ground truth of an image: the caller's boxes if any (checked once here), else NIH's list by file name,
+    else what ``lookup`` finds (the app's configured data sets, :meth:`cxrdemo.webapp.datasets.DatasetRegistry.truth_of`).
 
     Raises:
         BoxError: a caller's box names an unknown class, has no area, is out of order or outside the image.
@@ -78,7 +93,7 @@ def ground_truth(
         return GroundTruth()
     found = nih_boxes(image, width, height)
     if not found:
-        return GroundTruth()
+        return (lookup(image, width, height) if lookup is not None else None) or GroundTruth()
     notes: tuple[str, ...] = ()
     if (width, height) != (NIH_SIDE, NIH_SIDE):
         notes = (f"NIH boxes scaled from {NIH_SIDE}x{NIH_SIDE} to {width}x{height}",)

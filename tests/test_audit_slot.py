@@ -74,7 +74,7 @@ def service(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPath
     from cxrdemo.webapp.resources import make_resources
 
     resources = make_resources(REPO, examples_folder=images_dir, export_root=tmp_path_factory.mktemp("exports"))
-    return AuditService(resources, REPO)
+    return AuditService(resources)
 
 
 def test_the_service_applies_the_caps_for_page_and_api(service: AuditService, monkeypatch) -> None:

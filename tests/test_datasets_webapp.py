@@ -41,3 +41,72 @@ def test_entry_with_layout_prefixes_parses(tmp_path: Path) -> None:
     assert (d.labels_layout, d.boxes_layout, d.labels, d.boxes) == ("coco", "coco", tmp_path / "a.json", tmp_path / "a.json")
     plain = parse_entry(f"y={tmp_path / 'imgs'}:{tmp_path / 'a.json'}", tmp_path)
     assert plain.labels_layout is None and plain.boxes is None
+
+
+def test_single_case_page_finds_ground_truth_in_a_configured_data_set(data_dir: Path, model_dir: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """An uploaded image that NIH's list does not know (a VinDr-style id) gets its boxes from the configured data
+    set that lists it: by its file name, or by its name without the extension (the DICOM listed, a PNG copy at
+    half size uploaded: the boxes halved, as NIH's are for a 512 px copy; the bridge wrote them in NIH's 1024 frame
+    as repr floats from the 1024 px DICOM, so the numbers come back to float rounding, 1e-6 px). Both readers' boxes
+    are shown; the legend, the IoU table and the notes name the data set; with the variable unset nothing is looked
+    up, and an NIH image keeps NIH's list."""
+    import numpy as np
+    from PIL import Image
+
+    from cxrdemo.compare import SOURCE_NIH
+    from cxrdemo.imaging import load_image
+    from cxrdemo.webapp.actions import analyse_case
+    from cxrdemo.webapp.resources import make_resources
+    from cxrdemo.webapp.state import Settings
+    from cxrdemo.webapp.view import iou_table
+    from tests.dicom_fixtures import write_dicom
+
+    stem, label, box = next(r for r in fx.nih_reference(data_dir) if r[1] in ("Atelectasis", "Cardiomegaly", "Effusion"))
+    image_id = "9a5e1f0c2b7d4e6f8a1b3c5d7e9f0a2b"  # not an NIH name: NIH's embedded list cannot know it
+    imgs = tmp_path / "vindr" / "train"
+    imgs.mkdir(parents=True)
+    film = Image.open(data_dir / "images" / f"{stem}.png").convert("L")
+    write_dicom(imgs / f"{image_id}.dicom", np.asarray(film, dtype=np.uint16))
+    ann = tmp_path / "annotations_train.csv"
+    ann.write_text("image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+                   + "".join(f"{image_id},{rad},{label},{box.x1!r},{box.y1!r},{box.x2!r},{box.y2!r}\n" for rad in ("R1", "R2")))
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    film.resize((512, 512)).save(uploads / f"{image_id}.png")
+    settings = Settings(source=str(model_dir), device="cpu")
+
+    def analyse(resources, path: Path):
+        return analyse_case(resources.cache, load_image(path), settings, lookup=resources.truth_lookup).case
+
+    monkeypatch.delenv(ENV, raising=False)
+    plain = make_resources(tmp_path, examples_folder=tmp_path / "none", export_root=tmp_path / "exports0")
+    assert plain.truth_lookup(f"{image_id}.png", 512, 512) is None
+    assert not analyse(plain, uploads / f"{image_id}.png").analysis.ground_truth
+
+    monkeypatch.setenv(ENV, f"vin={tmp_path / 'vindr'}:vindr:{ann}:vindr:{ann}")
+    resources = make_resources(tmp_path, examples_folder=tmp_path / "none", export_root=tmp_path / "exports")
+    case = analyse(resources, uploads / f"{image_id}.png")
+    truth = case.analysis.ground_truth
+    assert case.truth_source == "data set vin" and len(truth) == 2
+    for got in truth:
+        assert got.label == label
+        np.testing.assert_allclose(got.xyxy, [v / 2 for v in box.xyxy], rtol=0, atol=1e-6)
+    assert [r.label for r in case.analysis.ious] == [label, label]
+    assert "radiologist boxes of data set vin" in iou_table(case)
+    notes = " ".join(case.analysis.notes)
+    assert "ground truth from data set 'vin' (listed as '9a5e1f0c2b7d4e6f8a1b3c5d7e9f0a2b.dicom')" in notes
+    assert "2 readers' boxes" in notes
+    # the same file as listed: by its own name, at its own size
+    listed = resources.truth_lookup(f"{image_id}.dicom", 1024, 1024)
+    assert listed is not None and listed.notes[0] == "ground truth from data set 'vin'"
+    np.testing.assert_allclose(listed.boxes[0].xyxy, box.xyxy, rtol=0, atol=1e-6)
+    # an NIH image keeps NIH's list (looked up first)
+    nih = analyse(resources, data_dir / "images" / f"{stem}.png")
+    assert nih.truth_source == SOURCE_NIH
+    # Apply with the text unchanged keeps the data set's boxes as they are (not "your boxes" a rounding off)
+    from cxrdemo.webapp.actions import apply_truth
+    from cxrdemo.webapp.boxes_text import format_boxes_text
+
+    applied = apply_truth(resources.cache, case, format_boxes_text(truth), lookup=resources.truth_lookup).case
+    assert applied.truth_source == "data set vin" and applied.analysis.ground_truth == truth

@@ -68,7 +68,7 @@ def test_audit_folder_and_zip_use_the_registry_name(model_dir: Path, images_dir:
     from cxrdemo.webapp.resources import make_resources
 
     resources = make_resources(REPO, examples_folder=images_dir, export_root=tmp_path / "exports")
-    service = AuditService(resources, REPO)
+    service = AuditService(resources)
     request = AuditRequest(dataset=f"  {EXAMPLES}\n ", source=str(model_dir), device="cpu", max_images=1)
     run = service.run(request, "me")
     base = run.zip_path.parent

@@ -137,7 +137,7 @@ def test_audit_options_refuse_the_same_way(public, hostile_sources, tmp_path, mo
     (tmp_path / "labels.csv").write_text("Image Index,Finding Labels\n")
     monkeypatch.setenv(DATASETS, f"mine={images}:{tmp_path / 'labels.csv'}")
     resources = make_resources(REPO, cache=NeverLoad(), examples_folder=tmp_path / "none", export_root=tmp_path / "out")
-    service = AuditService(resources, REPO)
+    service = AuditService(resources)
     for text in hostile_sources:
         with pytest.raises(InputError) as err:
             service.options(AuditRequest(dataset="mine", source=text, device="cpu"), tmp_path / "run")
@@ -313,7 +313,7 @@ def test_public_page_shows_no_server_path_on_first_load(monkeypatch, tmp_path, m
     config, resources = _page(monkeypatch, tmp_path, model_dir)
     assert _server_paths(config) == set()
     assert config.count("image.webp") >= 11  # the example thumbnails are there (from Gradio's cache)
-    datasets = AuditService(resources, REPO).datasets
+    datasets = AuditService(resources).datasets
     lines = [d.describe() for d in datasets.all()] + datasets.notes
     assert lines[0].startswith("**examples**: 11 images, labels `labels.csv`")
     assert any("gone" in line for line in lines)  # the note is there, without its path
@@ -325,7 +325,7 @@ def test_private_page_keeps_folders_for_the_local_user(monkeypatch, tmp_path, mo
     from cxrdemo.webapp.audit_runs import AuditService
 
     _, resources = _page(monkeypatch, tmp_path, model_dir, public=False)
-    datasets = AuditService(resources, REPO).datasets
+    datasets = AuditService(resources).datasets
     assert str(resources.examples_folder) in datasets.all()[0].describe()
     assert any(str(tmp_path) in note for note in datasets.notes)
 

@@ -42,7 +42,7 @@ def test_examples_dataset_from_the_manifest(tmp_path: Path, images_dir: Path, mo
 
     monkeypatch.delenv(ENV, raising=False)
     resources = make_resources(REPO, examples_folder=images_dir, export_root=tmp_path)
-    service = AuditService(resources, REPO)
+    service = AuditService(resources)
     (examples,) = service.datasets.all()
     assert examples.name == EXAMPLES and examples.names == tuple(ex.image for ex in resources.examples)
     labels, boxes = read_label_csv(examples.labels), read_box_csv(examples.boxes)
@@ -93,7 +93,7 @@ def service(model_dir: Path, images_dir: Path, tmp_path_factory: pytest.TempPath
     from cxrdemo.webapp.resources import make_resources
 
     resources = make_resources(REPO, examples_folder=images_dir, export_root=tmp_path_factory.mktemp("exports"))
-    return AuditService(resources, REPO)
+    return AuditService(resources)
 
 
 def test_an_audit_run_its_folder_zip_tables_and_gallery(service: AuditService, model_dir: Path) -> None:

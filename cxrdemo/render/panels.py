@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw
 
 from ..boxes import Box
 from ..cams import is_class_agnostic, method_name
+from ..compare import is_radiologists
 from ..imaging import Radiograph
 from ..results import CROP_NOTE, Analysis
 from .draw import (
@@ -181,7 +182,7 @@ def _comparison_rows(analysis: Analysis, hints: Hints = NO_HINTS) -> list[Row]:
         cam_text = f"{CAM.name} ({method}, class-agnostic, t={cam.threshold})"
     else:
         cam_text = f"{CAM.name}, same class ({method}, t={cam.threshold})"
-    source = TRUTH_SOURCES.get(analysis.truth_source)
+    source = TRUTH_SOURCES.get(analysis.truth_source) or ("radiologist" if is_radiologists(analysis.truth_source) else None)
     rows = [
         Row(f"{TRUTH.name} ({source})" if source else TRUTH.name, TRUTH.colour, TRUTH),
         Row(f"{MODEL.name}, same class", MODEL.colour, MODEL),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..boxes import Box
 from ..cams import method_name
-from ..compare import SOURCE_USER, GroundTruth, ground_truth
+from ..compare import SOURCE_USER, GroundTruth, TruthLookup, ground_truth
 from ..errors import InputError
 from ..imaging import Radiograph
 from .boxes_text import check_boxes_text, merge_drawn, snap_to_nih
@@ -39,15 +39,18 @@ def analyse_case(
     progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
     previous: Case | None = None,
+    *,
+    lookup: TruthLookup | None = None,
 ) -> CaseView:
     """Run the model on ``radiograph`` (one forward pass), the CAM, the comparison, and render the panels.
 
-    ``truth``: the user's boxes (original pixels), or ``None`` for NIH's list. ``previous``: the case the page
-    showed before, so that notes already shown for the same radiograph are not shown again.
+    ``truth``: the user's boxes (original pixels), or ``None`` for NIH's list (else what ``lookup`` finds in the
+    app's configured data sets). ``previous``: the case the page showed before, so that notes already shown for
+    the same radiograph are not shown again.
     """
     key = model_key(settings.source, settings.device)
     predictor = cache.get(key, progress)
-    checked = _ground_truth(predictor, radiograph, truth)  # before the network: bad boxes fail fast
+    checked = _ground_truth(predictor, radiograph, truth, lookup)  # before the network: bad boxes fail fast
     drawing = start_drawing(predictor, radiograph, panel_size)  # the film is resized for display meanwhile
     progress(0.35, "running the model")
     inference = predictor.forward(radiograph)
@@ -61,13 +64,15 @@ def update_case(
     truth: Sequence[Box] | None | str = KEEP,
     progress: Progress = no_progress,
     panel_size: int = VIEW_PANEL_SIZE,
+    *,
+    lookup: TruthLookup | None = None,
 ) -> CaseView:
     """Redo the CAM and the comparison of ``case`` with new settings and/or ground truth.
 
     The cached forward pass is reused when the model source and device are unchanged (changing the CAM method,
     target class or threshold never runs the network); otherwise the image is run through the new model.
-    ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list; boxes replace it (no boxes: no
-    ground truth).
+    ``truth=KEEP`` keeps the case's ground truth; ``None`` goes back to NIH's list (or ``lookup``'s data set);
+    boxes replace it (no boxes: no ground truth).
     """
     key = model_key(settings.source, settings.device)
     predictor = cache.get(key, progress)
@@ -76,7 +81,7 @@ def update_case(
         checked = case.ground_truth  # checked once, for this model's classes
     else:
         boxes = case.truth if isinstance(truth, str) else truth
-        checked = _ground_truth(predictor, case.radiograph, boxes)
+        checked = _ground_truth(predictor, case.radiograph, boxes, lookup)
     drawing = start_drawing(predictor, case.radiograph, panel_size)
     if same_model:
         inference, ran = case.inference, False
@@ -94,6 +99,8 @@ def apply_truth(
     panel_size: int = VIEW_PANEL_SIZE,
     drawn: Mapping[str, Any] | None = None,
     synced: Sequence[str] = (),
+    *,
+    lookup: TruthLookup | None = None,
 ) -> CaseView:
     """Make the typed/drawn boxes ``text`` the case's whole ground truth; no forward pass.
 
@@ -101,34 +108,42 @@ def apply_truth(
     means no ground truth (:func:`restore_nih_truth` brings NIH's list back). ``drawn``/``synced``: the box-drawing
     control's current value and its lines when the text last took them in (:func:`~.boxes_text.merge_drawn`), so
     that a box drawn or relabelled just before the click counts. Errors name the line of the user's own ``text``.
-    Lines that are exactly NIH's boxes of this image (all of them, nothing else) stay NIH's ground truth.
+    Lines that are exactly NIH's boxes of this image (all of them, nothing else) stay NIH's ground truth (or the
+    configured data set's that ``lookup`` finds).
     """
     if case is None:
         raise InputError("analyse a radiograph first, then add its ground truth")
-    classes = cache.get(case.key, progress).config.classes
+    predictor = cache.get(case.key, progress)
+    classes = predictor.config.classes
     size = case.radiograph.width, case.radiograph.height
     check_boxes_text(text, classes, *size)  # the user's own text first: its errors count its own lines
     merged = merge_drawn(text, drawn, case, synced)[0] if drawn else text
-    boxes, all_nih = snap_to_nih(check_boxes_text(merged, classes, *size), case.radiograph)  # NIH's stay exactly NIH's
-    return update_case(cache, case, case.settings, None if all_nih else tuple(boxes), progress, panel_size)
+    listed = _ground_truth(predictor, case.radiograph, None, lookup).boxes  # NIH's, or a configured data set's
+    boxes, all_nih = snap_to_nih(check_boxes_text(merged, classes, *size), case.radiograph, listed)  # theirs stay exactly theirs
+    return update_case(cache, case, case.settings, None if all_nih else tuple(boxes), progress, panel_size, lookup=lookup)
 
 
 def restore_nih_truth(
-    cache: ModelCache, case: Case | None, progress: Progress = no_progress, panel_size: int = VIEW_PANEL_SIZE
+    cache: ModelCache, case: Case | None, progress: Progress = no_progress, panel_size: int = VIEW_PANEL_SIZE, *,
+    lookup: TruthLookup | None = None,
 ) -> CaseView:
-    """Go back to NIH's box list as the case's ground truth (none when NIH's list does not know the image)."""
+    """Go back to NIH's box list as the case's ground truth (else what ``lookup`` finds in the app's configured data
+    sets; none when neither knows the image)."""
     if case is None:
         raise InputError("analyse a radiograph first, then add its ground truth")
-    return update_case(cache, case, case.settings, None, progress, panel_size)
+    return update_case(cache, case, case.settings, None, progress, panel_size, lookup=lookup)
 
 
-def _ground_truth(predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None) -> GroundTruth:
-    """The one check of ground truth: the user's boxes against the model's classes and the image, NIH's list
-    (``None``), or the user's word that there is none (no boxes)."""
+def _ground_truth(
+    predictor: "Predictor", radiograph: Radiograph, boxes: Sequence[Box] | None, lookup: TruthLookup | None
+) -> GroundTruth:
+    """The one check of ground truth: the user's boxes against the model's classes and the image, NIH's list or a
+    configured data set's (``None``), or the user's word that there is none (no boxes)."""
     if boxes is not None and not boxes:
         return GroundTruth((), SOURCE_USER)
     classes = predictor.config.classes
-    return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
+    return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None,
+                        lookup=lookup)
 
 
 def _case_view(

@@ -289,9 +289,11 @@ def zip_report(folder: Path, archive: Path) -> Path:
 class AuditService:
     """The audit side of one app: data sets, the line of audits, runs into the export folder."""
 
-    def __init__(self, resources: "AppResources", root: str | os.PathLike) -> None:
+    def __init__(self, resources: "AppResources") -> None:
         self.resources = resources
-        self.datasets = DatasetRegistry(root, resources.examples, resources.examples_folder, resources.export_root)
+        if resources.datasets is None:
+            raise ValueError("resources without a data set registry: build them with make_resources")
+        self.datasets: DatasetRegistry = resources.datasets
         self.board = AuditBoard()
         self.runs_root = resources.export_root / "audits"
         self.cases_root = resources.export_root / "cases"

@@ -109,15 +109,17 @@ def _numbered_boxes(text: str | None, classes: Sequence[str] | None) -> list[tup
     return out
 
 
-def snap_to_nih(boxes: Sequence[Box], radiograph: Radiograph) -> tuple[list[Box], bool]:
+def snap_to_nih(boxes: Sequence[Box], radiograph: Radiograph, listed: Sequence[Box] | None = None) -> tuple[list[Box], bool]:
     """``boxes`` with every box that is one of NIH's boxes of this image, as the text or the drawing control gave it
     back, replaced by NIH's exact box; and whether the result is exactly NIH's list (then it IS NIH's ground truth).
+    ``listed``: the radiologists' boxes to snap to instead of NIH's (a configured data set's, for an image NIH's
+    list does not know).
 
     Drawing a box turns the control's whole value into text, NIH's boxes included, and the control holds them in the
     pixels of its display copy (whole pixels, at :func:`display_scale`), the text at 0.1 px: so a box of the same class
     whose four coordinates are within one display pixel (``1 / scale`` original pixels) of an NIH box is that box.
     Without this, NIH's boxes came back as "user" boxes a fraction of a pixel off (IoU 1.00 became 0.99)."""
-    nih = truth_nih_boxes(radiograph)
+    nih = truth_nih_boxes(radiograph) if listed is None else list(listed)
     if not nih:
         return list(boxes), False
     tolerance = 1.0 / display_scale(radiograph) + 0.05  # one display pixel, plus the text's 0.1 px rounding

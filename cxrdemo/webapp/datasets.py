@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..compare import SOURCE_DATASET, GroundTruth
 from ..datasets.base import Region
+from ..datasets.truth import listed_boxes
 from ..errors import InputError
 from ..imaging import IMAGE_SUFFIXES
 from ..publicmode import clip_text, is_public
@@ -247,6 +249,30 @@ class DatasetRegistry:
     def names(self) -> list[str]:
         return [d.name for d in self.all()]
 
+    def truth_of(self, image: str, width: int, height: int) -> GroundTruth | None:
+        """The ground truth of the image called ``image`` (``width`` x ``height``) in the first configured data set
+        that lists it with a box (:func:`cxrdemo.datasets.truth.listed_boxes`: its file name, or its name without
+        the extension), for the single-case page when NIH's list does not know it; ``None`` otherwise (and at once
+        when ``CXRDEMO_AUDIT_DATASETS`` is unset, so the page never builds the audit's data sets for nothing).
+
+        Labels are NIH's names (the data sets were mapped onto them when converted); a mask is given as its
+        bounding box (said in the notes; the audit scores the mask itself). A box list that cannot be read is
+        skipped (it was read when the entry was converted)."""
+        if not (os.environ.get(ENV) or "").strip():
+            return None
+        for dataset in self.all():
+            if dataset.origin != ENV or dataset.boxes is None:
+                continue
+            try:
+                found = listed_boxes(image, width, height, dataset.boxes)
+            except (InputError, OSError):
+                continue
+            if found is None or not found[1]:
+                continue
+            listed, boxes = found
+            return GroundTruth(tuple(boxes), SOURCE_DATASET + dataset.name, tuple(_truth_notes(dataset, listed, image)))
+        return None
+
     def get(self, name: str | None) -> AuditDataset:
         """The data set called ``name``; :class:`InputError` listing the choices otherwise.
 
@@ -261,6 +287,20 @@ class DatasetRegistry:
             if d.name == wanted:
                 return d
         raise InputError(f"unknown data set {clip_text(wanted)!r}; choose one of {', '.join(d.name for d in items)}")
+
+
+def _truth_notes(dataset: AuditDataset, listed: str, image: str) -> list[str]:
+    """What the page says about a data set's ground truth of one image: where it came from, its readers, masks."""
+    notes = [f"ground truth from data set {dataset.name!r} (listed as {clip_text(listed, 60)!r})" if listed != image
+             else f"ground truth from data set {dataset.name!r}"]
+    regions = (dataset.regions or {}).get(listed, ())
+    readers = sorted({r.reader for r in regions if r.reader is not None})
+    if len(readers) > 1:
+        notes.append(f"{len(readers)} readers' boxes, each shown and scored as one ground-truth box (their union)")
+    masks = sum(r.is_mask for r in regions)
+    if masks:
+        notes.append(f"{masks} mask(s) shown as their bounding box here; the audit scores the masks themselves")
+    return notes
 
 
 def select_names(dataset: AuditDataset, limit: int) -> list[str] | None:

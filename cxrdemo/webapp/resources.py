@@ -8,7 +8,7 @@ import csv
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from PIL import Image
 
@@ -20,6 +20,10 @@ from ..provenance import DataSplits, read_splits
 from .case_store import CaseStore
 from .models import ModelCache
 from .state import Settings
+
+if TYPE_CHECKING:
+    from ..compare import GroundTruth
+    from .datasets import DatasetRegistry
 
 MANIFEST_COLUMNS = ("image", "finding_labels", "box_label", "box_x", "box_y", "box_w", "box_h")
 _SEEN_WORDS = {"train": "seen in training", "validation": "seen in validation"}
@@ -169,6 +173,8 @@ class AppResources:
         export_root: folder for CSV / report files handed to the browser (one subfolder per export).
         default: the settings the controls start with.
         cases: every session's case within one memory budget (sessions keep only a handle to theirs).
+        datasets: the data sets the audit page offers (:class:`~.datasets.DatasetRegistry`, built on first use);
+            the single-case page looks an uploaded image's ground truth up there too (:meth:`truth_lookup`).
     """
 
     cache: ModelCache
@@ -177,6 +183,11 @@ class AppResources:
     export_root: Path
     default: Settings = field(default_factory=Settings)
     cases: CaseStore = field(default_factory=CaseStore)
+    datasets: "DatasetRegistry | None" = None
+
+    def truth_lookup(self, image: str, width: int, height: int) -> "GroundTruth | None":
+        """The ground truth of an image that a configured data set lists (:data:`cxrdemo.compare.TruthLookup`)."""
+        return self.datasets.truth_of(image, width, height) if self.datasets is not None else None
 
     @property
     def panel_root(self) -> Path:
@@ -216,7 +227,11 @@ def make_resources(
         examples = [replace(ex, seen=splits.role(ex.image)) for ex in examples]
     exports = Path(export_root) if export_root else Path(tempfile.mkdtemp(prefix="cxrdemo-exports-"))
     exports.mkdir(parents=True, exist_ok=True)
-    return AppResources(cache or ModelCache(capacity=2), examples, folder, exports.resolve())
+    from .datasets import DatasetRegistry  # (it imports this module's Example)
+
+    exports = exports.resolve()
+    registry = DatasetRegistry(root, examples, folder, exports)
+    return AppResources(cache or ModelCache(capacity=2), examples, folder, exports, datasets=registry)
 
 
 def default_splits() -> DataSplits | None:

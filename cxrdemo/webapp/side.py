@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from PIL import Image
 
 from ..cams import CamRequest, is_class_agnostic, method_name
-from ..compare import GroundTruth, ground_truth
+from ..compare import GroundTruth, TruthLookup, ground_truth
 from ..errors import CxrDemoError, InputError
 from ..imaging import Radiograph
 from ..render import PANEL_NAMES, PANEL_TITLES, TILE_SIZE
@@ -125,19 +125,20 @@ def methods_view(
     return MethodsView(cells, tiles, [c.caption for c in cells], doc, grid)
 
 
-def case_methods(cache: ModelCache, case: Case | None, *, size: int = TILE_SIZE) -> MethodsView:
+def case_methods(cache: ModelCache, case: Case | None, *, size: int = TILE_SIZE, lookup: TruthLookup | None = None) -> MethodsView:
     """Every CAM method for the case's target and threshold, from the case's cached forward pass."""
     if case is None:
         raise InputError("analyse a radiograph first, then compare the CAM methods on it")
     predictor = cache.get(case.key)
-    truth = case.ground_truth or _truth(predictor, case.radiograph, case.truth)
+    truth = case.ground_truth or _truth(predictor, case.radiograph, case.truth, lookup)
     return methods_view(predictor, case.radiograph, case.inference, truth, case.settings.cam, case.analysis, size=size)
 
 
-def api_methods(cache: ModelCache, radiograph: Radiograph, settings: Settings, boxes=None, *, size: int = TILE_SIZE) -> MethodsView:
+def api_methods(cache: ModelCache, radiograph: Radiograph, settings: Settings, boxes=None, *, size: int = TILE_SIZE,
+                lookup: TruthLookup | None = None) -> MethodsView:
     """The ``compare_methods`` endpoint: one forward pass, then every method; the grid composed."""
     predictor = cache.get(model_key(settings.source, settings.device))
-    truth = _truth(predictor, radiograph, boxes)
+    truth = _truth(predictor, radiograph, boxes, lookup)
     inference = predictor.forward(radiograph)
     analysis = predictor.assemble(inference, None, truth)
     return methods_view(predictor, radiograph, inference, truth, settings.cam, analysis, size=size, compose=True,
@@ -145,17 +146,19 @@ def api_methods(cache: ModelCache, radiograph: Radiograph, settings: Settings, b
 
 
 # ------------------------------------------------------------------------------------------- two models
-def _truth(predictor: "Predictor", radiograph: Radiograph, boxes) -> GroundTruth:
+def _truth(predictor: "Predictor", radiograph: Radiograph, boxes, lookup: TruthLookup | None) -> GroundTruth:
     classes = predictor.config.classes
-    return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None)
+    return ground_truth(radiograph.name, radiograph.width, radiograph.height, classes, list(boxes) if boxes else None,
+                        lookup=lookup)
 
 
 def analyse_with(
     cache: ModelCache, key: ModelKey, radiograph: Radiograph, request: CamRequest, boxes=None, tag: str = "B",
     score_threshold: float | None = None,
+    lookup: TruthLookup | None = None,
 ) -> "Analysis":
     """``radiograph`` through the model ``key``: forward pass, the CAM of ``request``, ground truth ``boxes`` (or
-    NIH's), IoUs; a detector's boxes above ``score_threshold`` (``None``: its own). A target class the model does
+    NIH's, or ``lookup``'s data set's), IoUs; a detector's boxes above ``score_threshold`` (``None``: its own). A target class the model does
     not have is a one-line error naming the model."""
     try:
         predictor = cache.get(key)
@@ -166,7 +169,7 @@ def analyse_with(
 
         if match_class(request.target, predictor.config.classes) is None:
             raise InputError(f"model {tag} has no class {clip_text(request.target)!r}; pick top-1 or one of its classes as the CAM target")
-    truth = _truth(predictor, radiograph, boxes)
+    truth = _truth(predictor, radiograph, boxes, lookup)
     inference = predictor.forward(radiograph)
     start = time.perf_counter()
     cam = predictor.cam(inference, request)
@@ -191,24 +194,27 @@ def models_view(radiograph: Radiograph, a: "Analysis", b: "Analysis", *, size: i
     return ModelsView(comparison, panels, models_summary(comparison), comparison.to_json(), rows, notes)
 
 
-def case_models(cache: ModelCache, case: Case | None, source_b: str | None, device: str | None = None, *, size: int = TILE_SIZE) -> ModelsView:
+def case_models(cache: ModelCache, case: Case | None, source_b: str | None, device: str | None = None, *, size: int = TILE_SIZE,
+                lookup: TruthLookup | None = None) -> ModelsView:
     """The case (model A, as shown) beside the same radiograph through model ``source_b`` on ``device`` (default:
     A's device), with A's CAM request and ground truth."""
     if case is None:
         raise InputError("analyse a radiograph first, then compare it with a second model")
     key = model_key(source_b, device or case.key.device)
-    b = analyse_with(cache, key, case.radiograph, case.settings.cam, case.truth, score_threshold=case.settings.score_threshold)
+    b = analyse_with(cache, key, case.radiograph, case.settings.cam, case.truth, score_threshold=case.settings.score_threshold,
+                     lookup=lookup)
     return models_view(case.radiograph, case.analysis, b, size=size)
 
 
 def api_models(
-    cache: ModelCache, radiograph: Radiograph, settings: Settings, source_b: str | None, boxes=None, *, size: int = TILE_SIZE
+    cache: ModelCache, radiograph: Radiograph, settings: Settings, source_b: str | None, boxes=None, *, size: int = TILE_SIZE,
+    lookup: TruthLookup | None = None,
 ) -> ModelsView:
     """The ``compare_models`` endpoint: the radiograph through A (``settings.source``) and B (``source_b``); both
     sources are checked before either model is loaded."""
     key_a, key_b = model_key(settings.source, settings.device), model_key(source_b, settings.device)
-    a = analyse_with(cache, key_a, radiograph, settings.cam, boxes, "A", settings.score_threshold)
-    b = analyse_with(cache, key_b, radiograph, settings.cam, boxes, "B", settings.score_threshold)
+    a = analyse_with(cache, key_a, radiograph, settings.cam, boxes, "A", settings.score_threshold, lookup)
+    b = analyse_with(cache, key_b, radiograph, settings.cam, boxes, "B", settings.score_threshold, lookup)
     return models_view(radiograph, a, b, size=size, compose=True)
 
 

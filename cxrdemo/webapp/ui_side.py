@@ -106,7 +106,7 @@ class SideHandlers:
     def methods(self, handle, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
         progress(0.2, desc="every CAM method from the cached forward pass")
-        view = side.case_methods(self.cache, case)
+        view = side.case_methods(self.cache, case, lookup=self.resources.truth_lookup)
         paths = side.write_pictures(view.tiles, self.resources.panel_root)
         ms = sum(view.doc["timings_ms"].values())
         status = f"{case.analysis.image}: every CAM method redone from the cached forward pass, {ms:.0f} ms of computation."
@@ -124,7 +124,7 @@ class SideHandlers:
         case = self.resources.cases.get(handle)
         step = progress_reporter(progress)
         step(0.1, "running model B")
-        view = side.case_models(self.cache, case, source_b, device)
+        view = side.case_models(self.cache, case, source_b, device, lookup=self.resources.truth_lookup)
         paths = side.write_pictures([img for img, _ in view.panels], self.resources.panel_root)
         status = f"{case.analysis.image}: model B run; A and B side by side below the panels."
         if view.notes:  # in the status line, not a toast over the example gallery
@@ -146,7 +146,8 @@ class SideHandlers:
         method: method, name, target, class_agnostic, threshold, box, iou) and the grid of every method as a JPEG."""
         progress(0.1, desc="running the model")
         settings = Settings.from_controls(source, device, None, target, threshold)
-        view = side.api_methods(self.cache, read_upload(image), settings, parse_boxes_text(truth) or None)
+        view = side.api_methods(self.cache, read_upload(image), settings, parse_boxes_text(truth) or None,
+                                 lookup=self.resources.truth_lookup)
         return view.doc, side.write_picture(view.grid, self.resources.panel_root)
 
     @guarded
@@ -157,7 +158,8 @@ class SideHandlers:
         as one JPEG."""
         progress(0.1, desc="running models A and B")
         settings = Settings.from_controls(source, device, method, target, threshold, score_threshold)
-        view = side.api_models(self.cache, read_upload(image), settings, source_b, parse_boxes_text(truth) or None)
+        view = side.api_models(self.cache, read_upload(image), settings, source_b, parse_boxes_text(truth) or None,
+                               lookup=self.resources.truth_lookup)
         return view.doc, side.write_picture(view.rows, self.resources.panel_root)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..cams import CamRequest, is_class_agnostic, method_name
+from ..compare import SOURCE_DATASET, SOURCE_USER
 from ..errors import CxrDemoError
 from ..imaging import Radiograph
 from ..datasets.nih import TOP1
@@ -115,13 +116,22 @@ def _fmt_iou(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def truth_source_text(source: str) -> str:
+    """Who drew the ground truth, as the IoU table's heading says it."""
+    if source == SOURCE_USER:
+        return "your boxes"
+    if source.startswith(SOURCE_DATASET):
+        return f"radiologist boxes of data set {source[len(SOURCE_DATASET):]}"
+    return "NIH's radiologist boxes"
+
+
 def iou_table(case: Case) -> str:
     """Markdown table of the IoUs, one row per ground-truth box (``""`` without ground truth): in the summary, and
     again beside *Apply ground truth* so that the result of applying a box is seen where the button is."""
     a = case.analysis
     if not a.ious:
         return ""
-    src = "your boxes" if case.truth_source == "user" else "NIH's radiologist boxes"
+    src = truth_source_text(case.truth_source)
     lines = [f"| ground truth ({src}) | box IoU | CAM IoU |", "|---|---|---|"]
     lines += [f"| {row.label} | {row.box_iou_text()} | {_fmt_iou(row.cam_iou)} |" for row in a.ious]
     return "\n".join(lines)
