@@ -35,7 +35,8 @@ REPORT_KEYS: tuple[str, ...] = (
 class EvalResult:
     """Everything one evaluation in CLN's protocol measured. :meth:`to_json` gives ``report.json``.
 
-    Attributes beyond the report keys (``names``, ``y_true``, ``scores``, the ``*_matches``) feed plots and tests.
+    Attributes beyond the report keys (``names``, ``y_true``, ``scores``, the ``*_matches``) feed plots and tests;
+    ``y_true`` is 1 / 0, NaN where an uncertain label leaves the image out of that class's AUC.
     ``iou_accuracy`` and friends: ``{"0.1": {class: share of that class's boxes with IoU > T, "mean": mean of
     the classes' shares}}`` (the mean is over classes, not over boxes). ``cam_iou_accuracy`` is that of
     ``cam_method`` (the first method asked for).

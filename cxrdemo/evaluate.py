@@ -32,6 +32,7 @@ from .audit.engine import AuditOptions, run_audit
 from .audit.regions import READER_RULES
 from .audit.selection import read_names, seen_images
 from .datasets.samples import Sample
+from .datasets.vocabulary import POLICIES
 from .audit.result import AUDIT_KEYS
 from .errors import InputError
 from .evalresult import REPORT_KEYS, EvalResult
@@ -123,8 +124,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     add("--boxes", default=None, metavar="FILE",
         help="ground-truth boxes, [layout:]file in any layout of docs/datasets.md (NIH's BBox_List_2017.csv, VinDr, "
              "RSNA, ChestX-Det, MS-CXR, COCO...) (default: none, no localisation)")  # fmt: skip
-    add("--uncertain", default="ignore", choices=("ignore", "positive", "negative"),
-        help="uncertain labels (-1, CheXpert): ignore = leave the image out and count it; or count them as positive / "
+    add("--uncertain", default="ignore", choices=POLICIES,
+        help="uncertain labels (-1, CheXpert): ignore = leave the image out of that class's AUC only (it counts for "
+             "every other class and keeps its boxes), counted per class in the report; or count them as positive / "
              "negative (default: %(default)s)")  # fmt: skip
     add("--alias", action="append", default=[], metavar="NAME=LABEL",
         help="score the data set's class NAME as the model's LABEL, said in the report (e.g. \"Lung Opacity=Pneumonia\" "

@@ -1,7 +1,8 @@
 """Metrics in CLN's protocol: per-class ROC AUC, IoU accuracy at T(IoU) = 0.1..0.7, and decision thresholds.
 
 - AUC (Table 2): scikit-learn's ``roc_auc_score`` per class; ``None`` when the class has no positive or no negative
-  among the images (AUC undefined); the mean is over the classes with a value.
+  among the images (AUC undefined); the mean is over the classes with a value. A NaN target (an uncertain label under
+  policy ``ignore``, :meth:`cxrdemo.datasets.samples.Sample.target`) leaves that image out of that class's AUC only.
 - IoU accuracy (Table 1): for a threshold T and a class, the share of that class's ground-truth boxes whose best
   IoU with a predicted box OF THE SAME CLASS is larger than T (strictly); no predicted box counts as IoU 0.
   ``"mean"`` averages the classes that have ground-truth boxes. Classes without boxes get ``None``.
@@ -29,17 +30,19 @@ def threshold_key(t: float) -> str:
 
 
 def class_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC of one class; ``None`` when ``y_true`` lacks positives or negatives."""
+    """ROC AUC of one class over the images whose target is not NaN; ``None`` when they lack positives or negatives."""
     from sklearn.metrics import roc_auc_score
 
-    y = np.asarray(y_true).astype(int).ravel()
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    known = ~np.isnan(y)
+    y = y[known].astype(int)
     if y.size == 0 or y.sum() in (0, y.size):
         return None
-    return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64).ravel()))
+    return float(roc_auc_score(y, np.asarray(scores, dtype=np.float64).ravel()[known]))
 
 
 def per_class_auc(y_true: np.ndarray, scores: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
-    """``{label: AUC or None}`` for ``(N, C)`` multi-hot targets and scores."""
+    """``{label: AUC or None}`` for ``(N, C)`` multi-hot targets (NaN: left out of that class) and scores."""
     y_true = np.asarray(y_true)
     scores = np.asarray(scores)
     if y_true.shape != scores.shape or y_true.shape[1] != len(classes):

@@ -67,16 +67,25 @@ def auc_table(result: EvalResult, ours_name: str = "ours") -> list[str]:
 
 
 def full_auc_table(result: EvalResult, auc_ci: Mapping[str, Mapping[str, Any] | None] | None = None) -> list[str]:
-    """Every class: positives, negatives and AUC (with its bootstrap 95 % CI when ``auc_ci`` is given), then the mean."""
+    """Every class: positives, negatives and AUC (with its bootstrap 95 % CI when ``auc_ci`` is given), then the mean.
+
+    When some label is uncertain (a NaN target, policy ``ignore``), an ``Uncertain (left out)`` column counts, per
+    class, the images left out of that class's AUC.
+    """
     with_ci = auc_ci is not None
-    lines = _header(["Label", "Positives", "Negatives", "AUC", *(["95% CI"] if with_ci else []), "Label-prior baseline"])
     y = result.y_true if result.y_true is not None else np.zeros((0, len(result.classes)))
+    unsure = np.isnan(y)
+    with_unsure = bool(unsure.any())
+    lines = _header(["Label", "Positives", "Negatives", *(["Uncertain (left out)"] if with_unsure else []), "AUC",
+                     *(["95% CI"] if with_ci else []), "Label-prior baseline"])  # fmt: skip
     for i, c in enumerate(result.classes):
-        pos = int(y[:, i].sum()) if len(y) else 0
+        pos, left = int(np.nansum(y[:, i])), int(unsure[:, i].sum())
         ci = [fmt_ci((auc_ci or {}).get(c))] if with_ci else []
-        lines.append(_row([c, str(pos), str(len(y) - pos), fmt(result.auc.get(c)), *ci, "0.500"]))
+        lines.append(_row([c, str(pos), str(len(y) - pos - left), *([str(left)] if with_unsure else []),
+                           fmt(result.auc.get(c)), *ci, "0.500"]))  # fmt: skip
     mean_ci = [fmt_ci((auc_ci or {}).get("mean"))] if with_ci else []
-    lines.append(_row(["**mean**", "", "", f"**{fmt(result.mean_auc)}**", *mean_ci, "0.500"]))
+    blank = ["", "", *([""] if with_unsure else [])]
+    lines.append(_row(["**mean**", *blank, f"**{fmt(result.mean_auc)}**", *mean_ci, "0.500"]))
     return lines
 
 
@@ -351,6 +360,8 @@ def skipped_lines(result: AuditResult) -> list[str]:
         f"- images without a row in the label CSV: {s.get('no_label_row', 0)} (also in `skipped.csv`)",
         f"- label rows whose image is not in the folder: {s.get('label_rows_without_image', 0)} (counted, not an error)",
         f"- images the model had seen, left out (only unseen images asked for): {s.get('seen_by_model_dropped', 0)}",
+        *([f"- uncertain labels (-1), each image left out of that class's AUC only (it counts for every other class): "
+           + ", ".join(f"{c} {n}" for c, n in s["uncertain_labels"].items())] if s.get("uncertain_labels") else []),
         "",
     ]
 
@@ -461,9 +472,10 @@ def plot_roc(result: EvalResult, path: str | Path) -> Path:
         ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls="--", zorder=1)
         auc = result.auc.get(c)
         if auc is not None and y is not None and result.scores is not None:
-            fpr, tpr, _ = roc_curve(y[:, i].astype(int), result.scores[:, i])
+            known = ~np.isnan(y[:, i])  # an uncertain label (NaN) is left out of its class's curve
+            fpr, tpr, _ = roc_curve(y[known, i].astype(int), result.scores[known, i])
             ax.plot(fpr, tpr, color="#0072B2", lw=1.8, zorder=5, clip_on=False)
-            ax.set_title(f"{c}\nAUC {auc:.3f} (n+={int(y[:, i].sum())})", fontsize=9)
+            ax.set_title(f"{c}\nAUC {auc:.3f} (n+={int(y[known, i].sum())})", fontsize=9)
         else:
             ax.set_title(f"{c}\nAUC undefined", fontsize=9)
         ax.set_xlim(-pad, 1 + pad)

@@ -170,6 +170,26 @@ def test_paired_uses_the_same_resamples_as_auc_with_ci_and_skips_undefined_label
     assert again.to_json(ndigits=None) == out.to_json(ndigits=None)  # deterministic
 
 
+def test_paired_leaves_a_nan_label_out_of_its_label_only():
+    rng = np.random.default_rng(4)
+    n = 60
+    y = (rng.random((n, 2)) < 0.4).astype(float)
+    a, b = y * 0.5 + rng.random((n, 2)), rng.random((n, 2))
+    full = paired_auc_difference(y, a, b, ["x", "y"], n_resamples=200, seed=1)
+    unsure = y.copy()
+    unsure[[3, 7], 1] = np.nan  # two images uncertain on "y"
+    out = paired_auc_difference(unsure, a, b, ["x", "y"], n_resamples=200, seed=1)
+    assert out.per_label["x"] == full.per_label["x"]  # the same resamples: "x" is untouched, to the bit
+    keep = ~np.isnan(unsure[:, 1])
+    got = out.per_label["y"]
+    assert got.auc_a.value == pytest.approx(roc_auc_score(y[keep, 1], a[keep, 1]), abs=1e-12)
+    assert got.auc_b.value == pytest.approx(roc_auc_score(y[keep, 1], b[keep, 1]), abs=1e-12)
+    assert got.auc_a.n == n - 2 and out.mean.auc_a.n == n and got.auc_a.low < got.auc_a.value < got.auc_a.high
+    assert got.auc_a.value != full.per_label["y"].auc_a.value
+    with pytest.raises(ValueError, match="0, 1 or NaN"):
+        paired_auc_difference(np.full((4, 1), 0.5), a[:4, :1], b[:4, :1], ["x"])
+
+
 def test_paired_refuses_mismatched_shapes():
     with pytest.raises(ValueError):
         paired_auc_difference(np.zeros((4, 2)), np.zeros((4, 2)), np.zeros((4, 3)), ["a", "b"])

@@ -77,6 +77,36 @@ def test_load_samples_uses_present_images_and_scales_boxes(tiny_nih: Path):
     assert [s.name for s in only.samples] == ["00000002_000.png"]
 
 
+def test_uncertain_labels_column(tiny_nih: Path, tmp_path: Path):
+    from cxrdemo.datasets.samples import require_certain, uncertain_counts
+    from cxrdemo.errors import InputError
+
+    labels = tmp_path / "uncertain.csv"
+    labels.write_text("Image Index,Finding Labels,Uncertain Labels\n"
+                      "00000001_000.png,Cardiomegaly,Effusion|Not_A_Label\n00000002_000.png,No Finding,\n")
+    rows = read_label_csv(labels)
+    assert (rows["00000001_000.png"].uncertain, rows["00000002_000.png"].uncertain) == (("Effusion", "Not_A_Label"), ())
+    found = load_samples(tiny_nih / "images", labels)
+    s1, s2 = found.samples
+    assert s1.uncertain == {"Effusion"} and not s2.uncertain  # a class outside the model's: dropped
+    t = s1.target(["Effusion", "Mass", "Cardiomegaly"])
+    assert np.isnan(t[0]) and t[1:].tolist() == [0.0, 1.0]  # never read as negative
+    assert uncertain_counts(found.samples, ["Cardiomegaly", "Effusion"]) == {"Effusion": 1}
+    with pytest.raises(InputError, match="1 image\\(s\\) carry uncertain labels .*--uncertain positive or negative"):
+        require_certain(found.samples, labels)
+    from cxrdemo.training.cv import targets_for
+
+    with pytest.raises(InputError, match="uncertain"):  # cross-validation's targets: refused too, never negative
+        targets_for(["00000001_000.png"], labels, ["Effusion"])
+    assert targets_for(["00000002_000.png"], labels, ["Effusion"]).tolist() == [[0.0]]
+    plain = load_samples(tiny_nih / "images", tiny_nih / "labels.csv.gz")  # NIH's own file: nothing uncertain
+    require_certain(plain.samples, "labels.csv.gz")
+    assert not any(s.uncertain for s in plain.samples)
+    labels.write_text("Image Index,Finding Labels,Uncertain Labels\n00000001_000.png,Cardiomegaly,Cardiomegaly\n")
+    with pytest.raises(InputError, match="'Cardiomegaly' both in 'Finding Labels' and in 'Uncertain Labels'"):
+        read_label_csv(labels)
+
+
 def _synthetic_samples(n: int) -> list[Sample]:
     labels = ["Atelectasis", "Effusion", "Nodule", "Hernia"]
     rng = np.random.default_rng(0)

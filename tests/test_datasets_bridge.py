@@ -38,18 +38,23 @@ def test_chexpert_labels_with_repeated_file_names_and_the_uncertain_policy(tmp_p
     labels, root = _chexpert(tmp_path, images_dir)
     done = export_nih(labels, None, root, tmp_path / "out")
     rows = read_label_csv(done.labels)
-    # patient1 has an uncertain Edema and patient2 an uncertain Effusion, both scored classes: left out under ignore
-    assert list(rows) == ["valid__patient0__study1__view1_frontal.jpg"]
-    assert rows["valid__patient0__study1__view1_frontal.jpg"].labels == ("Cardiomegaly",)
-    assert (done.images / "valid__patient0__study1__view1_frontal.jpg").is_file() and done.boxes is None
-    assert any("2 image(s) left out: an uncertain label" in n for n in done.notes)
+    # patient1 has an uncertain Edema and patient2 an uncertain Effusion: under ignore each is left out of that class
+    # only (the 'Uncertain Labels' column), and keeps its other labels
+    p0, p1, p2 = (f"valid__patient{k}__study1__view1_frontal.jpg" for k in range(3))
+    assert list(rows) == [p0, p1, p2]
+    assert [(rows[p].labels, rows[p].uncertain) for p in (p0, p1, p2)] == [
+        (("Cardiomegaly",), ()), (("Effusion",), ("Edema",)), ((), ("Effusion",))]
+    assert (done.images / p0).is_file() and done.boxes is None
+    assert any(n.startswith("uncertain labels (-1), policy 'ignore': each image left out of that class's AUC only")
+               and n.endswith(": Effusion 1, Edema 1") for n in done.notes)
     assert any(n.startswith("not stated by the data set (no AUC): Atelectasis, Infiltration") for n in done.notes)
     assert not any("Lung Opacity" in n for n in done.notes)  # blank in every row: never stated, nothing to map
-    pos = read_label_csv(export_nih(labels, None, root, tmp_path / "pos", policy="positive").labels)
-    assert pos["valid__patient1__study1__view1_frontal.jpg"].labels == ("Effusion", "Edema")
-    assert pos["valid__patient2__study1__view1_frontal.jpg"].labels == ("Effusion",)
+    positive = export_nih(labels, None, root, tmp_path / "pos", policy="positive")
+    pos = read_label_csv(positive.labels)
+    assert [(pos[p].labels, pos[p].uncertain) for p in (p1, p2)] == [(("Effusion", "Edema"), ()), (("Effusion",), ())]
+    assert "uncertain labels (-1) counted as positive (policy 'positive'): Effusion 1, Edema 1" in positive.notes
     neg = read_label_csv(export_nih(labels, None, root, tmp_path / "neg", policy="negative").labels)
-    assert neg["valid__patient1__study1__view1_frontal.jpg"].labels == ("Effusion",)
+    assert [(neg[p].labels, neg[p].uncertain) for p in (p1, p2)] == [(("Effusion",), ()), ((), ())]
     with pytest.raises(InputError, match="--uncertain 'maybe'"):
         export_nih(labels, None, root, tmp_path / "x", policy="maybe")
 

@@ -4,7 +4,10 @@ policy, and models/labels.py mapping model outputs through the same table."""
 from __future__ import annotations
 
 from cxrdemo.datasets.nih import NIH_CLASSES
-from cxrdemo.datasets.vocabulary import canonical, label_policy, map_names, nih_name
+import pytest
+
+from cxrdemo.datasets.vocabulary import POLICIES, canonical, check_policy, map_names, nih_name, policy_target
+from cxrdemo.errors import InputError
 from cxrdemo.models.labels import map_labels
 
 VINDR = ["Aortic enlargement", "Atelectasis", "Calcification", "Cardiomegaly", "Consolidation", "ILD", "Infiltration",
@@ -69,14 +72,11 @@ def test_model_labels_through_the_shared_table() -> None:
 
 
 def test_uncertain_policy_is_data() -> None:
-    labels = {"a": {"Edema": 1}, "b": {"Edema": -1}, "c": {"Edema": 0}, "d": {}, "e": {"Edema": -1}}
-    s = label_policy(labels, "Edema")
-    assert s.image_ids == ("a", "c") and s.targets == (1, 0)
-    assert (s.uncertain, s.not_stated, s.left_out) == (2, 1, 3)
-    pos = label_policy(labels, "Edema", "positive")
-    assert pos.image_ids == ("a", "b", "c", "e") and pos.targets == (1, 1, 0, 1) and pos.left_out == 1
-    neg = label_policy(labels, "Edema", "negative", image_ids=["e", "a"])
-    assert neg.image_ids == ("e", "a") and neg.targets == (0, 1)
+    assert {p: [policy_target(v, p) for v in (1, 0, -1)] for p in POLICIES} == {
+        "ignore": [1, 0, None], "positive": [1, 0, 1], "negative": [1, 0, 0]}  # None: left out of that class only
+    assert check_policy("positive") == "positive"
+    with pytest.raises(InputError, match="--uncertain 'maybe': one of ignore, positive, negative"):
+        check_policy("maybe")
 
 
 def test_layout_names_match_the_registry() -> None:

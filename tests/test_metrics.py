@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from cxrdemo.boxes import Box
 from cxrdemo.training.losses import cln_loss, pairwise_iou, positive_weights
@@ -61,6 +62,15 @@ def test_auc_with_a_missing_class():
     assert class_auc(np.array([]), np.array([])) is None
     with pytest.raises(ValueError):
         per_class_auc(y, s[:, :2], ["a", "b", "c"])
+
+
+def test_auc_leaves_a_nan_target_out_of_its_class_only():
+    y = np.array([[1, 1], [0, 0], [1, np.nan], [0, 1]], dtype=float)  # image 2 uncertain on class b: left out of b
+    s = np.array([[0.9, 0.2], [0.1, 0.3], [0.2, 0.9], [0.7, 0.5]])
+    auc = per_class_auc(y, s, ["a", "b"])
+    assert auc["a"] == pytest.approx(roc_auc_score(y[:, 0], s[:, 0]))  # every image
+    assert auc["b"] == pytest.approx(roc_auc_score([1, 0, 1], [0.2, 0.3, 0.5])) == 0.5
+    assert class_auc(np.array([1.0, np.nan]), np.array([0.5, 0.5])) is None  # one image left: undefined
 
 
 def test_youden_thresholds():

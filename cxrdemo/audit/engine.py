@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..datasets.base import Region
 
-from ..datasets.samples import Sample, load_samples, read_label_csv
+from ..datasets.samples import Sample, load_samples, read_label_csv, uncertain_counts
 from ..errors import CxrDemoError, InputError
 from .result import AuditResult, Skipped
 from .records import ImageRecord, RecordCache
@@ -370,6 +370,8 @@ def _finish(
     methods = setup.plan.methods
     found, notes = setup.found, list(setup.notes)
     errors = [r for r in records if r.error is not None]
+    readable = {r.name for r in records if r.error is None}
+    classes = setup.loaded.config.classes
     skipped_files = [Skipped(r.name, r.error or "") for r in errors] + [Skipped(n, "no row in the label CSV") for n in found.missing_labels]
     skipped = {
         "unreadable": len(errors),
@@ -377,6 +379,7 @@ def _finish(
         "label_rows_without_image": _label_rows_without_image(options.labels, options.images),
         "seen_by_model_dropped": len(found.samples) - len(setup.samples),
         "unknown_labels": dict(found.unknown_labels),
+        "uncertain_labels": uncertain_counts([s for s in setup.samples if s.name in readable], classes),
         "file": "skipped.csv",
     }
     notes += [f"skipped {r.name}: {r.error}" for r in errors[:5]]

@@ -106,7 +106,8 @@ class AuditResult:
         detection: a detector's figures (:meth:`cxrdemo.audit.detection.DetectionResult.to_json`: AP and mAP at IoU
             0.5 and 0.4, IoU accuracy, FROC, each with its CI, and the images' errors), or ``None`` for a model that
             predicts no scored boxes.
-        skipped: counts of what was left out (``skipped_files`` lists the files, for ``skipped.csv``).
+        skipped: counts of what was left out (``skipped_files`` lists the files, for ``skipped.csv``);
+            ``uncertain_labels``: per class, the images left out of that class's AUC only, their label uncertain.
         auc_ci: per label, the AUC's 95 % CI; ``mean_auc_ci``: the mean AUC's.
         compare_scores: the second model's probabilities on ``evaluation.names`` (``--compare-weights``).
         notes: one-line remarks for the report (seen images, class-agnostic maps...).

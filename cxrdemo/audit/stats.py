@@ -157,6 +157,14 @@ def _binary_labels(y_true: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _labels_or_unknown(y_true: np.ndarray) -> np.ndarray:
+    """``y_true`` as float64 after checking every value is 0, 1 or NaN (a label left out, e.g. uncertain)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    if not (np.isin(y, (0.0, 1.0)) | np.isnan(y)).all():
+        raise ValueError("labels must be 0, 1 or NaN (left out)")
+    return y
+
+
 def _finite_scores(scores: np.ndarray) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(s).all():
@@ -290,7 +298,8 @@ def paired_auc_difference(
     """Compare two models' ROC AUCs on the same ``N`` images, label by label and on average.
 
     Args:
-        y_true: ``(N, L)`` 0/1 labels.
+        y_true: ``(N, L)`` 0/1 labels; NaN where an image is left out of that label (an uncertain label under policy
+            ``ignore``): it counts for the other labels, and a label's ``n`` is the images that count for it.
         scores_a, scores_b: ``(N, L)`` scores of models A and B for the same images in the same order.
         labels: the ``L`` label names.
 
@@ -299,16 +308,20 @@ def paired_auc_difference(
     the mean, so the interval of the difference accounts for the correlation between the two models.
     """
     level = _check_level(level)
-    y = _binary_labels(np.asarray(y_true))
+    y = _labels_or_unknown(y_true)
     a = _finite_scores(scores_a)
     b = _finite_scores(scores_b)
     labels = [str(label) for label in labels]
     if y.ndim != 2 or y.shape != a.shape or y.shape != b.shape or y.shape[1] != len(labels):
         raise ValueError(f"labels {y.shape}, scores A {a.shape} and B {b.shape} must all be (N, {len(labels)})")
     n, n_labels = y.shape
+    known = ~np.isnan(y)
+    counted = known.sum(axis=0)
+    # per label: the images that count for it, their labels and both models' scores
+    cols = [(k, y[k, j].astype(np.int64), a[k, j], b[k, j]) for j, k in enumerate(known.T)]
 
-    point_a = np.array([_sk_auc(y[:, j], a[:, j]) for j in range(n_labels)])
-    point_b = np.array([_sk_auc(y[:, j], b[:, j]) for j in range(n_labels)])
+    point_a = np.array([_sk_auc(yj, aj) for _, yj, aj, _ in cols])
+    point_b = np.array([_sk_auc(yj, bj) for _, yj, _, bj in cols])
     defined = np.isfinite(point_a) & np.isfinite(point_b)
 
     boot_a = np.full((int(n_resamples), n_labels), math.nan)
@@ -317,11 +330,12 @@ def paired_auc_difference(
     for weights in _resample_weights(n, n_resamples, seed):
         rows = slice(row, row + weights.shape[0])
         for j in np.flatnonzero(defined):
-            boot_a[rows, j] = _weighted_auc(y[:, j], a[:, j], weights)
-            boot_b[rows, j] = _weighted_auc(y[:, j], b[:, j], weights)
+            k, yj, aj, bj = cols[j]
+            boot_a[rows, j] = _weighted_auc(yj, aj, weights[:, k])
+            boot_b[rows, j] = _weighted_auc(yj, bj, weights[:, k])
         row += weights.shape[0]
 
-    def comparison(pa: float, pb: float, ba: np.ndarray, bb: np.ndarray) -> AucComparison:
+    def comparison(pa: float, pb: float, ba: np.ndarray, bb: np.ndarray, n: int = n) -> AucComparison:
         if not (math.isfinite(pa) and math.isfinite(pb)):
             return AucComparison(Estimate.undefined(n), Estimate.undefined(n), Estimate.undefined(n), 0)
         ok = np.isfinite(ba) & np.isfinite(bb)
@@ -331,7 +345,9 @@ def paired_auc_difference(
             est.append(Estimate(float(point), low, high, n))
         return AucComparison(est[0], est[1], est[2], int(ok.sum()))
 
-    per_label = {labels[j]: comparison(point_a[j], point_b[j], boot_a[:, j], boot_b[:, j]) for j in range(n_labels)}
+    per_label = {
+        labels[j]: comparison(point_a[j], point_b[j], boot_a[:, j], boot_b[:, j], int(counted[j])) for j in range(n_labels)
+    }
     if defined.any():
         # A NaN in any averaged label makes the resample's mean NaN: that resample is skipped.
         mean = comparison(

@@ -8,8 +8,10 @@ them):
 - class names go through the shared vocabulary (:func:`cxrdemo.datasets.vocabulary.map_names`): a name meaning two
   labels (``Nodule/Mass``) or none is left out and said so, never scored under another name;
 - every reader's box is kept (scored against the union of readers: each box is one ground-truth box);
-- an uncertain label (-1) follows ``policy``: ``ignore`` (default) leaves the image out (the NIH label CSV cannot
-  leave one class of an image out, so the whole image goes; counted), ``positive`` / ``negative`` count it so;
+- an uncertain label (-1) follows ``policy`` (:func:`cxrdemo.datasets.vocabulary.policy_target`): ``ignore``
+  (default) leaves that image out of that class's AUC only: the label CSV's extra column ``Uncertain Labels``
+  (``|``-joined, empty otherwise) names the class, the image counts for every other class and keeps its regions;
+  ``positive`` / ``negative`` write it as found / not found. Counted per class either way;
 - a model label the data set never states is listed (its AUC has no positive and is not computed);
 - boxes in original pixels are scaled into NIH's 1024 frame by the image's size (from the annotation or its header)
   so the pipeline's ``box / 1024 * size`` gives them back;
@@ -24,14 +26,15 @@ import csv
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..errors import InputError
 from .base import GroundTruth, Region
 from .files import shown
 from .loader import detect_layout, load_ground_truth, split_spec
 from .nih import NIH_CLASSES, NIH_SIDE
-from .vocabulary import POLICIES, map_names
+from .samples import UNCERTAIN_COLUMN
+from .vocabulary import check_policy, map_names, policy_target
 
 
 @dataclass
@@ -75,8 +78,7 @@ def export_nih(
     Raises:
         InputError: a bad file (one line), an unknown policy, no labelled image found in ``images``.
     """
-    if policy not in POLICIES:
-        raise InputError(f"--uncertain {policy!r}: one of {', '.join(POLICIES)}")
+    check_policy(policy)
     folder = Path(images)
     if is_nih(labels) and is_nih(boxes):
         if labels is None:
@@ -111,29 +113,30 @@ def export_nih(
     names = flat_names(entries, folder)
     flat = all(e.path.parent == folder and names[i] == e.path.name for i, e in entries.items())  # type: ignore[union-attr]
     image_dir = folder if flat else _link_folder(entries, names, out / "images", notes)
-    label_rows, dropped, stated = _labels(source, entries, names, mapping.pairs, policy)
-    if dropped:
-        notes.append(f"{dropped} image(s) left out: an uncertain label (-1) on a scored class (policy 'ignore'; "
-                     "the NIH label file cannot leave out one class of an image)")
+    label_rows, uncertain, stated = _labels(source, entries, names, mapping.pairs, policy)
+    if uncertain:
+        counts = ", ".join(f"{c} {uncertain[c]}" for c in classes if c in uncertain)
+        notes.append(f"uncertain labels (-1), policy 'ignore': each image left out of that class's AUC only (it counts "
+                     f"for every other class and keeps its regions): {counts}" if policy == "ignore" else
+                     f"uncertain labels (-1) counted as {policy} (policy '{policy}'): {counts}")
     never = [c for c in classes if c not in stated]
     if never:
         notes.append(f"not stated by the data set (no AUC): {', '.join(never)}")
     labels_csv = out / "labels.csv"
     with labels_csv.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["Image Index", "Finding Labels"])
-        for name, found in label_rows:
-            w.writerow([name, "|".join(found) or "No Finding"])
+        w.writerow(["Image Index", "Finding Labels", UNCERTAIN_COLUMN])
+        for name, found, unsure in label_rows:
+            w.writerow([name, "|".join(found) or "No Finding", "|".join(unsure)])
     box_csv = None
     box_gt = gb if gb is not None else source
-    kept = {n for n, _ in label_rows}
     regions: dict[str, list[Region]] = {}
     if box_gt.regions:
         box_csv = out / "boxes.csv"
-        written, skipped = _boxes(box_gt, entries, names, kept, mapping.pairs, box_csv, same_image, regions)
+        written, skipped = _boxes(box_gt, entries, names, mapping.pairs, box_csv, same_image, regions)
         if skipped:
-            notes.append(f"{skipped} region(s) not scored: class not one of the model's labels, image not found or "
-                         "left out, or image size unknown")
+            notes.append(f"{skipped} region(s) not scored: class not one of the model's labels, image not found, "
+                         "or image size unknown")
         readers = box_gt.readers()
         if len(readers) > 1:
             notes.append(f"{len(readers)} readers: their regions are scored by the reader rule of the report "
@@ -179,9 +182,11 @@ def _link_folder(entries: dict, names: dict[str, str], folder: Path, notes: list
 
 
 def _labels(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mapping[str, str],
-            policy: str) -> tuple[list[tuple[str, list[str]]], int, set[str]]:
-    rows: list[tuple[str, list[str]]] = []
-    dropped = 0
+            policy: str) -> tuple[list[tuple[str, list[str], list[str]]], dict[str, int], set[str]]:
+    """Per image (by flat name): its findings and its uncertain classes left out (policy ``ignore``); the number of
+    uncertain labels per class; the classes the data set states."""
+    rows: list[tuple[str, list[str], list[str]]] = []
+    uncertain: dict[str, int] = {}
     stated: set[str] = set()
     for image_id in sorted(entries, key=lambda i: names[i]):
         labs = gt.labels.get(image_id, {})
@@ -192,16 +197,20 @@ def _labels(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mappin
                 continue
             stated.add(label)
             values[label] = max(values.get(label, v), v) if v != -1 else values.get(label, -1)
-        if policy == "ignore" and -1 in values.values():
-            dropped += 1
-            continue
-        found = [c for c, v in values.items() if v == 1 or (v == -1 and policy == "positive")]
-        rows.append((names[image_id], sorted(found, key=lambda c: list(NIH_CLASSES).index(c) if c in NIH_CLASSES else 99)))
-    return rows, dropped, stated
+        for c, v in values.items():
+            uncertain[c] = uncertain.get(c, 0) + (v == -1)
+        targets = {c: policy_target(v, policy) for c, v in values.items()}
+        rows.append((names[image_id], _nih_order(c for c, t in targets.items() if t == 1),
+                     _nih_order(c for c, t in targets.items() if t is None)))
+    return rows, {c: n for c, n in uncertain.items() if n}, stated
 
 
-def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str], pairs: Mapping[str, str],
-           path: Path, same_image: Mapping[str, str], regions: dict[str, list[Region]]) -> tuple[int, int]:
+def _nih_order(labels: Iterable[str]) -> list[str]:
+    return sorted(labels, key=lambda c: list(NIH_CLASSES).index(c) if c in NIH_CLASSES else 99)
+
+
+def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], pairs: Mapping[str, str], path: Path,
+           same_image: Mapping[str, str], regions: dict[str, list[Region]]) -> tuple[int, int]:
     """Write the boxes scored (NIH's frame) to ``path`` and collect the same regions, in original pixels and the
     model's class names, into ``regions`` by flat image name; returns (written, skipped)."""
     written = skipped = 0
@@ -214,7 +223,7 @@ def _boxes(gt: GroundTruth, entries: dict, names: dict[str, str], kept: set[str]
             size = gt.size_of(own_id) if entry is not None else None
             for r in own_regions:
                 label = pairs.get(r.label)
-                if entry is None or label is None or size is None or r.box is None or names[image_id] not in kept:
+                if entry is None or label is None or size is None or r.box is None:
                     skipped += 1
                     continue
                 sx, sy = NIH_SIDE / size[0], NIH_SIDE / size[1]

@@ -4,8 +4,8 @@
 CheXpert's ``train.csv`` / ``valid.csv`` name each image by ``Path`` (``CheXpert-v1.0-small/train/patient1/study1/
 view1_frontal.jpg``: the id, found under the image folder by its tail); MIMIC-CXR-JPG's
 ``mimic-cxr-2.0.0-chexpert.csv`` labels studies (``subject_id,study_id``: the id ``p{subject}/s{study}``, no image
-file). Uncertain labels are kept as -1; :func:`cxrdemo.datasets.vocabulary.label_policy` decides (default: left out
-of that class's AUC, counted in the report).
+file). Uncertain labels are kept as -1; :func:`cxrdemo.datasets.vocabulary.policy_target` decides (default: left out
+of that class's AUC only, counted in the report).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ torch. The torch side of training (image cache, augmentation, Dataset, loader) i
 
 Inputs (all accepted gzip-compressed too):
 - a label CSV like ``Data_Entry_2017_v2020.csv``: ``Image Index``, ``Finding Labels`` (joined by ``|``;
-  ``No Finding`` means no label), ``Patient ID``;
+  ``No Finding`` means no label), ``Patient ID``; optionally ``Uncertain Labels`` (joined by ``|``), which
+  :func:`cxrdemo.datasets.bridge.export_nih` writes: the classes whose label is uncertain (CheXpert's -1) under
+  policy ``ignore``, left out of those classes' AUCs only (NIH's own files have no such column: nothing uncertain);
 - a box CSV like ``BBox_List_2017.csv``: ``Image Index``, ``Finding Label`` (``Infiltrate`` is read as
   ``Infiltration``), ``Bbox [x,y,w,h]`` and three unnamed columns, in the 1024 px originals' pixels.
 Only images present in the image folder are used.
@@ -32,16 +34,30 @@ from .nih import NIH_CLASSES, NIH_SIDE, read_box_csv, read_csv_text
 
 
 # ---------------------------------------------------------------------------------------------------------- CSVs
+#: The optional column of classes whose label is uncertain (left out of their AUCs; see the module doc).
+UNCERTAIN_COLUMN = "Uncertain Labels"
+
+
 @dataclass(frozen=True)
 class LabelRow:
-    """One row of an NIH label CSV: findings (``()`` for "No Finding") and the patient."""
+    """One row of an NIH label CSV: findings (``()`` for "No Finding"), the patient, and the classes whose label is
+    uncertain (``()`` when the file has no :data:`UNCERTAIN_COLUMN`)."""
 
     labels: tuple[str, ...]
     patient: str
+    uncertain: tuple[str, ...] = ()
+
+
+def _names(cell: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (cell or "").split("|") if x.strip() and x.strip() != "No Finding")
 
 
 def read_label_csv(path: str | Path) -> dict[str, LabelRow]:
-    """``Image Index`` -> :class:`LabelRow` from an NIH-format label CSV (``.csv`` or ``.csv.gz``)."""
+    """``Image Index`` -> :class:`LabelRow` from an NIH-format label CSV (``.csv`` or ``.csv.gz``).
+
+    Raises:
+        InputError: no ``Image Index`` / ``Finding Labels`` column, or a class both found and uncertain on one row.
+    """
     reader = csv.DictReader(io.StringIO(read_csv_text(path, "label")))
     need = {"Image Index", "Finding Labels"}
     if not reader.fieldnames or not need <= set(reader.fieldnames):
@@ -51,9 +67,13 @@ def read_label_csv(path: str | Path) -> dict[str, LabelRow]:
         name = (row.get("Image Index") or "").strip()
         if not name:
             continue
-        found = tuple(x.strip() for x in (row.get("Finding Labels") or "").split("|") if x.strip() and x.strip() != "No Finding")
+        found, uncertain = _names(row.get("Finding Labels")), _names(row.get(UNCERTAIN_COLUMN))
+        both = sorted(set(found) & set(uncertain))
+        if both:
+            raise InputError(f"{path}: image {name!r} lists {both[0]!r} both in 'Finding Labels' and in "
+                             f"'{UNCERTAIN_COLUMN}'")
         patient = (row.get("Patient ID") or "").strip() or name.split("_")[0]
-        out[name] = LabelRow(found, patient)
+        out[name] = LabelRow(found, patient, uncertain)
     return out
 
 
@@ -68,6 +88,8 @@ class Sample:
         labels: findings present (subset of the classes; empty = "No Finding").
         patient: patient id (splits never separate a patient's images).
         boxes: ground-truth boxes normalised to [0, 1] (NIH pixels / 1024), labelled.
+        uncertain: classes whose label is uncertain: this image is left out of their AUCs only (empty for NIH's
+            own files).
     """
 
     name: str
@@ -75,14 +97,16 @@ class Sample:
     labels: tuple[str, ...]
     patient: str
     boxes: tuple[Box, ...] = ()
+    uncertain: frozenset[str] = frozenset()
 
     def boxes_in_pixels(self, width: int, height: int) -> list[Box]:
         """The ground-truth boxes in the pixels of a ``width`` x ``height`` copy of the image."""
         return [b.scaled(width, height).clipped(width, height) for b in self.boxes]
 
     def target(self, classes: Sequence[str]) -> np.ndarray:
-        """Multi-hot ``(len(classes),)`` float32 label vector."""
-        return np.array([1.0 if c in self.labels else 0.0 for c in classes], dtype=np.float32)
+        """Multi-hot ``(len(classes),)`` float32 label vector, NaN for an uncertain class (never read as negative:
+        :func:`cxrdemo.metrics.class_auc` and :func:`cxrdemo.audit.stats.paired_auc_difference` leave it out)."""
+        return np.array([np.nan if c in self.uncertain else float(c in self.labels) for c in classes], dtype=np.float32)
 
 
 @dataclass
@@ -129,7 +153,8 @@ def load_samples(
             Box(b.x1 / NIH_SIDE, b.y1 / NIH_SIDE, b.x2 / NIH_SIDE, b.y2 / NIH_SIDE, b.label).clipped(1.0, 1.0)
             for b in box_rows.get(path.name, [])
         )
-        out.samples.append(Sample(path.name, path, tuple(l for l in row.labels if l in known), row.patient, boxes))
+        out.samples.append(Sample(path.name, path, tuple(l for l in row.labels if l in known), row.patient, boxes,
+                                  frozenset(row.uncertain) & known))
     if not out.samples:
         raise InputError(f"no image in {folder} has a row in {labels_csv}; check the folder and the label CSV")
     return out
@@ -138,6 +163,25 @@ def load_samples(
 def label_counts(samples: Sequence[Sample], classes: Sequence[str]) -> dict[str, int]:
     """Positives per class."""
     return {c: sum(c in s.labels for s in samples) for c in classes}
+
+
+def uncertain_counts(samples: Sequence[Sample], classes: Sequence[str]) -> dict[str, int]:
+    """Per class with any, the images whose label is uncertain (left out of that class's AUC), in ``classes`` order."""
+    counts = {c: sum(c in s.uncertain for s in samples) for c in classes}
+    return {c: n for c, n in counts.items() if n}
+
+
+def require_certain(rows: Iterable[LabelRow | Sample], labels_csv: str | Path) -> None:
+    """Refuse uncertain labels where they cannot be left out per class (training, cross-validation, model soups:
+    their losses and thresholds would read them as negative).
+
+    Raises:
+        InputError: a row carries an uncertain label (one line).
+    """
+    n = sum(1 for r in rows if r.uncertain)
+    if n:
+        raise InputError(f"{labels_csv}: {n} image(s) carry uncertain labels ('{UNCERTAIN_COLUMN}'); training takes "
+                         "certain labels only: write the labels with evaluate --uncertain positive or negative")
 
 
 # --------------------------------------------------------------------------------------------------------- split

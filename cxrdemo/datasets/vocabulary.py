@@ -12,8 +12,8 @@ instead of scoring it under one of them. A name that means none of the model's l
 ever scored silently under another name; an explicit ``extra`` alias (``{"Lung Opacity": "Pneumonia"}``) is the
 only way to do so, and it is reported as such.
 
-CheXpert-style uncertain labels (``-1``) follow a stated policy (:func:`label_policy`; default ``"ignore"``: left
-out of the AUC of that class, and counted). Torch-free, standard library only.
+CheXpert-style uncertain labels (``-1``) follow a stated policy (:func:`policy_target`; default ``"ignore"``: left
+out of the AUC of that class only, and counted). Torch-free, standard library only.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping as MappingType, Sequence
 
+from ..errors import InputError
 from .nih import NIH_CLASSES
 
 #: Canonical findings that NIH lacks, in the spelling of CheXpert / VinDr / torchxrayvision.
@@ -181,64 +182,33 @@ def map_names(names: Iterable[str], model_labels: Sequence[str], extra: MappingT
 
 
 # --------------------------------------------------------------------------------------------- uncertain labels
-#: The policies for CheXpert's uncertain label (-1): left out (default), counted as positive, counted as negative.
+#: The policies for CheXpert's uncertain label (-1): left out of that class (default), counted as positive, counted as
+#: negative.
 POLICIES = ("ignore", "positive", "negative")
 
 
-@dataclass(frozen=True)
-class LabelSelection:
-    """Which images count for one class under a policy: their 0/1 targets, and how many were left out.
-
-    Attributes:
-        image_ids: the images that count, in input order.
-        targets: their 0/1 targets (uncertain ones mapped by the policy).
-        uncertain: how many images had the uncertain label (-1).
-        left_out: how many were left out (the uncertain ones under ``"ignore"``; images with no statement).
-        not_stated: how many images did not state the class (blank), always left out.
-    """
-
-    image_ids: tuple[str, ...]
-    targets: tuple[int, ...]
-    uncertain: int
-    left_out: int
-    not_stated: int
-
-
-def label_policy(
-    labels: MappingType[str, MappingType[str, int]], name: str, policy: str = "ignore", image_ids: Iterable[str] | None = None
-) -> LabelSelection:
-    """The images that count for class ``name`` and their targets, under an uncertain-label ``policy``.
-
-    ``labels`` is :attr:`GroundTruth.labels` (``{image: {class: 1 / 0 / -1}}``); ``image_ids`` restricts and orders
-    the images (default: those of ``labels``). ``"ignore"`` leaves an uncertain image out of that class (counted in
-    ``left_out``); ``"positive"`` / ``"negative"`` count it as 1 / 0. A class the image does not state is left out.
+def check_policy(policy: str) -> str:
+    """``policy`` when it is one of :data:`POLICIES`.
 
     Raises:
-        ValueError: an unknown policy (a programming error; the CLI checks its flag against :data:`POLICIES`).
+        InputError: any other value (one line, in the words of ``evaluate --uncertain``).
     """
     if policy not in POLICIES:
-        raise ValueError(f"uncertain-label policy {policy!r}: one of {', '.join(POLICIES)}")
-    ids: list[str] = []
-    targets: list[int] = []
-    uncertain = not_stated = left = 0
-    for image_id in (labels if image_ids is None else image_ids):
-        value = labels.get(image_id, {}).get(name)
-        if value is None:
-            not_stated += 1
-            left += 1
-            continue
-        if value == -1:
-            uncertain += 1
-            if policy == "ignore":
-                left += 1
-                continue
-            value = 1 if policy == "positive" else 0
-        ids.append(image_id)
-        targets.append(1 if value == 1 else 0)
-    return LabelSelection(tuple(ids), tuple(targets), uncertain, left, not_stated)
+        raise InputError(f"--uncertain {policy!r}: one of {', '.join(POLICIES)}")
+    return policy
+
+
+def policy_target(value: int, policy: str) -> int | None:
+    """The 0/1 target of one image's stated label ``value`` for one class (1, 0, or -1: uncertain) under a
+    :func:`checked <check_policy>` ``policy``: an uncertain label is 1 under ``"positive"``, 0 under ``"negative"``
+    and ``None`` under ``"ignore"``: that image is left out of that class's AUC only (it still counts for every
+    other class, and keeps its regions)."""
+    if value != -1:
+        return 1 if value == 1 else 0
+    return None if policy == "ignore" else int(policy == "positive")
 
 
 __all__ = [
     "EXTRA_FINDINGS", "FINDINGS", "SYNONYMS", "label_key", "canonical", "nih_name", "Mapping", "map_names",
-    "POLICIES", "LabelSelection", "label_policy",
+    "POLICIES", "check_policy", "policy_target",
 ]

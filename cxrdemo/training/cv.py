@@ -144,13 +144,15 @@ def gather_out_of_fold(folders: Sequence[str | Path], recipe: str = "", epoch: i
 
 
 def targets_for(names: Sequence[str], labels_csv: str | Path, classes: Sequence[str]) -> np.ndarray:
-    """Multi-hot NIH labels ``(images, classes)`` for ``names`` from an NIH label CSV (every name must have a row)."""
-    from ..datasets.samples import read_label_csv
+    """Multi-hot NIH labels ``(images, classes)`` for ``names`` from an NIH label CSV (every name must have a row, and
+    no uncertain label: :func:`cxrdemo.datasets.samples.require_certain`)."""
+    from ..datasets.samples import read_label_csv, require_certain
 
     rows = read_label_csv(labels_csv)
     missing = [n for n in names if n not in rows]
     if missing:
         raise InputError(f"{len(missing)} fold images have no row in {labels_csv} (e.g. {missing[0]}); use the label CSV the folds trained with")
+    require_certain((rows[n] for n in names), labels_csv)
     return np.array([[1.0 if c in rows[n].labels else 0.0 for c in classes] for n in names])
 
 

@@ -95,7 +95,7 @@ def make_soup(
     progress: bool = True,
 ) -> SoupResult:
     """Average ``folders`` into ``out`` (config, weights, sha256, data_splits.json, card); returns its figures."""
-    from ..datasets.samples import load_samples
+    from ..datasets.samples import load_samples, require_certain
     from ..evaluate import evaluate_samples
     from ..metrics import choose_thresholds
     from ..modelcard import render_card
@@ -108,6 +108,7 @@ def make_soup(
     loaded = [load_model(f, device="cpu") for f in folders]
     check_compatible([m.config for m in loaded], [m.splits for m in loaded], list(folders))
     found = load_samples(images, labels, boxes, loaded[0].config.classes)
+    require_certain(found.samples, labels)
     val_names = loaded[0].splits.validation
     val_set = [s for s in found.samples if image_key(s.name) in val_names]
     if len(val_set) < len(val_names):

@@ -146,9 +146,10 @@ def select_data(args: argparse.Namespace, main: bool, out: Path, say) -> RunData
     rank 0 writes ``split.json`` and ``val_images.txt``."""
     import json
 
-    from ..datasets.samples import fold_split, load_samples, split_patients
+    from ..datasets.samples import fold_split, load_samples, require_certain, split_patients
 
     found = load_samples(args.images, args.labels, args.boxes, NIH_CLASSES)
+    require_certain(found.samples, args.labels)
     samples = found.samples[: args.limit] if args.limit else found.samples
     split_seed = args.seed if args.split_seed is None else args.split_seed
     if args.refit:
