@@ -63,10 +63,11 @@ untimed (that first pass gives each film's top-scoring box and its number of can
   ``--batch-size`` is not used); the peer pipeline is skipped; the cold start runs ``predict`` on the detector.
 
 The single-image measurements alternate image by image (ours and the peer swap order every image), so they see the
-same machine state; ``--warmup`` iterations (and one warm-up round of each batched measurement) are excluded. Writes
-JSON with exactly :data:`RESULT_KEYS` (``--out``), prints a short table and one line per target (:data:`TARGETS`)
-saying whether it was met; progress goes to stderr (``--quiet`` silences it). Research demo, not a diagnostic
-device.
+same machine state; the bare passes start after :data:`SETTLE_S` of idle (threads that the previous pipeline left
+spinning would otherwise slow them); ``--warmup`` iterations (and one warm-up round of each batched measurement)
+are excluded. Writes JSON with exactly :data:`RESULT_KEYS` (``--out``), prints a short table and one line per
+target (:data:`TARGETS`) saying whether it was met; progress goes to stderr (``--quiet`` silences it). Research
+demo, not a diagnostic device.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ RESULT_KEYS = (
     "targets",
 )
 STAGES = ("decode", "preprocess", "forward", "gradcam", "cam_box", "compare", "render")
+#: Seconds of idle before each iteration's bare passes: NumPy's OpenBLAS threads busy-wait 50-100 ms after a call
+#: (the SVD of EigenCAM in the previous pipeline), which made the bare forward after it 1.8x slower on 2 cores.
+SETTLE_S = 0.15
 #: A detector's stages: ``Predictor.cam`` gives its map and box together, both timed in ``gradcam``.
 DETECTOR_STAGES = tuple(s for s in STAGES if s != "cam_box")
 
@@ -369,6 +373,7 @@ def measure_single(
             k = it % len(files)
             keep = it >= warmup
             x = passes.input(k)
+            time.sleep(SETTLE_S)
             if it and (it % step == 0 or time.monotonic() - last_report > 10):
                 progress(f"single image: {it}/{total} iterations ({warmup} warm-up)")
                 last_report = time.monotonic()
