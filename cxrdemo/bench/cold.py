@@ -17,15 +17,21 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def measure_cold_start(
-    image: Path, weights: str | None, device: str, threads: int | None, runs: int, progress: Callable[[str], None]
+    image: Path,
+    weights: str | None,
+    device: str,
+    threads: int | None,
+    runs: int,
+    progress: Callable[[str], None],
+    cam: str = "gradcam",
 ) -> float | None:
-    """Median seconds from spawning ``python -m cxrdemo predict IMAGE`` to its JSON answer on stdout (``progress``:
-    one line per process, :data:`cxrdemo.bench.pipeline.StageLog`)."""
+    """Median seconds from spawning ``python -m cxrdemo predict IMAGE --cam CAM`` to its JSON answer on stdout
+    (``progress``: one line per process, :data:`cxrdemo.bench.pipeline.StageLog`)."""
     from ..errors import CxrDemoError
 
     if runs <= 0:
         return None
-    cmd = [sys.executable, "-m", "cxrdemo", "predict", str(image), "--json", "-", "--device", device]
+    cmd = [sys.executable, "-m", "cxrdemo", "predict", str(image), "--json", "-", "--device", device, "--cam", cam]
     if weights:
         cmd += ["--weights", str(weights)]
     env = dict(os.environ)

@@ -1,10 +1,10 @@
 """``python -m cxrdemo bench``: where the time goes, the whole pipeline against the bare network.
 
-    python -m cxrdemo bench --images DIR [--n N] [--weights SRC] [--out FILE.json] [--threads T] [--device D]
-                            [--batch-size B] [--warmup W] [--cold-runs R] [--no-peer] [--quiet] [--strict]
+    python -m cxrdemo bench --images DIR [--n N] [--weights SRC] [--cam METHOD] [--out FILE.json] [--threads T]
+                            [--device D] [--batch-size B] [--warmup W] [--cold-runs R] [--no-peer] [--quiet] [--strict]
 
 On the same real radiographs (``--n`` files spread over ``DIR``, sorted), one run measures, with the same device and
-torch thread count:
+torch thread count (and records the pipeline's CAM method, ``--cam``, default Grad-CAM, as ``cam_method``):
 
 - ``forward_ms``: the bare network, batch 1, forward only (``model(x)`` in inference mode, input preprocessed
   beforehand);
@@ -14,19 +14,21 @@ torch thread count:
   (``torch.autograd.grad``: the backward goes only as deep as the CAM layer);
 - ``pipeline_ms`` and ``stages_ms``: the single-image pipeline as the app runs it, stage by stage:
   ``decode`` (:func:`~cxrdemo.imaging.load_image` of the file), ``preprocess`` and ``forward``
-  (:meth:`Predictor.forward <cxrdemo.predict.Predictor.forward>`, its own timings), ``gradcam`` (the top-1 class'
-  map from the cached features, :func:`~cxrdemo.explain.cam_heatmaps`), ``cam_box``
+  (:meth:`Predictor.forward <cxrdemo.predict.Predictor.forward>`, its own timings), ``gradcam`` (the CAM of
+  ``--cam``'s method, default Grad-CAM, whose name the key keeps: the top-1 class' map from the cached features,
+  :func:`~cxrdemo.explain.cam_heatmaps`), ``cam_box``
   (:func:`~cxrdemo.explain.cam_box`), ``compare`` (ground truth and IoUs, :meth:`Predictor.assemble`) and
   ``render`` (the four panels at ``--panel-size``, default 768 px; the page draws 640), drawn as the app draws
   them: by :class:`~cxrdemo.render.PanelDrawing`, whose worker resizes the film for display while the network
   runs, so ``render`` is the wall time from the finished analysis to the four panels); the total is the wall time
   from the file to the panels;
+- ``pipeline_ratio``: ``pipeline_ms`` / ``forward_backward_ms`` (medians); ``ratio_basis`` names the denominator;
 - ``evaluate_images_per_s``: the evaluate path's batched work on preprocessed batches (``--batch-size``):
   :meth:`Predictor.forward_tensor` then the top-1 CAM of every image and its box, against
   ``bare_forward_images_per_s``: ``model(batch)`` in inference mode on the same batches (median of rounds that
   alternate between the two);
-- ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE`` process, from spawn to its JSON answer on stdout
-  (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
+- ``cold_start_s``: a fresh ``python -m cxrdemo predict IMAGE --cam METHOD`` process, from spawn to its JSON answer
+  on stdout (imports, weights load, decode, forward, CAM), median of ``--cold-runs``;
 - ``pipeline_encoded_ms``: the pipeline plus encoding its four panels as the app hands them out (film panels JPEG
   q95 4:4:4, chart PNG level 1; see docs/api.md), and ``peer_ms`` / ``peer_stages_ms``: the same job done the way a
   typical Gradio Grad-CAM Space does it, on the same network and files (:mod:`cxrdemo.bench.peer`: PIL RGB +
@@ -35,11 +37,37 @@ torch thread count:
   medians); ``peer_prob_diff_max``: the largest difference between the two sides' probabilities (the same network:
   only the resizing differs).
 
+**An object detector** as ``--weights`` (a torchvision or transformers detector folder; see docs/models.md) is
+measured against what its own library runs (:mod:`cxrdemo.bench.detector`), on the films it was first run on
+untimed (that first pass gives each film's top-scoring box and its number of candidate boxes):
+
+- ``forward_ms``: ``raw_forward(x)`` + ``postprocess(...)`` on the preprocessed film, batch 1, inference mode, no
+  hooks; ``forward_backward_ms``: the core of a gradient CAM as pytorch-grad-cam's detector tutorial runs it: a hook
+  on the CAM layer, one forward with gradients (input ``requires_grad``) through ``raw_forward`` + ``postprocess``,
+  the :class:`~cxrdemo.explain.BoxScoreTarget` of the film's top box, ``torch.autograd.grad`` to the CAM layer's
+  activation (films without a box are not timed here; ``None`` when no film has one);
+- the pipeline in the app's order: decode, :class:`~cxrdemo.render.PanelDrawing` started, ``Predictor.forward``, the
+  CAM and its box by :meth:`Predictor.cam <cxrdemo.predict.Predictor.cam>` (top-1 class, the CAM box threshold
+  127; both in the ``gradcam`` stage, so a detector's ``stages_ms`` are :data:`DETECTOR_STAGES`, without
+  ``cam_box``), ``compare`` (:meth:`Predictor.assemble` with NIH's ground truth and the model's score threshold:
+  with a gradient CAM it reruns forward + backward for each other ground-truth class the detector boxed, as the app
+  does) and ``render``;
+- ``pipeline_ratio``: pipeline / the library's own minimum for the same answer: ``forward_ms`` for EigenCAM (its
+  map comes from the features captured in the prediction pass, no rerun; ``ratio_basis`` ``"forward_ms"``), else
+  ``forward_ms`` + ``forward_backward_ms`` (the prediction pass, then the CAM's forward and backward, as a
+  pytorch-grad-cam user runs them; ``"forward_ms + forward_backward_ms"``). With a gradient CAM, films on which the
+  detector finds no box (the CAM would refuse them) are left out of every measurement; ``detector_boxes`` says how
+  many, with the median number of candidate and shown boxes per film (``None`` for a classifier);
+- ``evaluate_images_per_s``: :meth:`DetectorBase.predict_boxes` (the audit's pass, one film at a time) against
+  ``bare_forward_images_per_s``: the bare forward of the same films one at a time (both from the decoded film;
+  ``--batch-size`` is not used); the peer pipeline is skipped; the cold start runs ``predict`` on the detector.
+
 The single-image measurements alternate image by image (ours and the peer swap order every image), so they see the
-same machine state; ``--warmup`` iterations (and one warm-up round of each batched measurement) are excluded. Writes
-JSON with exactly :data:`RESULT_KEYS` (``--out``), prints a short table and one line per target (:data:`TARGETS`)
-saying whether it was met; progress goes to stderr (``--quiet`` silences it). Research demo, not a diagnostic
-device.
+same machine state; the bare passes start after :data:`SETTLE_S` of idle (threads that the previous pipeline left
+spinning would otherwise slow them); ``--warmup`` iterations (and one warm-up round of each batched measurement)
+are excluded. Writes JSON with exactly :data:`RESULT_KEYS` (``--out``), prints a short table and one line per
+target (:data:`TARGETS`) saying whether it was met; progress goes to stderr (``--quiet`` silences it). Research
+demo, not a diagnostic device.
 """
 
 from __future__ import annotations
@@ -50,7 +78,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -58,7 +86,10 @@ from .cold import REPO, measure_cold_start
 from .peer import encode_as_app
 from .table import TARGETS, check_targets, format_table
 
-__all__ = ["RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
+if TYPE_CHECKING:
+    from .detector import DetectorFilms
+
+__all__ = ["DETECTOR_STAGES", "RESULT_KEYS", "STAGES", "TARGETS", "bench", "pick_images", "run_bench", "summary"]
 
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "nih" / "images"
 RESULT_KEYS = (
@@ -67,11 +98,14 @@ RESULT_KEYS = (
     "architecture",
     "n",
     "panel_size",
+    "cam_method",
     "forward_ms",
     "forward_backward_ms",
     "pipeline_ms",
     "stages_ms",
     "pipeline_ratio",
+    "ratio_basis",
+    "detector_boxes",
     "evaluate_images_per_s",
     "bare_forward_images_per_s",
     "evaluate_ratio",
@@ -84,12 +118,21 @@ RESULT_KEYS = (
     "targets",
 )
 STAGES = ("decode", "preprocess", "forward", "gradcam", "cam_box", "compare", "render")
+#: Seconds of idle before each iteration's bare passes: NumPy's OpenBLAS threads busy-wait 50-100 ms after a call
+#: (the SVD of EigenCAM in the previous pipeline), which made the bare forward after it 1.8x slower on 2 cores.
+SETTLE_S = 0.15
+#: A detector's stages: ``Predictor.cam`` gives its map and box together, both timed in ``gradcam``.
+DETECTOR_STAGES = tuple(s for s in STAGES if s != "cam_box")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """``bench``'s command-line options."""
+    from ..cams import CAM_METHOD_KEYS, DEFAULT_CAM_METHOD
+
     p.add_argument("--images", default=str(DEFAULT_IMAGES), metavar="DIR", help=f"folder of radiographs (default {DEFAULT_IMAGES})")
     p.add_argument("--n", type=int, default=20, metavar="N", help="timed iterations, each on its own image when DIR has enough (default 20)")
-    p.add_argument("--weights", default=None, metavar="SRC", help="model folder, Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or weights/)")
+    p.add_argument("--weights", default=None, metavar="SRC", help="model folder (a classifier or a detector), Hub id owner/name[@rev] (default: $CXRDEMO_WEIGHTS or weights/)")
+    p.add_argument("--cam", default=DEFAULT_CAM_METHOD, metavar="METHOD", help=f"the pipeline's CAM method: {', '.join(CAM_METHOD_KEYS)} (default {DEFAULT_CAM_METHOD})")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the JSON result to FILE.json")
     p.add_argument("--threads", type=int, default=None, metavar="T", help="torch.set_num_threads(T) (default: torch's default)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
@@ -188,16 +231,57 @@ class _CamLayerGrad:
             self.handle.remove()
 
 
+class _ClassifierPasses:
+    """A classifier's bare passes on film ``k``: ``model(x)`` in inference mode, and :class:`_CamLayerGrad`; the
+    inputs are preprocessed once, beforehand (the counterpart of :class:`cxrdemo.bench.detector.DetectorPasses`)."""
+
+    def __init__(self, model, files: Sequence[Path]) -> None:
+        from ..imaging import load_image
+
+        device = next(model.parameters()).device
+        self.model = model
+        self.inputs = [model.preprocess(load_image(f).pixels)[None].to(device) for f in files]
+        self.grad = _CamLayerGrad(model, getattr(model, "cam_layer", None))
+
+    def input(self, k: int):
+        return self.inputs[k]
+
+    def forward(self, x, k: int) -> None:
+        import torch
+
+        with torch.inference_mode():
+            self.model(x)
+
+    def forward_backward(self, x, k: int) -> bool:
+        self.grad(x)
+        return True
+
+    def close(self) -> None:
+        self.grad.close()
+
+
 # --------------------------------------------------------------------------------------------- measurements
-def _pipeline_once(predictor, file: Path, panel_size: int) -> tuple[float, float, dict[str, float], np.ndarray]:
-    """cxrdemo's pipeline once, from the file to the four panels, then encoded as the app does: (ms to the panels,
-    ms to the encoded panels, ms per stage, the probabilities).
+class PipelineRun(NamedTuple):
+    """One pass of cxrdemo's pipeline (:func:`_pipeline_once`)."""
+
+    ms: float  # file to the four panels
+    encoded_ms: float  # file to the panels encoded as the app hands them out
+    stages_ms: dict[str, float]
+    inference: Any  # the Predictor.forward result (probabilities; a detector's candidate boxes)
+    analysis: Any  # the assembled Analysis (its shown boxes)
+
+
+def _pipeline_once(predictor, file: Path, panel_size: int, method: str) -> PipelineRun:
+    """cxrdemo's pipeline once, from the file to the four panels, then encoded as the app does, with the CAM of
+    ``method`` for the top-1 class.
 
     The order is the app's (:func:`cxrdemo.webapp.actions.analyse_case`): the panels' film view starts before the
     network (:class:`~cxrdemo.render.PanelDrawing`), so ``render`` counts the drawing that remains once the
-    analysis is done.
+    analysis is done. A classifier's CAM comes from the cached features (map, then box: two stages); a detector's
+    from :meth:`Predictor.cam` (map and box in one stage, :data:`DETECTOR_STAGES`), and the comparison shows the
+    boxes above the model's score threshold.
     """
-    from ..cams import DEFAULT_CAM_THRESHOLD
+    from ..cams import DEFAULT_CAM_THRESHOLD, CamRequest
     from ..explain import cam_box, cam_heatmaps
     from ..imaging import load_image
     from ..render import PanelDrawing
@@ -210,15 +294,19 @@ def _pipeline_once(predictor, file: Path, panel_size: int) -> tuple[float, float
     drawing = PanelDrawing(radiograph, panel_size, model_region=predictor.region_of(radiograph.width, radiograph.height))
     inference = predictor.forward(radiograph)
     t_forward = time.perf_counter()
-    index = predictor.class_index(None, inference.probabilities)
-    label = config.classes[index]
-    heatmap = cam_heatmaps(model, inference.features, [index], "gradcam")[0]
-    t_cam = time.perf_counter()
-    box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
-    t_box = time.perf_counter()
-    analysis = predictor.assemble(
-        inference, CamResult("gradcam", label, DEFAULT_CAM_THRESHOLD, heatmap, box), predictor.ground_truth(inference)
-    )
+    if predictor.is_detector:
+        cam = predictor.cam(inference, CamRequest(method, None, DEFAULT_CAM_THRESHOLD))
+        t_cam = t_box = time.perf_counter()
+    else:
+        index = predictor.class_index(None, inference.probabilities)
+        label = config.classes[index]
+        heatmap = cam_heatmaps(model, inference.features, [index], method)[0]
+        t_cam = time.perf_counter()
+        box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
+        t_box = time.perf_counter()
+        cam = CamResult(method, label, DEFAULT_CAM_THRESHOLD, heatmap, box)
+    score_threshold = predictor.score_threshold if predictor.is_detector else None
+    analysis = predictor.assemble(inference, cam, predictor.ground_truth(inference), score_threshold)
     t_compare = time.perf_counter()
     panels = drawing.finish(analysis)
     end = time.perf_counter()
@@ -233,7 +321,8 @@ def _pipeline_once(predictor, file: Path, panel_size: int) -> tuple[float, float
         "compare": (t_compare - t_box) * 1e3,
         "render": (end - t_compare) * 1e3,
     }
-    return (end - start) * 1e3, (t_encoded - start) * 1e3, times, inference.probabilities
+    stages = DETECTOR_STAGES if predictor.is_detector else STAGES
+    return PipelineRun((end - start) * 1e3, (t_encoded - start) * 1e3, {s: times[s] for s in stages}, inference, analysis)
 
 
 def measure_single(
@@ -246,16 +335,17 @@ def measure_single(
     progress: StageLog = _silent,
     *,
     panel_size: int,
+    method: str = "gradcam",
+    films: "DetectorFilms | None" = None,
 ) -> dict[str, Any]:
     """Forward, forward+backward, the whole pipeline (and the peer's), alternating, ``n`` timed iterations after
-    ``warmup``; the panels' longest side is ``panel_size``."""
-    import torch
+    ``warmup``; the panels' longest side is ``panel_size``, the pipeline's CAM ``method``. A detector is timed
+    against its own passes on ``films`` (:func:`cxrdemo.bench.detector.prepare_films` of ``files``; required for a
+    detector)."""
+    from .detector import DetectorPasses
 
-    from ..imaging import load_image
-
-    model, device = predictor.model, predictor.device
-    inputs = [model.preprocess(load_image(f).pixels)[None].to(device) for f in files]  # the bare network's inputs, made once
-    grad_cam = _CamLayerGrad(model, getattr(model, "cam_layer", None))
+    model = predictor.model
+    passes = DetectorPasses(model, films) if films is not None else _ClassifierPasses(model, files)
     peer_pipeline = None
     if peer:
         from .peer import PEER_STAGES, PeerPipeline
@@ -268,10 +358,12 @@ def measure_single(
     encoded: list[float] = []
     peer_total: list[float] = []
     prob_diff: list[float] = []
-    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    candidates: list[int] = []
+    shown: list[int] = []
+    stages: dict[str, list[float]] = {s: [] for s in (DETECTOR_STAGES if predictor.is_detector else STAGES)}
 
-    def ours(k: int) -> tuple[float, float, dict[str, float], np.ndarray]:
-        return _pipeline_once(predictor, files[k], panel_size)
+    def ours(k: int) -> PipelineRun:
+        return _pipeline_once(predictor, files[k], panel_size, method)
 
     total = warmup + n
     step = max(1, total // 10)
@@ -280,25 +372,25 @@ def measure_single(
         for it in range(total):
             k = it % len(files)
             keep = it >= warmup
-            x = inputs[k]
+            x = passes.input(k)
+            time.sleep(SETTLE_S)
             if it and (it % step == 0 or time.monotonic() - last_report > 10):
                 progress(f"single image: {it}/{total} iterations ({warmup} warm-up)")
                 last_report = time.monotonic()
 
             sync()
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                model(x)
+            passes.forward(x, k)
             sync()
             t1 = time.perf_counter()
-            grad_cam(x)
+            backward_ran = passes.forward_backward(x, k)
             sync()
             t2 = time.perf_counter()
 
             # Ours and the peer, in alternating order so that neither always runs second.
             ours_first = it % 2 == 0
             if ours_first:
-                whole, whole_encoded, times, probs = ours(k)
+                run = ours(k)
             if peer_pipeline is not None:
                 sync()
                 p0 = time.perf_counter()
@@ -306,39 +398,47 @@ def measure_single(
                 sync()
                 p1 = time.perf_counter()
             if not ours_first:
-                whole, whole_encoded, times, probs = ours(k)
+                run = ours(k)
             if keep:
                 forward.append((t1 - t0) * 1e3)
-                forward_backward.append((t2 - t1) * 1e3)
-                pipeline.append(whole)
-                encoded.append(whole_encoded)
-                for stage, ms in times.items():
+                if backward_ran:
+                    forward_backward.append((t2 - t1) * 1e3)
+                pipeline.append(run.ms)
+                encoded.append(run.encoded_ms)
+                for stage, ms in run.stages_ms.items():
                     stages[stage].append(ms)
+                if run.inference.detections is not None:
+                    candidates.append(len(run.inference.detections))
+                    shown.append(len(run.analysis.boxes))
                 if peer_pipeline is not None:
                     peer_total.append((p1 - p0) * 1e3)
                     for stage, ms in peer_times.items():
                         peer_stages[stage].append(ms)
-                    prob_diff.append(float(np.max(np.abs(peer_out["probabilities"] - probs))))
+                    prob_diff.append(float(np.max(np.abs(peer_out["probabilities"] - run.inference.probabilities))))
     finally:
-        grad_cam.close()
+        passes.close()
     return {
         "forward_ms": summary(forward),
-        "forward_backward_ms": summary(forward_backward),
+        "forward_backward_ms": summary(forward_backward) if forward_backward else None,
         "pipeline_ms": summary(pipeline),
         "stages_ms": {s: round(float(np.median(v)), 2) for s, v in stages.items()},
         "pipeline_encoded_ms": summary(encoded),
         "peer_ms": summary(peer_total) if peer_total else None,
         "peer_stages_ms": {s: round(float(np.median(v)), 2) for s, v in peer_stages.items()} if peer_total else None,
         "peer_prob_diff_max": round(max(prob_diff), 4) if prob_diff else None,
+        "detector_boxes": {"candidates": float(np.median(candidates)), "shown": float(np.median(shown))} if candidates else None,
     }
 
 
-def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: int, sync: Callable[[], None]) -> tuple[float, float]:
+def measure_batched(
+    predictor, files: Sequence[Path], batch_size: int, rounds: int, sync: Callable[[], None], method: str = "gradcam"
+) -> tuple[float, float]:
     """Images per second of the evaluate path's batched work and of the bare batched forward, on the same batches.
 
     The evaluate path (as :func:`cxrdemo.evaluate.evaluate_samples` does per batch, decoding excluded: both sides
-    start from preprocessed tensors): :meth:`Predictor.forward_tensor`, then the top-1 CAM of every image from the
-    cached features and its box.
+    start from preprocessed tensors): :meth:`Predictor.forward_tensor`, then the top-1 CAM (``method``) of every
+    image from the cached features and its box. A classifier's; a detector's is
+    :func:`cxrdemo.bench.detector.measure_detector_batched`.
     """
     import torch
 
@@ -368,7 +468,7 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
         for b in batches:
             probs, _, feats = predictor.forward_tensor(b)
             targets = [int(i) for i in probs.argmax(axis=1)]
-            maps = cam_heatmaps(model, feats, targets, "gradcam")
+            maps = cam_heatmaps(model, feats, targets, method)
             for j, hm in enumerate(maps):
                 w, h = sizes[offset + j]
                 cam_box(hm, DEFAULT_CAM_THRESHOLD, width=w, height=h, label=config.classes[targets[j]])
@@ -388,6 +488,22 @@ def measure_batched(predictor, files: Sequence[Path], batch_size: int, rounds: i
 
 
 # ------------------------------------------------------------------------------------------------------ run
+def ratio_basis(is_detector: bool, method: str) -> str:
+    """The denominator of ``pipeline_ratio`` (the result's ``ratio_basis``): ``forward_backward_ms`` for a
+    classifier; for a detector ``forward_ms`` with a gradient-free CAM (EigenCAM), else
+    ``forward_ms + forward_backward_ms`` (see the module doc)."""
+    from ..cams import is_class_agnostic
+
+    if not is_detector:
+        return "forward_backward_ms"
+    return "forward_ms" if is_class_agnostic(method) else "forward_ms + forward_backward_ms"
+
+
+def pipeline_ratio(single: dict[str, Any], basis: str) -> float:
+    """``pipeline_ms`` / the sum of the medians that ``basis`` (:func:`ratio_basis`) names, of ``single``'s."""
+    return round(single["pipeline_ms"]["median"] / sum(single[key]["median"] for key in basis.split(" + ")), 3)
+
+
 def bench(
     images: str | os.PathLike,
     *,
@@ -402,11 +518,14 @@ def bench(
     peer: bool = True,
     progress: StageLog = _silent,
     panel_size: int | None = None,
+    cam: str = "gradcam",
 ) -> dict[str, Any]:
     """Run every measurement; the result has exactly :data:`RESULT_KEYS`. ``panel_size``: the panels' longest side
-    (default :data:`cxrdemo.render.DEFAULT_SIZE`, 768; the web page draws 640)."""
+    (default :data:`cxrdemo.render.DEFAULT_SIZE`, 768; the web page draws 640); ``cam``: the pipeline's CAM method
+    (:data:`cxrdemo.cams.CAM_METHOD_KEYS`)."""
     import torch
 
+    from ..cams import check_method, is_class_agnostic
     from ..device import pick_device
     from ..errors import InputError
     from ..predict import Predictor
@@ -417,6 +536,7 @@ def bench(
     panel_size = DEFAULT_SIZE if panel_size is None else panel_size
     if not 64 <= panel_size <= 4096:
         raise InputError(f"--panel-size {panel_size}: use 64 to 4096 pixels")
+    method = check_method(cam)
     if threads is not None:
         if threads < 1:
             raise InputError(f"--threads {threads}: use a positive number of threads")
@@ -429,11 +549,30 @@ def bench(
         progress("the peer pipeline needs a cxrdemo model's hookable CAM layer and box head: skipped for this format")
         peer = False
     sync = _syncer(dev)
+    films = None
+    if predictor.is_detector:
+        from .detector import measure_detector_batched, prepare_films
+
+        progress(f"detector: a first pass on each of {len(files)} films (untimed): its top box")
+        films = prepare_films(predictor.model, files)
+        picked = len(films.files)
+        if not is_class_agnostic(method):  # a gradient CAM needs a box: films without one are left out
+            films = films.with_boxes()
+            files = films.files
+            if len(files) < picked:
+                progress(f"{picked - len(files)} of {picked} films have no box: left out ({method} needs one)")
     progress(f"single image: {n} images x (forward, forward+backward, pipeline{', peer' if peer else ''}) after {warmup} warm-up")
-    single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress, panel_size=panel_size)
-    progress(f"batched: {rounds + 1} rounds of evaluate and bare forward, batches of {batch_size}")
-    evaluate_ips, bare_ips = measure_batched(predictor, files, batch_size, rounds, sync)
-    cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs, progress)
+    single = measure_single(predictor, files, n, warmup, sync, peer=peer, progress=progress, panel_size=panel_size,
+                            method=method, films=films)
+    if films is not None:
+        progress(f"evaluate: {rounds + 1} rounds of predict_boxes and bare forward, one film at a time")
+        evaluate_ips, bare_ips = measure_detector_batched(predictor.model, films, rounds, sync)
+        single["detector_boxes"]["films_left_out"] = picked - len(files)
+    else:
+        progress(f"batched: {rounds + 1} rounds of evaluate and bare forward, batches of {batch_size}")
+        evaluate_ips, bare_ips = measure_batched(predictor, files, batch_size, rounds, sync, method)
+    cold = measure_cold_start(files[0], weights, str(dev), threads, cold_runs, progress, method)
+    basis = ratio_basis(predictor.is_detector, method)
     peer_ms = single["peer_ms"]
     result = {
         "device": str(dev),
@@ -441,8 +580,10 @@ def bench(
         "architecture": predictor.config.architecture,
         "n": n,
         "panel_size": panel_size,
+        "cam_method": method,
         **single,
-        "pipeline_ratio": round(single["pipeline_ms"]["median"] / single["forward_backward_ms"]["median"], 3),
+        "pipeline_ratio": pipeline_ratio(single, basis),
+        "ratio_basis": basis,
         "evaluate_images_per_s": round(evaluate_ips, 2),
         "bare_forward_images_per_s": round(bare_ips, 2),
         "evaluate_ratio": round(evaluate_ips / bare_ips, 3),
@@ -468,6 +609,7 @@ def run_bench(args: argparse.Namespace) -> int:
         cold_runs=args.cold_runs,
         peer=getattr(args, "peer", True),
         panel_size=getattr(args, "panel_size", None),
+        cam=getattr(args, "cam", "gradcam"),
         progress=_silent if getattr(args, "quiet", False) else stderr_progress,
     )
     print(format_table(result))
