@@ -219,19 +219,25 @@ def test_a_detector_box_without_score_is_one_line(setup, tmp_path: Path, monkeyp
     assert len(err) == 1 and err[0].startswith("error: the detector returned an unusable box") and "finite score" in err[0]
 
 
-def test_a_torchvision_detector_through_evaluate(setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A real (random, tiny) torchvision detector through ``cxrdemo evaluate``: the audit runs its own pass on every
-    film (DetectorBase.predict_boxes), scores every candidate box (report.json's ``detection``), and its class
-    probabilities in predictions.csv are each class's highest box score, the same as the single-case Predictor's
-    pass on the same film (the same network, the same preprocessing, one film at a time: equal to float rounding)."""
-    from model_formats import tv_detector_folder
+@pytest.mark.parametrize("kind", ["torchvision", "detr"])
+def test_a_real_detector_through_evaluate(kind: str, setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real (random, tiny) torchvision or transformers detector through ``cxrdemo evaluate``: the audit runs its
+    own pass on every film (DetectorBase.predict_boxes), scores every candidate box (report.json's ``detection``),
+    and its class probabilities in predictions.csv are each class's highest box score, the same as the single-case
+    Predictor's pass on the same film (the same network, the same preprocessing, one film at a time: equal to float
+    rounding; tests/test_detectors.py checks that pass against each library's own pipeline)."""
+    from model_formats import hf_detector_folder, tv_detector_folder
 
     from cxrdemo.imaging import load_image
     from cxrdemo.models.detector_base import class_scores
     from cxrdemo.predict import Predictor
 
-    # box_score_thresh 0: the random network's candidates all come back, so there are boxes to score
-    folder = tv_detector_folder(tmp_path / "det", labels=["Cardiomegaly", "Atelectasis", "Pneumonia"], box_score_thresh=0.0)
+    labels = ["Cardiomegaly", "Atelectasis", "Pneumonia"]
+    if kind == "torchvision":
+        # box_score_thresh 0: the random network's candidates all come back, so there are boxes to score
+        folder = tv_detector_folder(tmp_path / "det", labels=labels, box_score_thresh=0.0)
+    else:  # transformers' post-processing at its floor returns every query's box
+        folder = hf_detector_folder(tmp_path / "det", kind, labels=labels)
     out = tmp_path / "run"
     argv = ["evaluate", "--images", str(setup["images"]), "--labels", str(setup["labels"]), "--boxes", str(setup["boxes"]),
             "--weights", str(folder), "--out", str(out), "--device", "cpu", "--quiet", "--batch-size", "2",
