@@ -19,7 +19,6 @@ Research demo, not a diagnostic device.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .rounds import alternating_rates
 from ..explain import BoxScoreTarget
 
 
@@ -140,14 +140,4 @@ def measure_detector_batched(model, films: DetectorFilms, rounds: int, sync: Cal
     def evaluate() -> None:
         model.predict_boxes(films.pixels)
 
-    times: dict[Callable[[], None], list[float]] = {bare: [], evaluate: []}
-    for r in range(rounds + 1):  # round 0 warms up
-        for fn in (bare, evaluate):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            if r:
-                times[fn].append(time.perf_counter() - t0)
-    n = len(films.files)
-    return n / float(np.median(times[evaluate])), n / float(np.median(times[bare]))
+    return alternating_rates(evaluate, bare, len(films.files), rounds, sync)

@@ -84,6 +84,7 @@ import numpy as np
 
 from .cold import REPO, measure_cold_start
 from .peer import encode_as_app
+from .rounds import alternating_rates
 from .table import TARGETS, check_targets, format_table
 
 if TYPE_CHECKING:
@@ -474,17 +475,7 @@ def measure_batched(
                 cam_box(hm, DEFAULT_CAM_THRESHOLD, width=w, height=h, label=config.classes[targets[j]])
             offset += len(b)
 
-    times: dict[Callable[[], None], list[float]] = {bare: [], evaluate: []}
-    for r in range(rounds + 1):  # round 0 warms up
-        for fn in (bare, evaluate):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            if r:
-                times[fn].append(time.perf_counter() - t0)
-    n = len(files)
-    return n / float(np.median(times[evaluate])), n / float(np.median(times[bare]))
+    return alternating_rates(evaluate, bare, len(files), rounds, sync)
 
 
 # ------------------------------------------------------------------------------------------------------ run
