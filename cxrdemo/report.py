@@ -360,7 +360,7 @@ def skipped_lines(result: AuditResult) -> list[str]:
         f"- images without a row in the label CSV: {s.get('no_label_row', 0)} (also in `skipped.csv`)",
         f"- label rows whose image is not in the folder: {s.get('label_rows_without_image', 0)} (counted, not an error)",
         f"- images the model had seen, left out (only unseen images asked for): {s.get('seen_by_model_dropped', 0)}",
-        *([f"- uncertain labels (-1), each image left out of that class's AUC only (it counts for every other class): "
+        *(["- uncertain labels (-1), each image left out of that class's AUC only (it counts for every other class): "
            + ", ".join(f"{c} {n}" for c, n in s["uncertain_labels"].items())] if s.get("uncertain_labels") else []),
         "",
     ]
