@@ -20,7 +20,7 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from ..compare import SOURCE_DATASET, GroundTruth
 from ..datasets.base import Region
@@ -28,7 +28,9 @@ from ..datasets.truth import listed_boxes
 from ..errors import InputError
 from ..imaging import IMAGE_SUFFIXES
 from ..publicmode import clip_text, is_public
-from .resources import Example
+
+if TYPE_CHECKING:
+    from .resources import Example  # (annotations only: resources builds this module's registry)
 
 #: The environment variable listing the configured data sets.
 ENV = "CXRDEMO_AUDIT_DATASETS"

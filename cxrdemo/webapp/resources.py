@@ -18,12 +18,12 @@ from ..imaging import load_image
 from ..datasets.nih import canonical_label
 from ..provenance import DataSplits, read_splits
 from .case_store import CaseStore
+from .datasets import DatasetRegistry
 from .models import ModelCache
 from .state import Settings
 
 if TYPE_CHECKING:
     from ..compare import GroundTruth
-    from .datasets import DatasetRegistry
 
 MANIFEST_COLUMNS = ("image", "finding_labels", "box_label", "box_x", "box_y", "box_w", "box_h")
 _SEEN_WORDS = {"train": "seen in training", "validation": "seen in validation"}
@@ -183,7 +183,7 @@ class AppResources:
     export_root: Path
     default: Settings = field(default_factory=Settings)
     cases: CaseStore = field(default_factory=CaseStore)
-    datasets: "DatasetRegistry | None" = None
+    datasets: DatasetRegistry | None = None
 
     def truth_lookup(self, image: str, width: int, height: int) -> "GroundTruth | None":
         """The ground truth of an image that a configured data set lists (:data:`cxrdemo.compare.TruthLookup`)."""
@@ -227,8 +227,6 @@ def make_resources(
         examples = [replace(ex, seen=splits.role(ex.image)) for ex in examples]
     exports = Path(export_root) if export_root else Path(tempfile.mkdtemp(prefix="cxrdemo-exports-"))
     exports.mkdir(parents=True, exist_ok=True)
-    from .datasets import DatasetRegistry  # (it imports this module's Example)
-
     exports = exports.resolve()
     registry = DatasetRegistry(root, examples, folder, exports)
     return AppResources(cache or ModelCache(capacity=2), examples, folder, exports, datasets=registry)
