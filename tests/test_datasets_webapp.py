@@ -43,6 +43,33 @@ def test_entry_with_layout_prefixes_parses(tmp_path: Path) -> None:
     assert plain.labels_layout is None and plain.boxes is None
 
 
+#: A VinDr-style image id: not an NIH name, so NIH's embedded list cannot know it.
+VINDR_ID = "9a5e1f0c2b7d4e6f8a1b3c5d7e9f0a2b"
+
+
+def _vindr_upload(data_dir: Path, tmp_path: Path):
+    """A VinDr-layout data set of one image (a DICOM of a shared NIH film, listed under :data:`VINDR_ID` with that
+    film's NIH box drawn by two readers) and the same film as a half-size PNG upload named by the id:
+    ``(image_id, NIH stem, label, box, annotations CSV, uploads folder)``."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.dicom_fixtures import write_dicom
+
+    stem, label, box = next(r for r in fx.nih_reference(data_dir) if r[1] in ("Atelectasis", "Cardiomegaly", "Effusion"))
+    imgs = tmp_path / "vindr" / "train"
+    imgs.mkdir(parents=True)
+    film = Image.open(data_dir / "images" / f"{stem}.png").convert("L")
+    write_dicom(imgs / f"{VINDR_ID}.dicom", np.asarray(film, dtype=np.uint16))
+    ann = tmp_path / "annotations_train.csv"
+    ann.write_text("image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+                   + "".join(f"{VINDR_ID},{rad},{label},{box.x1!r},{box.y1!r},{box.x2!r},{box.y2!r}\n" for rad in ("R1", "R2")))
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    film.resize((512, 512)).save(uploads / f"{VINDR_ID}.png")
+    return VINDR_ID, stem, label, box, ann, uploads
+
+
 def test_single_case_page_finds_ground_truth_in_a_configured_data_set(data_dir: Path, model_dir: Path, tmp_path: Path,
                                                                        monkeypatch) -> None:
     """An uploaded image that NIH's list does not know (a VinDr-style id) gets its boxes from the configured data
@@ -52,7 +79,6 @@ def test_single_case_page_finds_ground_truth_in_a_configured_data_set(data_dir: 
     are shown; the legend, the IoU table and the notes name the data set; with the variable unset nothing is looked
     up, and an NIH image keeps NIH's list."""
     import numpy as np
-    from PIL import Image
 
     from cxrdemo.compare import SOURCE_NIH
     from cxrdemo.imaging import load_image
@@ -60,20 +86,8 @@ def test_single_case_page_finds_ground_truth_in_a_configured_data_set(data_dir: 
     from cxrdemo.webapp.resources import make_resources
     from cxrdemo.webapp.state import Settings
     from cxrdemo.webapp.view import iou_table
-    from tests.dicom_fixtures import write_dicom
 
-    stem, label, box = next(r for r in fx.nih_reference(data_dir) if r[1] in ("Atelectasis", "Cardiomegaly", "Effusion"))
-    image_id = "9a5e1f0c2b7d4e6f8a1b3c5d7e9f0a2b"  # not an NIH name: NIH's embedded list cannot know it
-    imgs = tmp_path / "vindr" / "train"
-    imgs.mkdir(parents=True)
-    film = Image.open(data_dir / "images" / f"{stem}.png").convert("L")
-    write_dicom(imgs / f"{image_id}.dicom", np.asarray(film, dtype=np.uint16))
-    ann = tmp_path / "annotations_train.csv"
-    ann.write_text("image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
-                   + "".join(f"{image_id},{rad},{label},{box.x1!r},{box.y1!r},{box.x2!r},{box.y2!r}\n" for rad in ("R1", "R2")))
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    film.resize((512, 512)).save(uploads / f"{image_id}.png")
+    image_id, stem, label, box, ann, uploads = _vindr_upload(data_dir, tmp_path)
     settings = Settings(source=str(model_dir), device="cpu")
 
     def analyse(resources, path: Path):
@@ -110,3 +124,28 @@ def test_single_case_page_finds_ground_truth_in_a_configured_data_set(data_dir: 
 
     applied = apply_truth(resources.cache, case, format_boxes_text(truth), lookup=resources.truth_lookup).case
     assert applied.truth_source == "data set vin" and applied.analysis.ground_truth == truth
+
+
+def test_served_app_predict_takes_ground_truth_from_a_configured_data_set(data_dir: Path, model_dir: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """The served app's ``predict`` endpoint (the same handlers wiring as the page) gives the data set's boxes for
+    an upload named by a VinDr id: both readers' boxes, halved for the half-size copy (the JSON's 0.1 px rounding:
+    0.05 px, plus float rounding)."""
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    import app_server
+
+    image_id, _, label, box, ann, uploads = _vindr_upload(data_dir, tmp_path)
+    monkeypatch.setenv(ENV, f"vin={tmp_path / 'vindr'}:vindr:{ann}:vindr:{ann}")
+    running = app_server.start_app(model_dir, tmp_path / "none", tmp_path / "exports")
+    try:
+        client = Client(running.url, verbose=False)
+        doc, *_ = client.predict(handle_file(str(uploads / f"{image_id}.png")), str(model_dir), "cpu", "gradcam", "top-1",
+                                 127, "", "", api_name="/predict")  # fmt: skip
+    finally:
+        running.close()
+    assert [g["label"] for g in doc["ground_truth"]] == [label, label]
+    for g in doc["ground_truth"]:
+        np.testing.assert_allclose(g["xyxy"], [v / 2 for v in box.xyxy], rtol=0, atol=0.05 + 1e-6)
+    assert [r["label"] for r in doc["iou"]] == [label, label]
