@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .rounds import alternating_rates
 from ..explain import BoxScoreTarget
+from .rounds import alternating_rates
 
 
 @dataclass
