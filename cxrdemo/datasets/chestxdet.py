@@ -16,7 +16,7 @@ from ..boxes import Box
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import load_json, number, where
+from .files import load_json_top, number, where
 from .masks import MaskFormatError, as_input_error, polygon_mask
 
 #: Side of the ChestX-Det images (used when an image is not at hand).
@@ -34,11 +34,7 @@ class ChestXDetReader(Reader):
     def read(self, path: Path, images: Path | None = None, limits: Mapping[str, int] | None = None) -> GroundTruth:
         path = Path(path)
         b = Builder(path, self.name, resolve_limits(limits), images)
-        data = load_json(path, b.cap)
-        if not isinstance(data, list):
-            raise InputError(f"{where(path)}: a ChestX-Det file is a JSON list of images")
-        if len(data) > b.cap.rows:
-            raise InputError(f"{where(path)}: {len(data):,} entries; the cap is {b.cap.rows:,}")
+        data = load_json_top(path, b.cap, list, "a ChestX-Det file is a JSON list of images", "entries")
         classes: set[str] = set()
         assumed = 0
         for i, item in enumerate(data, start=1):

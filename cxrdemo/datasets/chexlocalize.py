@@ -18,7 +18,7 @@ from typing import Mapping
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import load_json, where
+from .files import load_json_top, where
 from .masks import MaskFormatError, as_input_error, coco_counts, polygon_mask, runs_from_counts
 
 
@@ -40,11 +40,7 @@ class CheXlocalizeReader(Reader):
     def read(self, path: Path, images: Path | None = None, limits: Mapping[str, int] | None = None) -> GroundTruth:
         path = Path(path)
         b = Builder(path, self.name, resolve_limits(limits), images)
-        data = load_json(path, b.cap)
-        if not isinstance(data, dict):
-            raise InputError(f"{where(path)}: a CheXlocalize file is a JSON object keyed by image id")
-        if len(data) > b.cap.rows:
-            raise InputError(f"{where(path)}: {len(data):,} images; the cap is {b.cap.rows:,}")
+        data = load_json_top(path, b.cap, dict, "a CheXlocalize file is a JSON object keyed by image id", "images")
         for i, (cxr_id, tasks) in enumerate(data.items(), start=1):
             if not isinstance(tasks, dict):
                 raise InputError(f"{where(path, i, cxr_id)}: each image maps task names to masks")

@@ -16,7 +16,7 @@ from typing import Mapping
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, number, where
+from .files import csv_rows, number, row_id, where
 
 #: CheXpert's 14 observations, in its CSV's order.
 CHEXPERT_CLASSES: tuple[str, ...] = (
@@ -45,9 +45,7 @@ class CheXpertReader(Reader):
         uncertain = 0
         for n, row in rows:
             if "Path" in header:
-                image_id = row["Path"]
-                if not image_id:
-                    raise InputError(f"{where(path, n, 'Path')}: empty; every row names its image")
+                image_id = row_id(path, n, row, "Path")
             else:
                 if not (row["subject_id"] and row["study_id"]):
                     raise InputError(f"{where(path, n, 'study_id')}: empty; every row names its study")

@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ..errors import InputError
 from ..imaging import DICOM_SUFFIXES, IMAGE_SUFFIXES
@@ -47,6 +47,14 @@ def where(path: Path | str, row: int | None = None, column: str | None = None) -
     if column is not None:
         text += f", field {clip_text(column, 40)!r}"
     return text
+
+
+def row_id(path: Path, n: int, row: Mapping[str, str], column: str) -> str:
+    """Row ``n``'s image id in ``column``; a one-line :class:`InputError` naming the file, row and field when empty."""
+    value = row[column]
+    if not value:
+        raise InputError(f"{where(path, n, column)}: empty; every row names its image")
+    return value
 
 
 def read_text(path: Path, cap: Limits) -> str:
@@ -187,6 +195,17 @@ def load_json(path: Path, cap: Limits) -> object:
         raise InputError(f"{shown(path)}, line {exc.lineno}, column {exc.colno}: not JSON ({exc.msg})") from None
     except RecursionError:
         raise InputError(f"{shown(path)}: JSON nested too deeply; flatten it") from None
+
+
+def load_json_top(path: Path, cap: Limits, kind: type, shape: str, noun: str) -> object:
+    """:func:`load_json` of a file whose top level is a ``kind`` (list or dict) of at most ``cap.rows`` items;
+    otherwise a one-line :class:`InputError`: ``shape`` says what the file should be, ``noun`` names its items."""
+    data = load_json(path, cap)
+    if not isinstance(data, kind):
+        raise InputError(f"{where(path)}: {shape}")
+    if len(data) > cap.rows:  # type: ignore[arg-type]
+        raise InputError(f"{where(path)}: {len(data):,} {noun}; the cap is {cap.rows:,}")  # type: ignore[arg-type]
+    return data
 
 
 # ------------------------------------------------------------------------------------------------ image lookup

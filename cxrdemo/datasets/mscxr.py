@@ -15,7 +15,7 @@ from ..boxes import Box
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, number, where
+from .files import csv_rows, number, row_id, where
 
 _COLS = ("dicom_id", "category_name", "x", "y", "w", "h", "image_width", "image_height")
 
@@ -33,9 +33,7 @@ class MSCXRReader(Reader):
         b = Builder(path, self.name, resolve_limits(limits), images)
         _, rows = csv_rows(path, b.cap, _COLS)
         for n, row in rows:
-            did = row["dicom_id"]
-            if not did:
-                raise InputError(f"{where(path, n, 'dicom_id')}: empty; every row names its image")
+            did = row_id(path, n, row, "dicom_id")
             iw, ih = (number(path, n, c, row[c]) for c in ("image_width", "image_height"))
             if not (iw and ih and iw > 0 and ih > 0 and iw == int(iw) and ih == int(ih)):  # type: ignore[operator]
                 raise InputError(f"{where(path, n, 'image_width')}: image size must be positive whole pixels")

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..locations import NIH_BOX_LIST
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, head_text, number, read_text, where
+from .files import csv_rows, head_text, number, read_text, row_id, where
 from .nih import NIH_CLASSES, NIH_SIDE, canonical_label
 
 _BOX_FIELDS = ("x", "y", "w", "h")
@@ -89,9 +89,7 @@ class NIHReader(Reader):
     def _labels(self, b: Builder, path: Path) -> None:
         _, rows = csv_rows(path, b.cap, ("Image Index", "Finding Labels"))
         for n, row in rows:
-            name = row["Image Index"]
-            if not name:
-                raise InputError(f"{where(path, n, 'Image Index')}: empty; every row names its image")
+            name = row_id(path, n, row, "Image Index")
             found = {x.strip() for x in row["Finding Labels"].split("|") if x.strip() and x.strip() != "No Finding"}
             b.image(name)
             for c in NIH_CLASSES:

@@ -16,7 +16,7 @@ from ..boxes import Box
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, number, where
+from .files import csv_rows, number, row_id, where
 
 #: The class of a ``Target`` 1 box (stage_2_detailed_class_info.csv's name for it).
 RSNA_CLASS = "Lung Opacity"
@@ -59,9 +59,7 @@ class RSNAReader(Reader):
         if missing:
             raise InputError(f"{where(path, 1)}: missing column(s) {', '.join(map(repr, missing))}")
         for n, row in rows:
-            pid = row["patientId"]
-            if not pid:
-                raise InputError(f"{where(path, n, 'patientId')}: empty; every row names its image")
+            pid = row_id(path, n, row, "patientId")
             b.image(pid)
             target = row["Target"]
             if target not in ("0", "1"):

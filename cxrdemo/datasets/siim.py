@@ -15,7 +15,7 @@ from typing import Mapping
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, where
+from .files import csv_rows, row_id, where
 from .masks import MaskFormatError, as_input_error, siim_runs
 
 SIIM_CLASS = "Pneumothorax"
@@ -37,9 +37,7 @@ class SIIMReader(Reader):
         _, rows = csv_rows(path, b.cap, ("ImageId", "EncodedPixels"))
         assumed = 0
         for n, row in rows:
-            image_id = row["ImageId"]
-            if not image_id:
-                raise InputError(f"{where(path, n, 'ImageId')}: empty; every row names its image")
+            image_id = row_id(path, n, row, "ImageId")
             b.image(image_id)
             rle = row["EncodedPixels"]
             if rle == "-1":

@@ -22,7 +22,7 @@ from ..boxes import Box
 from ..errors import InputError
 from .base import GroundTruth, Reader
 from .build import Builder, resolve_limits
-from .files import csv_rows, number, where
+from .files import csv_rows, number, row_id, where
 
 _CORNERS = ("x_min", "y_min", "x_max", "y_max")
 NO_FINDING = "No finding"
@@ -37,9 +37,7 @@ def read_box_rows(b: Builder, path: Path, kaggle: bool) -> None:
     need = ("image_id", "class_name") + _CORNERS + (("class_id",) if kaggle else ())
     _, rows = csv_rows(path, b.cap, need)
     for n, row in rows:
-        image_id = row["image_id"]
-        if not image_id:
-            raise InputError(f"{where(path, n, 'image_id')}: empty; every row names its image")
+        image_id = row_id(path, n, row, "image_id")
         name = row["class_name"]
         if kaggle and row.get("class_id") == "14":
             name = name or NO_FINDING
