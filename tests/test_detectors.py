@@ -144,6 +144,21 @@ def test_torchvision_missing_tensor_refused(tmp_path: Path) -> None:
         Predictor.from_source(str(folder), device="cpu")
 
 
+def test_transformers_detector_weights_that_do_not_fill_it_refused(tmp_path: Path) -> None:
+    """A transformers detector whose safetensors lack one tensor and hold a stranger of the same size is refused in
+    one line (transformers alone would run the missing part with random weights), as a classifier is."""
+    from safetensors.torch import load_file, save_file
+
+    folder = hf_detector_folder(tmp_path, "detr")
+    state = load_file(str(folder / "model.safetensors"))
+    dropped = state.pop(sorted(state)[-1])
+    state["extra.weight"] = torch.zeros(dropped.numel())  # as many values: the size check passes, the names do not
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match="does not match config.json.*1 missing, 1 unexpected") as err:
+        Predictor.from_source(str(folder), device="cpu")
+    assert "\n" not in str(err.value)
+
+
 def test_transformers_detector_refusals(tmp_path: Path) -> None:
     folder = hf_detector_folder(tmp_path, "detr")
     cfg = json.loads((folder / "config.json").read_text())

@@ -33,6 +33,7 @@ from .config import ModelConfig
 from .detector_base import DEFAULT_SCORE_THRESHOLD, DetectorBase, check_bounds, is_background
 from .bounds import check_parameter_count
 from .files import count_parameters, read_card, read_json
+from .hf_adapter import check_loading_info
 from .labels import map_labels
 
 #: The ``model_type`` values loaded (each runs on the CPU in plain PyTorch: Deformable DETR and RT-DETR v2 use
@@ -99,11 +100,7 @@ class HfDetector(DetectorBase):
             self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(f"transformers cannot load {folder} ({' '.join(str(exc).split())[:120]}); check config.json and the weights") from None
-        bad = {k: list(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
-        if bad:
-            first = next(iter(bad.values()))[0]
-            counts = ", ".join(f"{len(v)} {k.split('_')[0]}" for k, v in bad.items())
-            raise ConfigError(f"model.safetensors in {folder} does not match config.json ({counts}; first: {first}); use the config saved with these weights")
+        check_loading_info(info, weights, f"config.json in {folder} (a {kind} detector)")
         self.net = net.eval().requires_grad_(False)
         self.kind = kind
         id2label = {int(k): str(v) for k, v in (net.config.id2label or {}).items()}
