@@ -193,18 +193,12 @@ _ODD = (None, [], {}, "x", -1, 1e309, [1, 2], {"a": 1}, True, "1 2 3", 10**12, [
 def _mutate(rng, value) -> None:
     import copy
 
-    if isinstance(value, dict) and value:
-        key = rng.choice(list(value))
+    if isinstance(value, (dict, list)) and value:
+        key = rng.choice(list(value)) if isinstance(value, dict) else rng.randrange(len(value))  # the same draws as before
         if rng.random() < 0.5:
             value[key] = copy.deepcopy(rng.choice(_ODD))
         else:
             _mutate(rng, value[key])
-    elif isinstance(value, list) and value:
-        i = rng.randrange(len(value))
-        if rng.random() < 0.5:
-            value[i] = copy.deepcopy(rng.choice(_ODD))
-        else:
-            _mutate(rng, value[i])
 
 
 def test_mutated_files_give_one_line_errors_never_a_traceback(tmp_path: Path) -> None:
