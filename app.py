@@ -232,8 +232,6 @@ class Handlers:
 
     def __init__(self, ui: UI, resources: res.AppResources) -> None:
         self.ui, self.resources, self.cache = ui, resources, resources.cache
-        #: ground truth of an uploaded image from the app's configured data sets, when NIH's list lacks it
-        self.lookup = resources.truth_lookup
         #: ``(fn, inputs, outputs, event settings)`` of the analysis, for pages that open a case here.
         self.analyse_event: tuple[Any, list, list, dict] | None = None
 
@@ -273,7 +271,7 @@ class Handlers:
         radiograph = read_upload(path)
         settings = Settings.from_controls(src, dev, meth, tgt, thr, score)
         prev = self.resources.cases.peek(handle)  # an expired one only means its notes show again
-        return self.show(actions.analyse_case(self.cache, radiograph, settings, progress=step, previous=prev, lookup=self.lookup), log, True, handle)
+        return self.show(actions.analyse_case(self.cache, radiograph, settings, progress=step, previous=prev, lookup=self.resources.truth_lookup), log, True, handle)
 
     @guarded
     def settings(self, handle, src, dev, meth, tgt, thr, score, log, progress=gr.Progress()):
@@ -281,19 +279,19 @@ class Handlers:
         if case is None:  # nothing analysed yet: the new settings apply to the next analysis
             return {self.ui.target: gr.Dropdown(info=view.target_info(meth))}
         settings = Settings.from_controls(src, dev, meth, tgt, thr, score)
-        return self.show(actions.update_case(self.cache, case, settings, progress=progress_reporter(progress), lookup=self.lookup), log, False, handle)
+        return self.show(actions.update_case(self.cache, case, settings, progress=progress_reporter(progress), lookup=self.resources.truth_lookup), log, False, handle)
 
     @guarded
     def apply(self, handle, text, drawn, synced, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)  # the control's current boxes count, not the text's last copy
         lines = boxes_text.text_lines(synced)
         step = progress_reporter(progress)
-        return self.show(actions.apply_truth(self.cache, case, text, step, drawn=drawn, synced=lines, lookup=self.lookup), log, True, handle)
+        return self.show(actions.apply_truth(self.cache, case, text, step, drawn=drawn, synced=lines, lookup=self.resources.truth_lookup), log, True, handle)
 
     @guarded
     def nih(self, handle, log, progress=gr.Progress()):
         case = self.resources.cases.get(handle)
-        return self.show(actions.restore_nih_truth(self.cache, case, progress=progress_reporter(progress), lookup=self.lookup), log, True, handle)
+        return self.show(actions.restore_nih_truth(self.cache, case, progress=progress_reporter(progress), lookup=self.resources.truth_lookup), log, True, handle)
 
     @guarded
     def draw(self, drawn, handle, text, synced):
@@ -350,7 +348,7 @@ class Handlers:
         radiograph = read_upload(image)
         settings = Settings.from_controls(source, device, method, target, threshold, score_threshold)
         boxes = boxes_text.parse_boxes_text(truth) or None
-        result = actions.analyse_case(self.cache, radiograph, settings, boxes, progress=progress_reporter(progress), lookup=self.lookup)
+        result = actions.analyse_case(self.cache, radiograph, settings, boxes, progress=progress_reporter(progress), lookup=self.resources.truth_lookup)
         return (result.json, *view.write_page_panels(result.panels, self.resources.panel_root).values())
 
 
