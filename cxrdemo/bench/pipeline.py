@@ -306,8 +306,7 @@ def _pipeline_once(predictor, file: Path, panel_size: int, method: str) -> Pipel
         box = cam_box(heatmap, DEFAULT_CAM_THRESHOLD, width=inference.width, height=inference.height, label=label)
         t_box = time.perf_counter()
         cam = CamResult(method, label, DEFAULT_CAM_THRESHOLD, heatmap, box)
-    score_threshold = predictor.score_threshold if predictor.is_detector else None
-    analysis = predictor.assemble(inference, cam, predictor.ground_truth(inference), score_threshold)
+    analysis = predictor.assemble(inference, cam, predictor.ground_truth(inference))  # a detector: at its own threshold
     t_compare = time.perf_counter()
     panels = drawing.finish(analysis)
     end = time.perf_counter()
